@@ -1,0 +1,94 @@
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{Affinity, ResourceRequirements, Toleration};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::{SinkSpec, SourceSpec, TransformationSpec};
+
+/// A declarative data flow: read from `source`, apply `transformations` in order,
+/// write to `sink` (and to router sinks), send failures to `errors`.
+#[derive(CustomResource, Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[kube(
+    group = "dataflow.dataflow.io",
+    version = "v1",
+    kind = "DataFlow",
+    namespaced,
+    shortname = "df",
+    status = "DataFlowStatus",
+    printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase"}"#,
+    printcolumn = r#"{"name":"Processed","type":"integer","jsonPath":".status.processedCount"}"#,
+    printcolumn = r#"{"name":"Errors","type":"integer","jsonPath":".status.errorCount"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct DataFlowSpec {
+    /// Where messages come from.
+    pub source: SourceSpec,
+    /// Where transformed messages go.
+    pub sink: SinkSpec,
+    /// Transformations applied in order to every message.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub transformations: Vec<TransformationSpec>,
+    /// Error sink: receives messages that failed transformation or writing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub errors: Option<SinkSpec>,
+    /// CPU and memory for the processor pod.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+    /// Node selector for the processor pod.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_selector: Option<BTreeMap<String, String>>,
+    /// Affinity rules for the processor pod.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub affinity: Option<Affinity>,
+    /// Tolerations for the processor pod.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tolerations: Option<Vec<Toleration>>,
+    /// Number of processor replicas (default 1); more than one only helps Kafka
+    /// sources, which share partitions through the consumer group.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replicas: Option<i32>,
+}
+
+/// Lifecycle phase of a DataFlow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum Phase {
+    /// The processor is starting.
+    Pending,
+    /// The processor is running.
+    Running,
+    /// Something is wrong; see `message`.
+    Error,
+    /// The DataFlow is being deleted.
+    Stopped,
+}
+
+/// Observed state of a DataFlow.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DataFlowStatus {
+    /// Current phase.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<Phase>,
+    /// Human-readable detail about the phase.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// Messages read by the processor.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub processed_count: Option<i64>,
+    /// Messages that ended in the error sink or were dropped as errors.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_count: Option<i64>,
+    /// When the processor last handled a message (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_processed_time: Option<String>,
+    /// The spec generation this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Standard Kubernetes conditions.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+}

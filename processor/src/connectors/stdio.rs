@@ -1,0 +1,66 @@
+//! Standard input and output as JSON-lines streams.
+
+use async_trait::async_trait;
+use tokio::io::{AsyncWriteExt, BufReader, BufWriter, Stdin, Stdout};
+
+use super::file::{read_lines, write_lines};
+use super::{AckToken, ConnectorError, Sink, Source, SourceBatch};
+use crate::wasm::Message;
+
+/// Reads JSON lines from standard input until it closes.
+pub struct StdinSource {
+    reader: BufReader<Stdin>,
+    line: Vec<u8>,
+}
+
+impl StdinSource {
+    /// Standard input of this process.
+    pub fn new() -> Self {
+        Self {
+            reader: BufReader::new(tokio::io::stdin()),
+            line: Vec::new(),
+        }
+    }
+}
+
+#[async_trait]
+impl Source for StdinSource {
+    async fn next_batch(&mut self, max: usize) -> Result<Option<SourceBatch>, ConnectorError> {
+        // Interactive input should flow line by line, so read one batch of what is
+        // buffered rather than waiting for `max` lines.
+        let want = if self.reader.buffer().is_empty() { 1 } else { max };
+        read_lines(&mut self.reader, &mut self.line, want, "stdin source").await
+    }
+
+    async fn commit(&mut self, _token: AckToken) -> Result<(), ConnectorError> {
+        Ok(())
+    }
+}
+
+/// Writes messages to standard output, one per line.
+pub struct StdoutSink {
+    writer: BufWriter<Stdout>,
+}
+
+impl StdoutSink {
+    /// Standard output of this process.
+    pub fn new() -> Self {
+        Self {
+            writer: BufWriter::new(tokio::io::stdout()),
+        }
+    }
+}
+
+#[async_trait]
+impl Sink for StdoutSink {
+    async fn write(&mut self, messages: &[Message]) -> Result<(), ConnectorError> {
+        write_lines(&mut self.writer, messages, "stdout sink").await
+    }
+
+    async fn flush(&mut self) -> Result<(), ConnectorError> {
+        self.writer.flush().await.map_err(|source| ConnectorError::Io {
+            connector: "stdout sink".into(),
+            source,
+        })
+    }
+}

@@ -1,0 +1,9 @@
+//! The dataflow processor: runs one DataFlow from source through the Wasm transform
+//! chain into its sinks.
+
+pub mod chain;
+pub mod connectors;
+pub mod error_record;
+pub mod pipeline;
+pub mod spec;
+pub mod wasm;

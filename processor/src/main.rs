@@ -1,0 +1,205 @@
+//! `dataflow-processor`: run, validate or try out a DataFlow spec.
+
+use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use dataflow_processor::chain::TransformChain;
+use dataflow_processor::error_record::ErrorRecord;
+use dataflow_processor::pipeline::{self, PipelineConfig};
+use dataflow_processor::spec::{self, LoadedSpec};
+use dataflow_processor::wasm::{Message, WasmRuntime};
+use tokio_util::sync::CancellationToken;
+
+/// Runs one DataFlow: source -> WebAssembly transforms -> sinks.
+#[derive(Parser)]
+#[command(name = "dataflow-processor", version, args_conflicts_with_subcommands = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// Without a subcommand: `run` (the form the operator's pods use).
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the flow until the source ends or SIGTERM/SIGINT.
+    Run(RunArgs),
+    /// Parse and validate the spec and load every transform, without connecting.
+    Validate(SpecArg),
+    /// Run only the transformation chain over JSON lines.
+    Transform(TransformArgs),
+}
+
+#[derive(Args)]
+struct SpecArg {
+    /// The spec: YAML or JSON, a DataFlow manifest or a bare spec.
+    #[arg(long, visible_alias = "spec-path", default_value = "/etc/dataflow/spec.json")]
+    spec: PathBuf,
+}
+
+#[derive(Args)]
+struct RunArgs {
+    #[command(flatten)]
+    spec: SpecArg,
+    /// DataFlow name (for logs); defaults to the manifest's.
+    #[arg(long)]
+    name: Option<String>,
+    /// DataFlow namespace (for logs); defaults to the manifest's.
+    #[arg(long)]
+    namespace: Option<String>,
+    /// Messages per batch.
+    #[arg(long, default_value_t = PipelineConfig::default().batch_size)]
+    batch_size: usize,
+}
+
+#[derive(Args)]
+struct TransformArgs {
+    #[command(flatten)]
+    spec: SpecArg,
+    /// JSON-lines input; standard input when omitted.
+    #[arg(long)]
+    input: Option<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let (command, default_level) = match cli.command {
+        Some(Command::Transform(args)) => (Command::Transform(args), "warn"),
+        Some(Command::Validate(args)) => (Command::Validate(args), "warn"),
+        Some(Command::Run(args)) => (Command::Run(args), "info"),
+        None => (Command::Run(cli.run), "info"),
+    };
+    init_logging(default_level);
+    let result = match command {
+        Command::Run(args) => run(args),
+        Command::Validate(args) => validate(&args),
+        Command::Transform(args) => transform(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `LOG_LEVEL` (debug|info|warn|error) or `RUST_LOG` directives; logs go to stderr.
+fn init_logging(default_level: &str) {
+    let filter = std::env::var("RUST_LOG")
+        .or_else(|_| std::env::var("LOG_LEVEL"))
+        .unwrap_or_else(|_| default_level.to_owned());
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}
+
+fn load(path: &Path) -> anyhow::Result<(LoadedSpec, TransformChain)> {
+    let loaded = spec::load(path)?;
+    let runtime = WasmRuntime::new()?;
+    let chain = TransformChain::build(&runtime, &loaded.spec)?;
+    Ok((loaded, chain))
+}
+
+fn validate(args: &SpecArg) -> anyhow::Result<ExitCode> {
+    load(&args.spec)?;
+    println!("ok");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let (loaded, chain) = load(&args.spec.spec)?;
+    let name = args.name.or(loaded.name).unwrap_or_else(|| "local".into());
+    let namespace = args.namespace.or(loaded.namespace).unwrap_or_else(|| "default".into());
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let summary = runtime.block_on(async {
+        let shutdown = CancellationToken::new();
+        tokio::spawn(stop_on_signal(shutdown.clone()));
+        tracing::info!(dataflow_name = %name, dataflow_namespace = %namespace, "processor started");
+        let config = PipelineConfig {
+            batch_size: args.batch_size,
+            ..PipelineConfig::default()
+        };
+        pipeline::run(&loaded.spec, chain, shutdown, config).await
+    })?;
+    eprintln!("{summary}");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Cancels `shutdown` on SIGTERM or SIGINT: the pipeline stops reading, drains and
+/// flushes, and the process exits 0.
+async fn stop_on_signal(shutdown: CancellationToken) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        tracing::error!("cannot install signal handlers; stop the processor with SIGKILL");
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: draining and stopping"),
+        _ = int.recv() => tracing::info!("SIGINT: draining and stopping"),
+    }
+    shutdown.cancel();
+}
+
+fn transform(args: TransformArgs) -> anyhow::Result<ExitCode> {
+    const BATCH: usize = 256;
+    let (loaded, mut chain) = load(&args.spec.spec)?;
+    let input: Box<dyn BufRead> = match &args.input {
+        Some(path) => Box::new(BufReader::new(
+            std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?,
+        )),
+        None => Box::new(BufReader::new(std::io::stdin())),
+    };
+    let mut stdout = BufWriter::new(std::io::stdout().lock());
+    let mut stderr = std::io::stderr().lock();
+    let original_sink = loaded.spec.sink.kind.as_str();
+    let mut batch = Vec::with_capacity(BATCH);
+    let mut lines = input.lines();
+    loop {
+        let line = lines.next().transpose().context("cannot read input")?;
+        let end = line.is_none();
+        if let Some(line) = line.filter(|l| !l.trim().is_empty()) {
+            batch.push(Message {
+                payload: line.trim().as_bytes().to_vec(),
+                metadata: Vec::new(),
+            });
+        }
+        if batch.len() == BATCH || (end && !batch.is_empty()) {
+            let output = chain.run(&batch);
+            for message in &output.outputs {
+                stdout.write_all(&message.payload)?;
+                stdout.write_all(b"\n")?;
+            }
+            for failure in &output.failures {
+                let input = &batch[failure.origin];
+                let record = ErrorRecord {
+                    message: &failure.message,
+                    error_type: failure.error_type,
+                    stage: failure.stage,
+                    original_sink,
+                    transformer_index: failure.transformer_index,
+                    metadata: &input.metadata,
+                    original: &input.payload,
+                };
+                stderr.write_all(&record.to_json())?;
+                stderr.write_all(b"\n")?;
+            }
+            batch.clear();
+        }
+        if end {
+            break;
+        }
+    }
+    stdout.flush()?;
+    Ok(ExitCode::SUCCESS)
+}

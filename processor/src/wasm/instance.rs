@@ -1,0 +1,265 @@
+use wasmtime::component::{ResourceAny, ResourceTable};
+use wasmtime::{ResourceLimiter, Store, Trap};
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use super::bindings::{TransformComponent, TransformComponentPre};
+use super::engine::EPOCH_TICK;
+use super::{Message, Outcome, WasmError};
+
+/// How much of a component's stderr (panic messages) is kept for error reports.
+const STDERR_CAPTURE: usize = 8 * 1024;
+
+/// Resource limits of one transform instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Linear memory limit, bytes.
+    pub memory_bytes: usize,
+    /// Time limit per call, milliseconds.
+    pub timeout_ms: u64,
+}
+
+/// Why a whole call failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureKind {
+    /// The component trapped (panic, unreachable, bad protocol).
+    Trap,
+    /// The call ran past its time limit.
+    Timeout,
+    /// The component tried to grow its memory past the limit.
+    OutOfMemory,
+}
+
+impl FailureKind {
+    /// The error type recorded in the error sink and metrics.
+    pub fn error_type(self) -> &'static str {
+        match self {
+            FailureKind::Trap => "transform_trap",
+            FailureKind::Timeout => "transform_timeout",
+            FailureKind::OutOfMemory => "transform_oom",
+        }
+    }
+}
+
+/// A failed call: the instance is discarded and rebuilt for the next call.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct CallFailure {
+    /// What happened.
+    pub kind: FailureKind,
+    /// Details (trap message, captured panic output).
+    pub message: String,
+}
+
+/// Per-store state: WASI context (no capabilities) and the memory limiter.
+pub struct HostState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    limiter: MemoryLimiter,
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+struct MemoryLimiter {
+    max_bytes: usize,
+    hit: bool,
+}
+
+impl ResourceLimiter for MemoryLimiter {
+    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        if desired > self.max_bytes {
+            self.hit = true;
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        Ok(desired <= 1_000_000)
+    }
+}
+
+struct Live {
+    store: Store<HostState>,
+    bindings: TransformComponent,
+    resource: ResourceAny,
+    stderr: MemoryOutputPipe,
+}
+
+/// One configured transform component, rebuilt after any failed call.
+pub struct TransformInstance {
+    name: String,
+    pre: TransformComponentPre<HostState>,
+    config: String,
+    limits: Limits,
+    live: Option<Live>,
+    rebuilds: u64,
+}
+
+impl TransformInstance {
+    /// Instantiates the component and runs its constructor with `config`. A rejected
+    /// configuration is [`WasmError::Config`] with the component's own message.
+    pub fn create(name: &str, pre: TransformComponentPre<HostState>, config: String, limits: Limits) -> Result<Self, WasmError> {
+        let mut instance = Self {
+            name: name.to_owned(),
+            pre,
+            config,
+            limits,
+            live: None,
+            rebuilds: 0,
+        };
+        instance.live = Some(instance.start()?);
+        Ok(instance)
+    }
+
+    /// How many times the instance was rebuilt after a failure.
+    pub fn rebuilds(&self) -> u64 {
+        self.rebuilds
+    }
+
+    fn start(&self) -> Result<Live, WasmError> {
+        let stderr = MemoryOutputPipe::new(STDERR_CAPTURE);
+        let wasi = WasiCtx::builder()
+            .stderr(stderr.clone())
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .build();
+        let state = HostState {
+            wasi,
+            table: ResourceTable::new(),
+            limiter: MemoryLimiter {
+                max_bytes: self.limits.memory_bytes,
+                hit: false,
+            },
+        };
+        let mut store = Store::new(self.pre.engine(), state);
+        store.limiter(|state| &mut state.limiter);
+        store.set_epoch_deadline(self.deadline_ticks());
+        let fail = |reason: String| WasmError::Start {
+            name: self.name.clone(),
+            reason,
+        };
+        let bindings = self
+            .pre
+            .instantiate(&mut store)
+            .map_err(|e| fail(format!("{e:#}")))?;
+        let created = bindings
+            .dataflow_transform_transformer()
+            .transform()
+            .call_create(&mut store, &self.config)
+            .map_err(|e| fail(describe(&e, &stderr)))?;
+        let resource = created.map_err(WasmError::Config)?;
+        Ok(Live {
+            store,
+            bindings,
+            resource,
+            stderr,
+        })
+    }
+
+    fn deadline_ticks(&self) -> u64 {
+        let tick = u64::try_from(EPOCH_TICK.as_millis()).unwrap_or(10).max(1);
+        self.limits.timeout_ms.div_ceil(tick) + 1
+    }
+
+    /// Processes one batch in a single call. On failure the instance is dropped
+    /// (it is rebuilt on the next call) and the failure is classified.
+    pub fn call(&mut self, batch: &[Message]) -> Result<Vec<Outcome>, CallFailure> {
+        let mut live = match self.live.take() {
+            Some(live) => live,
+            None => {
+                self.rebuilds += 1;
+                self.start().map_err(|e| CallFailure {
+                    kind: FailureKind::Trap,
+                    message: e.to_string(),
+                })?
+            }
+        };
+        live.store.set_epoch_deadline(self.deadline_ticks());
+        let result = live
+            .bindings
+            .dataflow_transform_transformer()
+            .transform()
+            .call_process(&mut live.store, live.resource, batch);
+        match result {
+            Ok(outcomes) if outcomes.len() == batch.len() => {
+                self.live = Some(live);
+                Ok(outcomes)
+            }
+            Ok(outcomes) => Err(CallFailure {
+                kind: FailureKind::Trap,
+                message: format!(
+                    "component {} returned {} outcomes for {} messages",
+                    self.name,
+                    outcomes.len(),
+                    batch.len()
+                ),
+            }),
+            Err(err) => {
+                let kind = if live.store.data().limiter.hit {
+                    FailureKind::OutOfMemory
+                } else if err.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
+                    FailureKind::Timeout
+                } else {
+                    FailureKind::Trap
+                };
+                let message = match kind {
+                    FailureKind::Timeout => format!(
+                        "component {} exceeded its time limit of {} ms",
+                        self.name, self.limits.timeout_ms
+                    ),
+                    FailureKind::OutOfMemory => format!(
+                        "component {} exceeded its memory limit of {} MiB",
+                        self.name,
+                        self.limits.memory_bytes / (1024 * 1024)
+                    ),
+                    FailureKind::Trap => format!("component {} trapped: {}", self.name, describe(&err, &live.stderr)),
+                };
+                Err(CallFailure { kind, message })
+            }
+        }
+    }
+
+    /// Processes a batch so that a failing call fails only the messages that cause
+    /// it: after a failed batch call, the messages are replayed one per call on a
+    /// fresh instance. Returns one result per input message.
+    pub fn call_isolating(&mut self, batch: &[Message]) -> Vec<Result<Outcome, CallFailure>> {
+        match self.call(batch) {
+            Ok(outcomes) => outcomes.into_iter().map(Ok).collect(),
+            Err(failure) if batch.len() <= 1 => vec![Err(failure)],
+            Err(failure) => {
+                tracing::warn!(component = %self.name, error = %failure, "batch call failed; replaying its messages one by one");
+                batch
+                    .iter()
+                    .map(|message| {
+                        self.call(std::slice::from_ref(message))
+                            .and_then(|mut outcomes| outcomes.pop().ok_or_else(|| failure.clone()))
+                    })
+                    .collect()
+            }
+        }
+    }
+}
+
+/// A trap's message plus what the component printed to stderr (e.g. its panic).
+fn describe(err: &wasmtime::Error, stderr: &MemoryOutputPipe) -> String {
+    let printed = stderr.contents();
+    let printed = String::from_utf8_lossy(&printed);
+    let printed = printed.trim();
+    let trap = err
+        .downcast_ref::<Trap>()
+        .map_or_else(|| format!("{err:#}"), ToString::to_string);
+    if printed.is_empty() {
+        trap
+    } else {
+        format!("{trap}: {printed}")
+    }
+}

@@ -1,0 +1,173 @@
+//! The fused built-ins component.
+//!
+//! Consecutive built-in transformations of a DataFlow run as one component call:
+//! each message is parsed once, passed through every step, and serialised once.
+//! Each step is still its own crate, and a failure reports the index of its step.
+//!
+//! Config: `{"steps": [{"type": "mask", "config": {...}}, ...]}` where `type` is one of
+//! [`BUILTIN_TYPES`] and `config` is that transform's own configuration.
+
+use dataflow_transform_sdk::{ConfigError, Record, Transform, TransformError, parse_config};
+use dataflow_transform_camel_case::CamelCase;
+use dataflow_transform_filter::Filter;
+use dataflow_transform_flatten::Flatten;
+use dataflow_transform_mask::Mask;
+use dataflow_transform_remove::Remove;
+use dataflow_transform_router::Router;
+use dataflow_transform_select::Select;
+use dataflow_transform_snake_case::SnakeCase;
+use dataflow_transform_timestamp::Timestamp;
+use serde::Deserialize;
+
+/// The names of the built-in transforms, as written in a DataFlow spec.
+pub const BUILTIN_TYPES: [&str; 9] = [
+    "timestamp",
+    "flatten",
+    "filter",
+    "mask",
+    "router",
+    "select",
+    "remove",
+    "snakeCase",
+    "camelCase",
+];
+
+/// One configured built-in.
+pub enum Step {
+    /// `timestamp`
+    Timestamp(Timestamp),
+    /// `flatten`
+    Flatten(Flatten),
+    /// `filter`
+    Filter(Filter),
+    /// `mask`
+    Mask(Mask),
+    /// `router`
+    Router(Router),
+    /// `select`
+    Select(Select),
+    /// `remove`
+    Remove(Remove),
+    /// `snakeCase`
+    SnakeCase(SnakeCase),
+    /// `camelCase`
+    CamelCase(CamelCase),
+}
+
+impl Step {
+    /// Builds the built-in `kind` from its JSON config text.
+    pub fn new(kind: &str, config: &str) -> Result<Self, ConfigError> {
+        Ok(match kind {
+            "timestamp" => Step::Timestamp(Timestamp::from_config(config)?),
+            "flatten" => Step::Flatten(Flatten::from_config(config)?),
+            "filter" => Step::Filter(Filter::from_config(config)?),
+            "mask" => Step::Mask(Mask::from_config(config)?),
+            "router" => Step::Router(Router::from_config(config)?),
+            "select" => Step::Select(Select::from_config(config)?),
+            "remove" => Step::Remove(Remove::from_config(config)?),
+            "snakeCase" => Step::SnakeCase(SnakeCase::from_config(config)?),
+            "camelCase" => Step::CamelCase(CamelCase::from_config(config)?),
+            other => {
+                return Err(ConfigError::new(format!(
+                    "unknown built-in transform {other:?} (expected one of {})",
+                    BUILTIN_TYPES.join(", ")
+                )));
+            }
+        })
+    }
+
+    fn apply(&mut self, record: Record, out: &mut Vec<Record>) -> Result<(), TransformError> {
+        match self {
+            Step::Timestamp(t) => t.apply(record, out),
+            Step::Flatten(t) => t.apply(record, out),
+            Step::Filter(t) => t.apply(record, out),
+            Step::Mask(t) => t.apply(record, out),
+            Step::Router(t) => t.apply(record, out),
+            Step::Select(t) => t.apply(record, out),
+            Step::Remove(t) => t.apply(record, out),
+            Step::SnakeCase(t) => t.apply(record, out),
+            Step::CamelCase(t) => t.apply(record, out),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ChainConfig {
+    steps: Vec<StepConfig>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StepConfig {
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    config: serde_json::Value,
+}
+
+/// Several built-ins applied in order to each record.
+pub struct Chain {
+    steps: Vec<Step>,
+    current: Vec<Record>,
+    next: Vec<Record>,
+}
+
+impl Chain {
+    /// A chain of already built steps.
+    pub fn new(steps: Vec<Step>) -> Self {
+        Self {
+            steps,
+            current: Vec::new(),
+            next: Vec::new(),
+        }
+    }
+}
+
+impl Transform for Chain {
+    fn from_config(config: &str) -> Result<Self, ConfigError> {
+        let config: ChainConfig = parse_config(config)?;
+        if config.steps.is_empty() {
+            return Err(ConfigError::field("steps", "must not be empty"));
+        }
+        let steps = config
+            .steps
+            .iter()
+            .enumerate()
+            .map(|(i, step)| {
+                let text = step.config.to_string();
+                Step::new(&step.kind, &text)
+                    .map_err(|e| ConfigError::new(format!("steps[{i}] ({}): {e}", step.kind)))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self::new(steps))
+    }
+
+    fn apply(&mut self, record: Record, out: &mut Vec<Record>) -> Result<(), TransformError> {
+        self.current.clear();
+        self.current.push(record);
+        for (index, step) in self.steps.iter_mut().enumerate() {
+            self.next.clear();
+            let mut failure = None;
+            for record in self.current.drain(..) {
+                if let Err(err) = step.apply(record, &mut self.next) {
+                    failure = Some(err.at_step(index));
+                    break;
+                }
+            }
+            if let Some(err) = failure {
+                self.current.clear();
+                self.next.clear();
+                return Err(err);
+            }
+            std::mem::swap(&mut self.current, &mut self.next);
+            if self.current.is_empty() {
+                return Ok(());
+            }
+        }
+        out.append(&mut self.current);
+        Ok(())
+    }
+}
+
+dataflow_transform_sdk::export!(Chain);

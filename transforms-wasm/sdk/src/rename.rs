@@ -1,0 +1,129 @@
+//! Renaming object keys (the engine behind `snakeCase` and `camelCase`).
+
+use std::collections::HashMap;
+
+use heck::{ToSnakeCase, ToUpperCamelCase};
+use serde_json::{Map, Value};
+
+/// How keys are rewritten.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyCase {
+    /// `userID` -> `user_id`.
+    Snake,
+    /// `first_name` -> `FirstName` (PascalCase, as the Go original's camelCase did).
+    UpperCamel,
+}
+
+impl KeyCase {
+    fn convert(self, key: &str) -> String {
+        match self {
+            KeyCase::Snake => key.to_snake_case(),
+            KeyCase::UpperCamel => key.to_upper_camel_case(),
+        }
+    }
+}
+
+/// Most documents of a flow share their keys, so conversions are memoised; the memo
+/// is bounded and starts over when full.
+const MEMO_LIMIT: usize = 4096;
+
+/// Renames object keys, top level only or deep (nested objects and objects in arrays).
+/// When two keys map to the same name the later one's value wins.
+#[derive(Debug, Clone)]
+pub struct KeyRenamer {
+    case: KeyCase,
+    deep: bool,
+    memo: HashMap<String, String>,
+}
+
+impl KeyRenamer {
+    /// A renamer for `case`; `deep` recurses into nested objects and arrays.
+    pub fn new(case: KeyCase, deep: bool) -> Self {
+        Self {
+            case,
+            deep,
+            memo: HashMap::new(),
+        }
+    }
+
+    /// Renames the keys of `value` in place. Non-objects are left alone (their
+    /// nested objects are renamed too when deep).
+    pub fn rename(&mut self, value: &mut Value) {
+        match value {
+            Value::Object(map) => self.rename_object(map),
+            Value::Array(items) if self.deep => {
+                for item in items {
+                    self.rename(item);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn rename_object(&mut self, map: &mut Map<String, Value>) {
+        let old = std::mem::take(map);
+        let mut renamed = Map::with_capacity(old.len());
+        for (key, mut value) in old {
+            if self.deep {
+                self.rename(&mut value);
+            }
+            let key = self.converted(key);
+            renamed.insert(key, value);
+        }
+        *map = renamed;
+    }
+
+    fn converted(&mut self, key: String) -> String {
+        if let Some(done) = self.memo.get(&key) {
+            return if *done == key { key } else { done.clone() };
+        }
+        let done = self.case.convert(&key);
+        if self.memo.len() >= MEMO_LIMIT {
+            self.memo.clear();
+        }
+        self.memo.insert(key, done.clone());
+        done
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn snake_deep_and_shallow() {
+        let doc = json!({"userID": 1, "HTTPServer": {"innerKey": [{"deepKey": 1}]}});
+        let mut deep = doc.clone();
+        KeyRenamer::new(KeyCase::Snake, true).rename(&mut deep);
+        assert_eq!(
+            serde_json::to_string(&deep).unwrap(),
+            r#"{"user_id":1,"http_server":{"inner_key":[{"deep_key":1}]}}"#
+        );
+        let mut shallow = doc;
+        KeyRenamer::new(KeyCase::Snake, false).rename(&mut shallow);
+        assert_eq!(
+            serde_json::to_string(&shallow).unwrap(),
+            r#"{"user_id":1,"http_server":{"innerKey":[{"deepKey":1}]}}"#
+        );
+    }
+
+    #[test]
+    fn later_key_wins_on_collision() {
+        let mut doc: Value = serde_json::from_str(r#"{"userId":1,"user_id":2}"#).unwrap();
+        let mut renamer = KeyRenamer::new(KeyCase::Snake, false);
+        renamer.rename(&mut doc);
+        assert_eq!(doc, json!({"user_id": 2}));
+        // The memo gives the same answer the second time.
+        let mut again: Value = serde_json::from_str(r#"{"userId":1,"user_id":2}"#).unwrap();
+        renamer.rename(&mut again);
+        assert_eq!(again, json!({"user_id": 2}));
+    }
+
+    #[test]
+    fn upper_camel() {
+        let mut doc = json!({"first_name": "a", "user-id": 1});
+        KeyRenamer::new(KeyCase::UpperCamel, false).rename(&mut doc);
+        assert_eq!(doc, json!({"FirstName": "a", "UserId": 1}));
+    }
+}

@@ -1,0 +1,67 @@
+//! `select`: keeps only the chosen fields, as a flat object.
+
+use dataflow_transform_sdk::path::FieldPath;
+use dataflow_transform_sdk::{ConfigError, Record, Transform, TransformError, parse_config};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// Configuration of `select`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SelectConfig {
+    /// Paths to keep; each found value is stored under the path's last segment.
+    pub fields: Vec<String>,
+}
+
+/// The `select` transform. A path with wildcards yields the array of its matches.
+/// When no path matches, the message passes unchanged (as in the Go original).
+pub struct Select {
+    fields: Vec<(FieldPath, String)>,
+}
+
+impl Transform for Select {
+    fn from_config(config: &str) -> Result<Self, ConfigError> {
+        let config: SelectConfig = parse_config(config)?;
+        if config.fields.is_empty() {
+            return Err(ConfigError::field("fields", "must not be empty"));
+        }
+        let fields = config
+            .fields
+            .iter()
+            .enumerate()
+            .map(|(i, f)| {
+                let path = FieldPath::parse(f).map_err(|e| ConfigError::field(&format!("fields[{i}]"), e))?;
+                let name = path.last_name().into_owned();
+                Ok((path, name))
+            })
+            .collect::<Result<Vec<_>, ConfigError>>()?;
+        Ok(Self { fields })
+    }
+
+    fn apply(&mut self, mut record: Record, out: &mut Vec<Record>) -> Result<(), TransformError> {
+        let mut selected = Map::with_capacity(self.fields.len());
+        for (path, name) in &self.fields {
+            let value = if path.has_wildcard() {
+                let all = path.get_all(&record.value);
+                if all.is_empty() {
+                    continue;
+                }
+                Value::Array(all.into_iter().cloned().collect())
+            } else {
+                match path.get(&record.value) {
+                    Some(found) => found.clone(),
+                    None => continue,
+                }
+            };
+            selected.insert(name.clone(), value);
+        }
+        if !selected.is_empty() {
+            record.value = Value::Object(selected);
+        }
+        out.push(record);
+        Ok(())
+    }
+}
+
+dataflow_transform_sdk::export_if_component!(Select);
