@@ -69,6 +69,8 @@ struct Group {
 /// The spec's transformations, ready to run.
 pub struct TransformChain {
     groups: Vec<Group>,
+    /// Keeps the engine's epoch ticker (and so the time limits) alive.
+    _runtime: WasmRuntime,
 }
 
 impl TransformChain {
@@ -126,7 +128,10 @@ impl TransformChain {
             });
         }
         flush_builtins(runtime, &mut builtins, &mut pending, &mut groups)?;
-        Ok(Self { groups })
+        Ok(Self {
+            groups,
+            _runtime: runtime.clone(),
+        })
     }
 
     /// True when the spec has no transformations.

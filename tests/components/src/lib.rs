@@ -1,0 +1,91 @@
+//! A transform that misbehaves on purpose, for the host's containment tests.
+//!
+//! Config `{"mode": M}`. Messages without `"evil": true` pass through unchanged;
+//! on an evil message the component, depending on `M`:
+//! - `panic`: panics (a trap);
+//! - `loop`: spins forever (hits the time limit);
+//! - `oom`: allocates without bound (hits the memory limit);
+//! - `probe`: does not misbehave, but tries to read a file, the environment, the
+//!   arguments and the network, and reports what it could reach in the message.
+
+use std::hint::black_box;
+
+use dataflow_transform_sdk::{ConfigError, Record, Transform, TransformError, parse_config};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "lowercase")]
+enum Mode {
+    Panic,
+    Loop,
+    Oom,
+    Probe,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Config {
+    mode: Mode,
+}
+
+/// The misbehaving transform.
+pub struct Hostile {
+    mode: Mode,
+}
+
+impl Transform for Hostile {
+    fn from_config(config: &str) -> Result<Self, ConfigError> {
+        let config: Config = parse_config(config)?;
+        Ok(Self { mode: config.mode })
+    }
+
+    fn apply(&mut self, mut record: Record, out: &mut Vec<Record>) -> Result<(), TransformError> {
+        if record.value.get("evil") == Some(&Value::Bool(true)) {
+            match self.mode {
+                Mode::Panic => panic!("hostile component panicked on purpose"),
+                Mode::Loop => {
+                    let mut spins = 0u64;
+                    loop {
+                        spins = black_box(spins.wrapping_add(1));
+                    }
+                }
+                Mode::Oom => {
+                    let mut hoard: Vec<Vec<u8>> = Vec::new();
+                    loop {
+                        hoard.push(black_box(vec![1u8; 1 << 20]));
+                    }
+                }
+                Mode::Probe => {
+                    record.value["probe"] = probe();
+                }
+            }
+        }
+        out.push(record);
+        Ok(())
+    }
+}
+
+fn probe() -> Value {
+    let file = match std::fs::read_to_string("/etc/hostname") {
+        Ok(_) => "readable".to_owned(),
+        Err(e) => format!("denied: {e}"),
+    };
+    let dir = match std::fs::read_dir("/") {
+        Ok(_) => "listable".to_owned(),
+        Err(e) => format!("denied: {e}"),
+    };
+    let net = match std::net::TcpStream::connect("127.0.0.1:1") {
+        Ok(_) => "connected".to_owned(),
+        Err(e) => format!("denied: {e}"),
+    };
+    json!({
+        "file": file,
+        "dir": dir,
+        "env": std::env::vars().count(),
+        "args": std::env::args().count(),
+        "net": net,
+    })
+}
+
+dataflow_transform_sdk::export!(Hostile);
