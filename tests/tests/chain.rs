@@ -1,0 +1,156 @@
+//! The transform chain in the real wasmtime host: fused built-ins agree with the
+//! native chain, failures carry the right transformer index, custom components sit
+//! between built-ins, and user components are sandboxed.
+
+use dataflow_builtins::Chain;
+use dataflow_processor::chain::TransformChain;
+use dataflow_processor::spec;
+use dataflow_processor::wasm::{Message, WasmRuntime};
+use dataflow_tests::component;
+use dataflow_transform_sdk::{Outcome, Transform, process_batch};
+use serde_json::{Value, json};
+
+fn chain(yaml: &str) -> TransformChain {
+    let loaded = spec::parse(yaml).unwrap();
+    TransformChain::build(&WasmRuntime::new().unwrap(), &loaded.spec).unwrap()
+}
+
+fn messages(docs: &[String]) -> Vec<Message> {
+    docs.iter()
+        .map(|d| Message {
+            payload: d.as_bytes().to_vec(),
+            metadata: vec![("topic".into(), "orders".into())],
+        })
+        .collect()
+}
+
+fn sample_orders(n: usize) -> Vec<String> {
+    (0..n)
+        .map(|i| {
+            json!({"orderId": i, "active": i % 3 != 0, "level": if i % 5 == 0 { "error" } else { "info" },
+                   "user": {"userId": i, "email": format!("u{i}@example.com"), "homeAddress": {"zipCode": "01234"}},
+                   "card": "4111111111111111", "internal_id": "x", "debug": {"traceId": "t"},
+                   "items": [{"sku": "A", "unitPrice": 1.25}, {"sku": "B", "unitPrice": 2}]})
+            .to_string()
+        })
+        .collect()
+}
+
+const BENCH_CHAIN: &str = r#"
+source: {type: stdin}
+sink: {type: stdout}
+transformations:
+  - {type: filter, filter: {condition: "$.active"}}
+  - {type: mask, mask: {fields: [user.email, card], keepLength: true}}
+  - {type: remove, remove: {fields: [internal_id, debug]}}
+  - {type: flatten, flatten: {field: items}}
+  - {type: snakeCase, snakeCase: {deep: true}}
+"#;
+
+#[test]
+fn fused_wasm_chain_matches_the_native_chain() {
+    let docs = sample_orders(500);
+    let mut wasm = chain(BENCH_CHAIN);
+    let output = wasm.run(&messages(&docs));
+    assert!(output.failures.is_empty());
+
+    let config = json!({"steps": [
+        {"type": "filter", "config": {"condition": "$.active"}},
+        {"type": "mask", "config": {"fields": ["user.email", "card"], "keepLength": true}},
+        {"type": "remove", "config": {"fields": ["internal_id", "debug"]}},
+        {"type": "flatten", "config": {"field": "items"}},
+        {"type": "snakeCase", "config": {"deep": true}},
+    ]});
+    let mut native = Chain::from_config(&config.to_string()).unwrap();
+    let batch = docs
+        .iter()
+        .map(|d| dataflow_transform_sdk::Message {
+            payload: d.as_bytes().to_vec(),
+            metadata: vec![("topic".into(), "orders".into())],
+        })
+        .collect();
+    let expected: Vec<Vec<u8>> = process_batch(&mut native, batch)
+        .into_iter()
+        .flat_map(|o| match o {
+            Outcome::Emitted(out) => out.into_iter().map(|m| m.payload).collect::<Vec<_>>(),
+            Outcome::Failed(e) => panic!("{e}"),
+        })
+        .collect();
+    let got: Vec<Vec<u8>> = output.outputs.iter().map(|m| m.payload.clone()).collect();
+    assert_eq!(got, expected);
+    // 2 of 3 are active, each flattened into 2 messages.
+    assert_eq!(got.len(), (0..500).filter(|i| i % 3 != 0).count() * 2);
+    assert_eq!(output.filtered, (0..500).filter(|i| i % 3 == 0).count());
+    // Lineage: outputs point back at their inputs, in order.
+    assert!(output.origins.windows(2).all(|w| w[0] <= w[1]));
+    assert!(output.outputs.iter().all(|m| m.metadata == vec![("topic".to_owned(), "orders".to_owned())]));
+    let first: Value = serde_json::from_slice(&got[0]).unwrap();
+    assert_eq!(first["unit_price"].to_string(), "1.25");
+}
+
+#[test]
+fn a_failure_inside_a_fused_group_names_its_own_transformation() {
+    let mut c = chain(r#"
+source: {type: stdin}
+sink: {type: stdout}
+transformations:
+  - {type: snakeCase}
+  - {type: timestamp, timestamp: {fieldName: "list.5"}}
+"#);
+    let output = c.run(&messages(&[r#"{"list": [1]}"#.to_owned(), r#"{"other": 1}"#.to_owned()]));
+    assert_eq!(output.outputs.len(), 1);
+    assert_eq!(output.failures.len(), 1);
+    let failure = &output.failures[0];
+    assert_eq!((failure.origin, failure.transformer_index, failure.error_type), (0, Some(1), "invalid_data"));
+}
+
+#[test]
+fn custom_component_between_built_ins() {
+    let mut c = chain(&format!(r#"
+source: {{type: stdin}}
+sink: {{type: stdout}}
+transformations:
+  - {{type: select, select: {{fields: [user.email, note]}}}}
+  - {{type: wasm, wasm: {{path: {}, config: {{keepDomain: true}}}}}}
+  - {{type: camelCase}}
+"#, component("pii_redact").display()));
+    let output = c.run(&messages(&[r#"{"user":{"email":"jane@example.com"},"note":"card 4111 1111 1111 1111","x":1}"#.to_owned()]));
+    let doc: Value = serde_json::from_slice(&output.outputs[0].payload).unwrap();
+    assert_eq!(doc, json!({"Email": "j***@example.com", "Note": "card ************1111"}));
+}
+
+#[test]
+fn user_components_get_no_files_env_args_or_network() {
+    let mut c = chain(&format!(
+        "source: {{type: stdin}}\nsink: {{type: stdout}}\ntransformations:\n  - {{type: wasm, wasm: {{path: {}, config: {{mode: probe}}}}}}\n",
+        component("dataflow_test_components").display()
+    ));
+    // SAFETY: set before any other thread of this test reads the environment.
+    unsafe { std::env::set_var("DATAFLOW_SECRET_PROBE", "visible?") };
+    let output = c.run(&messages(&[r#"{"evil": true}"#.to_owned()]));
+    let doc: Value = serde_json::from_slice(&output.outputs[0].payload).unwrap();
+    let probe = &doc["probe"];
+    assert!(probe["file"].as_str().unwrap().starts_with("denied"), "{probe}");
+    assert!(probe["dir"].as_str().unwrap().starts_with("denied"), "{probe}");
+    assert!(probe["net"].as_str().unwrap().starts_with("denied"), "{probe}");
+    assert_eq!(probe["env"], 0);
+    assert_eq!(probe["args"], 0);
+}
+
+#[test]
+fn a_trapping_instance_is_rebuilt_and_the_rest_of_the_batch_succeeds() {
+    let mut c = chain(&format!(
+        "source: {{type: stdin}}\nsink: {{type: stdout}}\ntransformations:\n  - {{type: wasm, wasm: {{path: {}, config: {{mode: panic}}}}}}\n",
+        component("dataflow_test_components").display()
+    ));
+    let docs: Vec<String> = (0..50).map(|i| json!({"id": i, "evil": i % 10 == 3}).to_string()).collect();
+    let output = c.run(&messages(&docs));
+    assert_eq!(output.outputs.len(), 45);
+    let failed: Vec<usize> = output.failures.iter().map(|f| f.origin).collect();
+    assert_eq!(failed, [3, 13, 23, 33, 43]);
+    assert!(output.failures.iter().all(|f| f.error_type == "transform_trap" && f.message.contains("panicked on purpose")));
+    assert!(c.rebuilds() >= 5, "instance rebuilt after each trap");
+    // The next batch runs on a healthy instance.
+    let again = c.run(&messages(&[r#"{"id": 99}"#.to_owned()]));
+    assert_eq!(again.outputs.len(), 1);
+}
