@@ -36,8 +36,9 @@ wasm: setup
 build: wasm
 	$(CARGO) build --release --workspace --bins
 
-## Every test: unit, golden (native and Wasm), chains, hostile components, CLI end to end.
-test: build
+## Every test: unit, golden (native and Wasm), chains, hostile components, CLI end to
+## end; formatting and clippy first.
+test: build lint
 	$(CARGO) test --release --workspace
 
 ## A local DataFlow: generator -> built-in chain -> stdout, with an error sink.
@@ -49,8 +50,9 @@ bench: build
 	@test -f $(SHARED)/bench/corpus.py || { echo "needs $(SHARED)/bench/corpus.py (set SHARED=...)"; exit 1; }
 	mkdir -p bench-out
 	python3 $(SHARED)/bench/corpus.py $(CORPUS_SIZE) > bench-out/corpus.jsonl
-	$(CARGO) run --release -p dataflow-bench -- bench-out/corpus.jsonl
+	$(CARGO) bench -p dataflow-processor --bench throughput -- $(CURDIR)/bench-out/corpus.jsonl
 
+## Formatting and clippy, natively and for the component target.
 lint: wasm
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --release --workspace --all-targets -- -D warnings

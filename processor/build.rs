@@ -5,9 +5,9 @@ use std::path::PathBuf;
 fn main() {
     println!("cargo::rerun-if-env-changed=DATAFLOW_BUILTINS_WASM");
     let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap_or_default());
-    let source = std::env::var("DATAFLOW_BUILTINS_WASM").map(PathBuf::from).unwrap_or_else(|_| {
-        manifest.join("../target/wasm32-wasip2/wasm/dataflow_builtins.wasm")
-    });
+    let source = std::env::var("DATAFLOW_BUILTINS_WASM")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| manifest.join("../target/wasm32-wasip2/wasm/dataflow_builtins.wasm"));
     println!("cargo::rerun-if-changed={}", source.display());
     if !source.exists() {
         println!(

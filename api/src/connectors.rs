@@ -314,7 +314,11 @@ pub struct Keycloak {
     #[serde(default, rename = "serverURL", skip_serializing_if = "Option::is_none")]
     pub server_url: Option<String>,
     /// Keycloak base URL from a Secret.
-    #[serde(default, rename = "serverURLSecretRef", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        rename = "serverURLSecretRef",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub server_url_secret_ref: Option<SecretRef>,
     /// Realm.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -326,7 +330,11 @@ pub struct Keycloak {
     #[serde(default, rename = "clientID", skip_serializing_if = "Option::is_none")]
     pub client_id: Option<String>,
     /// Client id from a Secret.
-    #[serde(default, rename = "clientIDSecretRef", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        rename = "clientIDSecretRef",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub client_id_secret_ref: Option<SecretRef>,
     /// OAuth2 client secret.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -362,7 +370,11 @@ pub struct TrinoSourceSpec {
     #[serde(default, rename = "serverURL", skip_serializing_if = "Option::is_none")]
     pub server_url: Option<String>,
     /// Server URL from a Secret.
-    #[serde(default, rename = "serverURLSecretRef", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        rename = "serverURLSecretRef",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub server_url_secret_ref: Option<SecretRef>,
     /// Catalog.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -404,7 +416,11 @@ pub struct TrinoSinkSpec {
     #[serde(default, rename = "serverURL", skip_serializing_if = "Option::is_none")]
     pub server_url: Option<String>,
     /// Server URL from a Secret.
-    #[serde(default, rename = "serverURLSecretRef", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        rename = "serverURLSecretRef",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub server_url_secret_ref: Option<SecretRef>,
     /// Catalog.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -460,7 +476,11 @@ pub struct NessieSourceSpec {
     #[serde(default, rename = "baseURL", skip_serializing_if = "Option::is_none")]
     pub base_url: Option<String>,
     /// Base URL from a Secret.
-    #[serde(default, rename = "baseURLSecretRef", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        rename = "baseURLSecretRef",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub base_url_secret_ref: Option<SecretRef>,
     /// Branch (default `main`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -505,7 +525,11 @@ pub struct NessieSinkSpec {
     #[serde(default, rename = "baseURL", skip_serializing_if = "Option::is_none")]
     pub base_url: Option<String>,
     /// Base URL from a Secret.
-    #[serde(default, rename = "baseURLSecretRef", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        rename = "baseURLSecretRef",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub base_url_secret_ref: Option<SecretRef>,
     /// Branch (default `main`).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -16,7 +16,7 @@ pub use secret::SecretRef;
 pub use sink::{SinkSpec, SinkType};
 pub use source::{SourceSpec, SourceType};
 pub use transform::{
-    RouteSpec, RouterSpec, TransformType, TransformationSpec, WasmLimits, WasmTransformSpec,
-    ConfigMapKeyRef,
+    ConfigMapKeyRef, RouteSpec, RouterSpec, TransformType, TransformationSpec, WasmLimits,
+    WasmTransformSpec,
 };
 pub use validate::{FieldError, ValidationErrors, validate};

@@ -2,8 +2,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::connectors::{
-    ClickhouseSinkSpec, FileSpec, KafkaSinkSpec, NessieSinkSpec, PostgresqlSinkSpec,
-    TrinoSinkSpec,
+    ClickhouseSinkSpec, FileSpec, KafkaSinkSpec, NessieSinkSpec, PostgresqlSinkSpec, TrinoSinkSpec,
 };
 
 /// Sink connector types (for the main sink, the error sink and router sinks).

@@ -64,10 +64,10 @@ pub fn validate(spec: &DataFlowSpec) -> Result<(), ValidationErrors> {
         }
         v.transformation(&path, t);
     }
-    if let Some(replicas) = spec.replicas {
-        if replicas < 1 {
-            v.fail("spec.replicas", "must be at least 1");
-        }
+    if let Some(replicas) = spec.replicas
+        && replicas < 1
+    {
+        v.fail("spec.replicas", "must be at least 1");
     }
     if v.errors.is_empty() {
         Ok(())
@@ -90,7 +90,13 @@ impl Validator {
     }
 
     /// A field that may be given directly or through a SecretRef.
-    fn required(&mut self, path: &str, field: &str, value: Option<&String>, secret: Option<&SecretRef>) {
+    fn required(
+        &mut self,
+        path: &str,
+        field: &str,
+        value: Option<&String>,
+        secret: Option<&SecretRef>,
+    ) {
         let given = value.is_some_and(|v| !v.trim().is_empty()) || secret.is_some();
         if !given {
             self.fail(&format!("{path}.{field}"), "required");
@@ -102,10 +108,16 @@ impl Validator {
         for (name, present) in blocks {
             if *name == kind {
                 if needs_block && !present {
-                    self.fail(&format!("{path}.{name}"), format!("required when type is {kind}"));
+                    self.fail(
+                        &format!("{path}.{name}"),
+                        format!("required when type is {kind}"),
+                    );
                 }
             } else if *present {
-                self.fail(&format!("{path}.{name}"), format!("set, but type is {kind}"));
+                self.fail(
+                    &format!("{path}.{name}"),
+                    format!("set, but type is {kind}"),
+                );
             }
         }
     }
@@ -131,10 +143,18 @@ impl Validator {
         if let Some(c) = s.kafka.as_ref().filter(|_| s.kind == SourceType::Kafka) {
             self.kafka_source(&at("kafka"), c);
         }
-        if let Some(c) = s.postgresql.as_ref().filter(|_| s.kind == SourceType::Postgresql) {
+        if let Some(c) = s
+            .postgresql
+            .as_ref()
+            .filter(|_| s.kind == SourceType::Postgresql)
+        {
             self.postgresql_source(&at("postgresql"), c);
         }
-        if let Some(c) = s.clickhouse.as_ref().filter(|_| s.kind == SourceType::Clickhouse) {
+        if let Some(c) = s
+            .clickhouse
+            .as_ref()
+            .filter(|_| s.kind == SourceType::Clickhouse)
+        {
             self.clickhouse_source(&at("clickhouse"), c);
         }
         if let Some(c) = s.trino.as_ref().filter(|_| s.kind == SourceType::Trino) {
@@ -146,7 +166,11 @@ impl Validator {
         if let Some(c) = s.file.as_ref().filter(|_| s.kind == SourceType::File) {
             self.file(&at("file"), c);
         }
-        if let Some(c) = s.generator.as_ref().filter(|_| s.kind == SourceType::Generator) {
+        if let Some(c) = s
+            .generator
+            .as_ref()
+            .filter(|_| s.kind == SourceType::Generator)
+        {
             self.generator(&at("generator"), c);
         }
     }
@@ -171,10 +195,18 @@ impl Validator {
         if let Some(c) = s.kafka.as_ref().filter(|_| s.kind == SinkType::Kafka) {
             self.kafka_sink(&at("kafka"), c);
         }
-        if let Some(c) = s.postgresql.as_ref().filter(|_| s.kind == SinkType::Postgresql) {
+        if let Some(c) = s
+            .postgresql
+            .as_ref()
+            .filter(|_| s.kind == SinkType::Postgresql)
+        {
             self.postgresql_sink(&at("postgresql"), c);
         }
-        if let Some(c) = s.clickhouse.as_ref().filter(|_| s.kind == SinkType::Clickhouse) {
+        if let Some(c) = s
+            .clickhouse
+            .as_ref()
+            .filter(|_| s.kind == SinkType::Clickhouse)
+        {
             self.clickhouse_sink(&at("clickhouse"), c);
         }
         if let Some(c) = s.trino.as_ref().filter(|_| s.kind == SinkType::Trino) {
@@ -202,7 +234,12 @@ impl Validator {
     fn kafka_sasl(&mut self, path: &str, sasl: Option<&KafkaSasl>) {
         let Some(sasl) = sasl else { return };
         let path = format!("{path}.sasl");
-        match sasl.mechanism.as_deref().map(str::to_ascii_lowercase).as_deref() {
+        match sasl
+            .mechanism
+            .as_deref()
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
             Some("plain" | "scram-sha-256" | "scram-sha-512") => {}
             Some(other) => self.fail(
                 &format!("{path}.mechanism"),
@@ -210,8 +247,18 @@ impl Validator {
             ),
             None => self.fail(&format!("{path}.mechanism"), "required"),
         }
-        self.required(&path, "username", sasl.username.as_ref(), sasl.username_secret_ref.as_ref());
-        self.required(&path, "password", sasl.password.as_ref(), sasl.password_secret_ref.as_ref());
+        self.required(
+            &path,
+            "username",
+            sasl.username.as_ref(),
+            sasl.username_secret_ref.as_ref(),
+        );
+        self.required(
+            &path,
+            "password",
+            sasl.password.as_ref(),
+            sasl.password_secret_ref.as_ref(),
+        );
     }
 
     fn kafka_source(&mut self, path: &str, c: &KafkaSourceSpec) {
@@ -262,7 +309,13 @@ impl Validator {
         self.kafka_sasl(path, c.sasl.as_ref());
     }
 
-    fn table_or_query(&mut self, path: &str, table: Option<&String>, secret: Option<&SecretRef>, query: Option<&String>) {
+    fn table_or_query(
+        &mut self,
+        path: &str,
+        table: Option<&String>,
+        secret: Option<&SecretRef>,
+        query: Option<&String>,
+    ) {
         if query.is_none_or(|q| q.trim().is_empty()) {
             self.required(path, "table", table, secret);
         }
@@ -275,7 +328,12 @@ impl Validator {
             c.connection_string.as_ref(),
             c.connection_string_secret_ref.as_ref(),
         );
-        self.table_or_query(path, c.table.as_ref(), c.table_secret_ref.as_ref(), c.query.as_ref());
+        self.table_or_query(
+            path,
+            c.table.as_ref(),
+            c.table_secret_ref.as_ref(),
+            c.query.as_ref(),
+        );
         self.poll_interval(path, c.poll_interval);
     }
 
@@ -289,7 +347,10 @@ impl Validator {
         self.required(path, "table", c.table.as_ref(), c.table_secret_ref.as_ref());
         self.batching(path, c.batch_size, c.batch_flush_interval_seconds);
         if c.conflict_key.is_some() && c.upsert_mode != Some(true) {
-            self.fail(&format!("{path}.conflictKey"), "only used with upsertMode: true");
+            self.fail(
+                &format!("{path}.conflictKey"),
+                "only used with upsertMode: true",
+            );
         }
     }
 
@@ -300,7 +361,12 @@ impl Validator {
             c.connection_string.as_ref(),
             c.connection_string_secret_ref.as_ref(),
         );
-        self.table_or_query(path, c.table.as_ref(), c.table_secret_ref.as_ref(), c.query.as_ref());
+        self.table_or_query(
+            path,
+            c.table.as_ref(),
+            c.table_secret_ref.as_ref(),
+            c.query.as_ref(),
+        );
         self.poll_interval(path, c.poll_interval);
     }
 
@@ -321,9 +387,24 @@ impl Validator {
         if k.token.is_some() || k.token_secret_ref.is_some() {
             return;
         }
-        self.required(&path, "serverURL", k.server_url.as_ref(), k.server_url_secret_ref.as_ref());
-        self.required(&path, "realm", k.realm.as_ref(), k.realm_secret_ref.as_ref());
-        self.required(&path, "clientID", k.client_id.as_ref(), k.client_id_secret_ref.as_ref());
+        self.required(
+            &path,
+            "serverURL",
+            k.server_url.as_ref(),
+            k.server_url_secret_ref.as_ref(),
+        );
+        self.required(
+            &path,
+            "realm",
+            k.realm.as_ref(),
+            k.realm_secret_ref.as_ref(),
+        );
+        self.required(
+            &path,
+            "clientID",
+            k.client_id.as_ref(),
+            k.client_id_secret_ref.as_ref(),
+        );
         let has_user = k.username.is_some() || k.username_secret_ref.is_some();
         let has_password = k.password.is_some() || k.password_secret_ref.is_some();
         if has_user != has_password {
@@ -337,7 +418,13 @@ impl Validator {
         }
     }
 
-    fn trino_common(&mut self, path: &str, url: (Option<&String>, Option<&SecretRef>), catalog: (Option<&String>, Option<&SecretRef>), schema: (Option<&String>, Option<&SecretRef>)) {
+    fn trino_common(
+        &mut self,
+        path: &str,
+        url: (Option<&String>, Option<&SecretRef>),
+        catalog: (Option<&String>, Option<&SecretRef>),
+        schema: (Option<&String>, Option<&SecretRef>),
+    ) {
         self.required(path, "serverURL", url.0, url.1);
         self.required(path, "catalog", catalog.0, catalog.1);
         self.required(path, "schema", schema.0, schema.1);
@@ -350,7 +437,12 @@ impl Validator {
             (c.catalog.as_ref(), c.catalog_secret_ref.as_ref()),
             (c.schema.as_ref(), c.schema_secret_ref.as_ref()),
         );
-        self.table_or_query(path, c.table.as_ref(), c.table_secret_ref.as_ref(), c.query.as_ref());
+        self.table_or_query(
+            path,
+            c.table.as_ref(),
+            c.table_secret_ref.as_ref(),
+            c.query.as_ref(),
+        );
         self.poll_interval(path, c.poll_interval);
         self.keycloak(path, c.keycloak.as_ref());
     }
@@ -368,15 +460,35 @@ impl Validator {
     }
 
     fn nessie_source(&mut self, path: &str, c: &NessieSourceSpec) {
-        self.required(path, "baseURL", c.base_url.as_ref(), c.base_url_secret_ref.as_ref());
-        self.required(path, "namespace", c.namespace.as_ref(), c.namespace_secret_ref.as_ref());
+        self.required(
+            path,
+            "baseURL",
+            c.base_url.as_ref(),
+            c.base_url_secret_ref.as_ref(),
+        );
+        self.required(
+            path,
+            "namespace",
+            c.namespace.as_ref(),
+            c.namespace_secret_ref.as_ref(),
+        );
         self.required(path, "table", c.table.as_ref(), c.table_secret_ref.as_ref());
         self.poll_interval(path, c.poll_interval);
     }
 
     fn nessie_sink(&mut self, path: &str, c: &NessieSinkSpec) {
-        self.required(path, "baseURL", c.base_url.as_ref(), c.base_url_secret_ref.as_ref());
-        self.required(path, "namespace", c.namespace.as_ref(), c.namespace_secret_ref.as_ref());
+        self.required(
+            path,
+            "baseURL",
+            c.base_url.as_ref(),
+            c.base_url_secret_ref.as_ref(),
+        );
+        self.required(
+            path,
+            "namespace",
+            c.namespace.as_ref(),
+            c.namespace_secret_ref.as_ref(),
+        );
         self.required(path, "table", c.table.as_ref(), c.table_secret_ref.as_ref());
         self.batching(path, c.batch_size, c.batch_flush_interval_seconds);
     }
@@ -388,13 +500,16 @@ impl Validator {
     }
 
     fn generator(&mut self, path: &str, c: &GeneratorSpec) {
-        if let Some(template) = &c.template {
-            if !GENERATOR_TEMPLATES.contains(&template.as_str()) {
-                self.fail(
-                    &format!("{path}.template"),
-                    format!("{template:?} is not one of {}", GENERATOR_TEMPLATES.join(", ")),
-                );
-            }
+        if let Some(template) = &c.template
+            && !GENERATOR_TEMPLATES.contains(&template.as_str())
+        {
+            self.fail(
+                &format!("{path}.template"),
+                format!(
+                    "{template:?} is not one of {}",
+                    GENERATOR_TEMPLATES.join(", ")
+                ),
+            );
         }
     }
 
@@ -442,7 +557,11 @@ impl Validator {
                 ("wasm", t.wasm.is_some()),
             ],
         );
-        if let Some(router) = t.router.as_ref().filter(|_| t.kind == TransformType::Router) {
+        if let Some(router) = t
+            .router
+            .as_ref()
+            .filter(|_| t.kind == TransformType::Router)
+        {
             for (j, route) in router.routes.iter().enumerate() {
                 self.sink(&format!("{path}.router.routes[{j}].sink"), &route.sink);
             }
@@ -455,27 +574,32 @@ impl Validator {
         }
         // Built-ins: run the transform's own constructor, natively, so the spec is
         // checked by exactly the code that will run it.
-        if let Some(config) = t.component_config() {
-            if let Err(e) = Step::new(kind, &config.to_string()) {
-                let at = match e.key() {
-                    Some(key) => format!("{path}.{kind}.{key}"),
-                    None => format!("{path}.{kind}"),
-                };
-                self.fail(&at, e.reason());
-            }
+        if let Some(config) = t.component_config()
+            && let Err(e) = Step::new(kind, &config.to_string())
+        {
+            let at = match e.key() {
+                Some(key) => format!("{path}.{kind}.{key}"),
+                None => format!("{path}.{kind}"),
+            };
+            self.fail(&at, e.reason());
         }
     }
 
     fn wasm(&mut self, path: &str, w: &WasmTransformSpec) {
         match (&w.path, &w.config_map_ref) {
             (None, None) => self.fail(path, "set path (local runs) or configMapRef (in cluster)"),
-            (Some(p), _) if p.trim().is_empty() => self.fail(&format!("{path}.path"), "must not be empty"),
+            (Some(p), _) if p.trim().is_empty() => {
+                self.fail(&format!("{path}.path"), "must not be empty")
+            }
             _ => {}
         }
-        if let Some(sha) = &w.sha256 {
-            if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
-                self.fail(&format!("{path}.sha256"), "must be 64 hexadecimal characters");
-            }
+        if let Some(sha) = &w.sha256
+            && (sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()))
+        {
+            self.fail(
+                &format!("{path}.sha256"),
+                "must be 64 hexadecimal characters",
+            );
         }
         if let Some(limits) = &w.limits {
             if limits.memory_mib == Some(0) {

@@ -113,14 +113,17 @@ impl TransformChain {
                 .map_err(fail)?;
             let limits = wasm.limits.clone().unwrap_or_default();
             let limits = Limits {
-                memory_bytes: usize::try_from(limits.memory_mib()).unwrap_or(usize::MAX) * 1024 * 1024,
+                memory_bytes: usize::try_from(limits.memory_mib()).unwrap_or(usize::MAX)
+                    * 1024
+                    * 1024,
                 timeout_ms: u64::from(limits.timeout_ms()),
             };
             let config_text = match &config {
                 serde_json::Value::Null => String::new(),
                 other => other.to_string(),
             };
-            let instance = TransformInstance::create(file, pre, config_text, limits).map_err(fail)?;
+            let instance =
+                TransformInstance::create(file, pre, config_text, limits).map_err(fail)?;
             groups.push(Group {
                 instance,
                 first_index: index,
@@ -151,7 +154,8 @@ impl TransformChain {
         let mut origins: Vec<usize> = (0..inputs.len()).collect();
         if self.groups.is_empty() {
             // Nothing will parse the payloads: check them here.
-            let (valid, valid_origins) = keep_json(current.into_owned(), origins, &mut failures, None, "read");
+            let (valid, valid_origins) =
+                keep_json(current.into_owned(), origins, &mut failures, None, "read");
             current = Cow::Owned(valid);
             origins = valid_origins;
         }
@@ -191,7 +195,13 @@ impl TransformChain {
             }
             if g == last && group.custom {
                 // A user component may emit anything; sinks expect JSON.
-                let (valid, valid_origins) = keep_json(next, next_origins, &mut failures, Some(group.first_index), "transform");
+                let (valid, valid_origins) = keep_json(
+                    next,
+                    next_origins,
+                    &mut failures,
+                    Some(group.first_index),
+                    "transform",
+                );
                 next = valid;
                 next_origins = valid_origins;
             }
@@ -230,7 +240,10 @@ fn flush_builtins(
         None => {
             let pre = runtime
                 .prepare("builtins", BUILTINS_COMPONENT)
-                .map_err(|source| ChainError { path: path.clone(), source })?;
+                .map_err(|source| ChainError {
+                    path: path.clone(),
+                    source,
+                })?;
             *prepared = Some(pre.clone());
             pre
         }

@@ -45,9 +45,8 @@ impl ErrorRecord<'_> {
                 .collect();
             error.insert("metadata".into(), Value::Object(metadata));
         }
-        let original = serde_json::from_slice::<Value>(self.original).unwrap_or_else(|_| {
-            json!({"original_data": String::from_utf8_lossy(self.original)})
-        });
+        let original = serde_json::from_slice::<Value>(self.original)
+            .unwrap_or_else(|_| json!({"original_data": String::from_utf8_lossy(self.original)}));
         let record = json!({"error": Value::Object(error), "original_message": original});
         // Serialising a Value built from strings and numbers cannot fail.
         serde_json::to_vec(&record).unwrap_or_default()
@@ -79,9 +78,16 @@ mod tests {
         assert!(value["error"]["timestamp"].as_str().unwrap().ends_with('Z'));
         assert_eq!(value["original_message"], json!({"a": 1}));
 
-        let text = ErrorRecord { original: b"not json", transformer_index: None, ..record };
+        let text = ErrorRecord {
+            original: b"not json",
+            transformer_index: None,
+            ..record
+        };
         let value: Value = serde_json::from_slice(&text.to_json()).unwrap();
-        assert_eq!(value["original_message"], json!({"original_data": "not json"}));
+        assert_eq!(
+            value["original_message"],
+            json!({"original_data": "not json"})
+        );
         assert!(value["error"].get("transformer_index").is_none());
     }
 }

@@ -15,7 +15,11 @@ use tokio_util::sync::CancellationToken;
 
 /// Runs one DataFlow: source -> WebAssembly transforms -> sinks.
 #[derive(Parser)]
-#[command(name = "dataflow-processor", version, args_conflicts_with_subcommands = true)]
+#[command(
+    name = "dataflow-processor",
+    version,
+    args_conflicts_with_subcommands = true
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -37,7 +41,11 @@ enum Command {
 #[derive(Args)]
 struct SpecArg {
     /// The spec: YAML or JSON, a DataFlow manifest or a bare spec.
-    #[arg(long, visible_alias = "spec-path", default_value = "/etc/dataflow/spec.json")]
+    #[arg(
+        long,
+        visible_alias = "spec-path",
+        default_value = "/etc/dataflow/spec.json"
+    )]
     spec: PathBuf,
 }
 
@@ -117,7 +125,10 @@ fn validate(args: &SpecArg) -> anyhow::Result<ExitCode> {
 fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let (loaded, chain) = load(&args.spec.spec)?;
     let name = args.name.or(loaded.name).unwrap_or_else(|| "local".into());
-    let namespace = args.namespace.or(loaded.namespace).unwrap_or_else(|| "default".into());
+    let namespace = args
+        .namespace
+        .or(loaded.namespace)
+        .unwrap_or_else(|| "default".into());
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -141,7 +152,10 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
 /// flushes, and the process exits 0.
 async fn stop_on_signal(shutdown: CancellationToken) {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
         tracing::error!("cannot install signal handlers; stop the processor with SIGKILL");
         return;
     };

@@ -88,7 +88,12 @@ struct Processed {
 
 /// Runs the flow until the source is exhausted or `shutdown` is cancelled; then
 /// drains what is in flight, flushes every sink and returns the summary.
-pub async fn run(spec: &DataFlowSpec, chain: TransformChain, shutdown: CancellationToken, config: PipelineConfig) -> Result<Summary, PipelineError> {
+pub async fn run(
+    spec: &DataFlowSpec,
+    chain: TransformChain,
+    shutdown: CancellationToken,
+    config: PipelineConfig,
+) -> Result<Summary, PipelineError> {
     let started = Instant::now();
     let mut source = open_source("spec.source", &spec.source).await?;
     let mut main_sink = open_sink("spec.sink", &spec.sink).await?;
@@ -203,7 +208,12 @@ pub async fn run(spec: &DataFlowSpec, chain: TransformChain, shutdown: Cancellat
 }
 
 /// Runs the chain over a batch and sorts the results by destination.
-fn transform_batch(chain: &mut TransformChain, batch: SourceBatch, route_count: usize, original_sink: &str) -> Processed {
+fn transform_batch(
+    chain: &mut TransformChain,
+    batch: SourceBatch,
+    route_count: usize,
+    original_sink: &str,
+) -> Processed {
     let inputs = batch.messages;
     let output = chain.run(&inputs);
     let mut main = Vec::with_capacity(output.outputs.len());
@@ -257,7 +267,7 @@ fn route_of(message: &Message) -> Option<usize> {
 fn log_dropped_errors(errors: &[Message], seen: &mut u64) {
     for error in errors {
         *seen += 1;
-        if *seen <= 10 || *seen % 1000 == 0 {
+        if *seen <= 10 || (*seen).is_multiple_of(1000) {
             tracing::warn!(
                 errors_so_far = *seen,
                 record = %String::from_utf8_lossy(&error.payload),

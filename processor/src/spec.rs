@@ -53,7 +53,9 @@ pub fn parse(text: &str) -> Result<LoadedSpec, SpecError> {
         Value::Object(map) if map.contains_key("kind") || map.contains_key("apiVersion") => {
             let kind = map.get("kind").and_then(Value::as_str).unwrap_or_default();
             if kind != "DataFlow" {
-                return Err(SpecError::Parse(format!("kind: expected DataFlow, got {kind:?}")));
+                return Err(SpecError::Parse(format!(
+                    "kind: expected DataFlow, got {kind:?}"
+                )));
             }
             let meta = |key: &str| {
                 map.get("metadata")
@@ -97,18 +99,37 @@ mod tests {
         assert_eq!(loaded.name.as_deref(), Some("demo"));
         assert_eq!(loaded.namespace.as_deref(), Some("ns"));
         let bare = r#"{"source": {"type": "generator", "generator": {"count": 10}}, "sink": {"type": "stdout"}}"#;
-        assert_eq!(parse(bare).unwrap().spec.source.generator.unwrap().count, Some(10));
+        assert_eq!(
+            parse(bare).unwrap().spec.source.generator.unwrap().count,
+            Some(10)
+        );
     }
 
     #[test]
     fn errors_name_the_field() {
-        let err = parse("source: {type: stdin}\nsink: {type: postgresql, postgresql: {connectionString: x}}\n").unwrap_err();
+        let err = parse(
+            "source: {type: stdin}\nsink: {type: postgresql, postgresql: {connectionString: x}}\n",
+        )
+        .unwrap_err();
         assert_eq!(err.to_string(), "spec.sink.postgresql.table: required");
         let err = parse("source: {type: stdin}\nsink: {type: nosuch}\n").unwrap_err();
-        assert!(err.to_string().starts_with("spec.sink.type: unknown variant `nosuch`"), "{err}");
-        let err = parse("source: {type: generator, generator: {count: many}}\nsink: {type: stdout}\n").unwrap_err();
-        assert!(err.to_string().starts_with("spec.source.generator.count: invalid type"), "{err}");
+        assert!(
+            err.to_string()
+                .starts_with("spec.sink.type: unknown variant `nosuch`"),
+            "{err}"
+        );
+        let err =
+            parse("source: {type: generator, generator: {count: many}}\nsink: {type: stdout}\n")
+                .unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("spec.source.generator.count: invalid type"),
+            "{err}"
+        );
         let err = parse("kind: Deployment\nspec: {}\n").unwrap_err();
-        assert!(err.to_string().starts_with("kind: expected DataFlow"), "{err}");
+        assert!(
+            err.to_string().starts_with("kind: expected DataFlow"),
+            "{err}"
+        );
     }
 }

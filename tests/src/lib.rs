@@ -25,7 +25,11 @@ pub fn processor_bin() -> PathBuf {
 /// A built component, by crate name with underscores (`dataflow_transform_mask`).
 pub fn component(name: &str) -> PathBuf {
     let path = workspace().join(format!("target/wasm32-wasip2/wasm/{name}.wasm"));
-    assert!(path.exists(), "{} is missing: run `make wasm`", path.display());
+    assert!(
+        path.exists(),
+        "{} is missing: run `make wasm`",
+        path.display()
+    );
     path
 }
 
@@ -95,7 +99,7 @@ pub fn json_matches(expected: &Value, actual: &Value) -> Result<(), String> {
             Ok(())
         }
         // Exact text comparison: number text must survive untouched.
-        (e, a) if e.to_string() == a.to_string() => Ok(()),
+        (e, a) if *e == *a => Ok(()),
         (e, a) => Err(format!("expected {e}, got {a}")),
     }
 }

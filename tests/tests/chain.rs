@@ -83,40 +83,66 @@ fn fused_wasm_chain_matches_the_native_chain() {
     assert_eq!(output.filtered, (0..500).filter(|i| i % 3 == 0).count());
     // Lineage: outputs point back at their inputs, in order.
     assert!(output.origins.windows(2).all(|w| w[0] <= w[1]));
-    assert!(output.outputs.iter().all(|m| m.metadata == vec![("topic".to_owned(), "orders".to_owned())]));
+    assert!(
+        output
+            .outputs
+            .iter()
+            .all(|m| m.metadata == vec![("topic".to_owned(), "orders".to_owned())])
+    );
     let first: Value = serde_json::from_slice(&got[0]).unwrap();
     assert_eq!(first["unit_price"].to_string(), "1.25");
 }
 
 #[test]
 fn a_failure_inside_a_fused_group_names_its_own_transformation() {
-    let mut c = chain(r#"
+    let mut c = chain(
+        r#"
 source: {type: stdin}
 sink: {type: stdout}
 transformations:
   - {type: snakeCase}
   - {type: timestamp, timestamp: {fieldName: "list.5"}}
-"#);
-    let output = c.run(&messages(&[r#"{"list": [1]}"#.to_owned(), r#"{"other": 1}"#.to_owned()]));
+"#,
+    );
+    let output = c.run(&messages(&[
+        r#"{"list": [1]}"#.to_owned(),
+        r#"{"other": 1}"#.to_owned(),
+    ]));
     assert_eq!(output.outputs.len(), 1);
     assert_eq!(output.failures.len(), 1);
     let failure = &output.failures[0];
-    assert_eq!((failure.origin, failure.transformer_index, failure.error_type), (0, Some(1), "invalid_data"));
+    assert_eq!(
+        (
+            failure.origin,
+            failure.transformer_index,
+            failure.error_type
+        ),
+        (0, Some(1), "invalid_data")
+    );
 }
 
 #[test]
 fn custom_component_between_built_ins() {
-    let mut c = chain(&format!(r#"
+    let mut c = chain(&format!(
+        r#"
 source: {{type: stdin}}
 sink: {{type: stdout}}
 transformations:
   - {{type: select, select: {{fields: [user.email, note]}}}}
   - {{type: wasm, wasm: {{path: {}, config: {{keepDomain: true}}}}}}
   - {{type: camelCase}}
-"#, component("pii_redact").display()));
-    let output = c.run(&messages(&[r#"{"user":{"email":"jane@example.com"},"note":"card 4111 1111 1111 1111","x":1}"#.to_owned()]));
+"#,
+        component("pii_redact").display()
+    ));
+    let output = c.run(&messages(&[
+        r#"{"user":{"email":"jane@example.com"},"note":"card 4111 1111 1111 1111","x":1}"#
+            .to_owned(),
+    ]));
     let doc: Value = serde_json::from_slice(&output.outputs[0].payload).unwrap();
-    assert_eq!(doc, json!({"Email": "j***@example.com", "Note": "card ************1111"}));
+    assert_eq!(
+        doc,
+        json!({"Email": "j***@example.com", "Note": "card ************1111"})
+    );
 }
 
 #[test]
@@ -130,9 +156,18 @@ fn user_components_get_no_files_env_args_or_network() {
     let output = c.run(&messages(&[r#"{"evil": true}"#.to_owned()]));
     let doc: Value = serde_json::from_slice(&output.outputs[0].payload).unwrap();
     let probe = &doc["probe"];
-    assert!(probe["file"].as_str().unwrap().starts_with("denied"), "{probe}");
-    assert!(probe["dir"].as_str().unwrap().starts_with("denied"), "{probe}");
-    assert!(probe["net"].as_str().unwrap().starts_with("denied"), "{probe}");
+    assert!(
+        probe["file"].as_str().unwrap().starts_with("denied"),
+        "{probe}"
+    );
+    assert!(
+        probe["dir"].as_str().unwrap().starts_with("denied"),
+        "{probe}"
+    );
+    assert!(
+        probe["net"].as_str().unwrap().starts_with("denied"),
+        "{probe}"
+    );
     assert_eq!(probe["env"], 0);
     assert_eq!(probe["args"], 0);
 }
@@ -143,12 +178,19 @@ fn a_trapping_instance_is_rebuilt_and_the_rest_of_the_batch_succeeds() {
         "source: {{type: stdin}}\nsink: {{type: stdout}}\ntransformations:\n  - {{type: wasm, wasm: {{path: {}, config: {{mode: panic}}}}}}\n",
         component("dataflow_test_components").display()
     ));
-    let docs: Vec<String> = (0..50).map(|i| json!({"id": i, "evil": i % 10 == 3}).to_string()).collect();
+    let docs: Vec<String> = (0..50)
+        .map(|i| json!({"id": i, "evil": i % 10 == 3}).to_string())
+        .collect();
     let output = c.run(&messages(&docs));
     assert_eq!(output.outputs.len(), 45);
     let failed: Vec<usize> = output.failures.iter().map(|f| f.origin).collect();
     assert_eq!(failed, [3, 13, 23, 33, 43]);
-    assert!(output.failures.iter().all(|f| f.error_type == "transform_trap" && f.message.contains("panicked on purpose")));
+    assert!(
+        output
+            .failures
+            .iter()
+            .all(|f| f.error_type == "transform_trap" && f.message.contains("panicked on purpose"))
+    );
     assert!(c.rebuilds() >= 5, "instance rebuilt after each trap");
     // The next batch runs on a healthy instance.
     let again = c.run(&messages(&[r#"{"id": 99}"#.to_owned()]));

@@ -15,7 +15,9 @@ fn write(path: &Path, text: &str) {
 }
 
 fn read_lines(path: &Path) -> Vec<Value> {
-    std::fs::read_to_string(path).map(|t| json_lines(&t)).unwrap_or_default()
+    std::fs::read_to_string(path)
+        .map(|t| json_lines(&t))
+        .unwrap_or_default()
 }
 
 /// Parses the summary line (`processed=.. written=.. ...`), the last line of stderr.
@@ -27,7 +29,10 @@ fn summary(output: &Output) -> BTreeMap<String, u64> {
         .filter_map(|kv| kv.split_once('='))
         .filter_map(|(k, v)| Some((k.to_owned(), v.parse().ok()?)))
         .collect();
-    assert!(fields.contains_key("processed"), "no summary line in stderr:\n{stderr}");
+    assert!(
+        fields.contains_key("processed"),
+        "no summary line in stderr:\n{stderr}"
+    );
     fields
 }
 
@@ -54,12 +59,20 @@ fn run_ok(spec: &Path) -> Output {
 #[test]
 fn file_to_file_through_the_chain_with_error_sink() {
     let dir = tempfile::tempdir().unwrap();
-    let (input, out, errors, spec) = (dir.path().join("in.jsonl"), dir.path().join("out.jsonl"), dir.path().join("errors.jsonl"), dir.path().join("flow.yaml"));
+    let (input, out, errors, spec) = (
+        dir.path().join("in.jsonl"),
+        dir.path().join("out.jsonl"),
+        dir.path().join("errors.jsonl"),
+        dir.path().join("flow.yaml"),
+    );
     let mut lines: Vec<String> = (0..100).map(|i| order(i, i % 4 != 0, "info")).collect();
     lines.insert(10, "this is not json".into());
     lines.insert(50, "{\"broken\": ".into());
     write(&input, &(lines.join("\n") + "\n\n"));
-    write(&spec, &format!(r#"
+    write(
+        &spec,
+        &format!(
+            r#"
 apiVersion: dataflow.dataflow.io/v1
 kind: DataFlow
 metadata: {{name: e2e}}
@@ -73,18 +86,48 @@ spec:
     - {{type: mask, mask: {{fields: [user.email, card], keepLength: true}}}}
     - {{type: remove, remove: {{fields: [internal_id, debug]}}}}
     - {{type: snakeCase, snakeCase: {{deep: true}}}}
-"#, input = input.display(), out = out.display(), errors = errors.display()));
+"#,
+            input = input.display(),
+            out = out.display(),
+            errors = errors.display()
+        ),
+    );
     let output = run_ok(&spec);
     let s = summary(&output);
-    assert_eq!((s["processed"], s["written"], s["filtered"], s["errors"]), (102, 75, 25, 2));
+    assert_eq!(
+        (s["processed"], s["written"], s["filtered"], s["errors"]),
+        (102, 75, 25, 2)
+    );
     let written = read_lines(&out);
     assert_eq!(written.len(), 75);
     for doc in &written {
         let keys: Vec<&String> = doc.as_object().unwrap().keys().collect();
-        assert_eq!(keys, ["order_id", "active", "level", "customer_name", "user", "card", "total_amount", "created_at"]);
+        assert_eq!(
+            keys,
+            [
+                "order_id",
+                "active",
+                "level",
+                "customer_name",
+                "user",
+                "card",
+                "total_amount",
+                "created_at"
+            ]
+        );
         assert_eq!(doc["card"], "****************");
-        assert!(doc["user"]["email"].as_str().unwrap().chars().all(|c| c == '*'));
-        assert_eq!(doc["total_amount"].to_string(), "12.50", "number text is kept");
+        assert!(
+            doc["user"]["email"]
+                .as_str()
+                .unwrap()
+                .chars()
+                .all(|c| c == '*')
+        );
+        assert_eq!(
+            doc["total_amount"].to_string(),
+            "12.50",
+            "number text is kept"
+        );
     }
     let failed = read_lines(&errors);
     assert_eq!(failed.len(), 2);
@@ -100,24 +143,45 @@ spec:
 #[test]
 fn invalid_json_without_transforms_fails_at_read_and_is_counted_without_error_sink() {
     let dir = tempfile::tempdir().unwrap();
-    let (input, out, spec) = (dir.path().join("in.jsonl"), dir.path().join("out.jsonl"), dir.path().join("flow.yaml"));
+    let (input, out, spec) = (
+        dir.path().join("in.jsonl"),
+        dir.path().join("out.jsonl"),
+        dir.path().join("flow.yaml"),
+    );
     write(&input, "{\"a\":1}\nnot json\n{\"b\":2}\n");
-    write(&spec, &format!("source: {{type: file, file: {{path: {}}}}}\nsink: {{type: file, file: {{path: {}}}}}\n", input.display(), out.display()));
+    write(
+        &spec,
+        &format!(
+            "source: {{type: file, file: {{path: {}}}}}\nsink: {{type: file, file: {{path: {}}}}}\n",
+            input.display(),
+            out.display()
+        ),
+    );
     let output = run_ok(&spec);
     let s = summary(&output);
     assert_eq!((s["processed"], s["written"], s["errors"]), (3, 2, 1));
     assert_eq!(read_lines(&out), vec![json!({"a": 1}), json!({"b": 2})]);
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("no error sink is configured") && stderr.contains(r#""stage":"read""#), "{stderr}");
+    assert!(
+        stderr.contains("no error sink is configured") && stderr.contains(r#""stage":"read""#),
+        "{stderr}"
+    );
 }
 
 #[test]
 fn router_sends_messages_to_route_sinks() {
     let dir = tempfile::tempdir().unwrap();
     let p = |n: &str| dir.path().join(n);
-    let input: Vec<String> = ["error", "info", "warning", "error", "debug"].iter().enumerate().map(|(i, l)| order(i as u64, true, l)).collect();
+    let input: Vec<String> = ["error", "info", "warning", "error", "debug"]
+        .iter()
+        .enumerate()
+        .map(|(i, l)| order(i as u64, true, l))
+        .collect();
     write(&p("in.jsonl"), &input.join("\n"));
-    write(&p("flow.yaml"), &format!(r#"
+    write(
+        &p("flow.yaml"),
+        &format!(
+            r#"
 source: {{type: file, file: {{path: {d}/in.jsonl}}}}
 sink: {{type: file, file: {{path: {d}/main.jsonl}}}}
 transformations:
@@ -128,15 +192,29 @@ transformations:
         - {{condition: "level == 'warning' || level == 'debug'", sink: {{type: file, file: {{path: {d}/other-route.jsonl}}}}}}
         - {{condition: "level == 'never'", sink: {{type: file, file: {{path: {d}/never.jsonl}}}}}}
   - {{type: select, select: {{fields: [orderId, level]}}}}
-"#, d = dir.path().display()));
+"#,
+            d = dir.path().display()
+        ),
+    );
     let output = run_ok(&p("flow.yaml"));
     assert_eq!(summary(&output)["written"], 5);
-    let ids = |name: &str| read_lines(&p(name)).iter().map(|d| d["orderId"].as_u64().unwrap()).collect::<Vec<_>>();
+    let ids = |name: &str| {
+        read_lines(&p(name))
+            .iter()
+            .map(|d| d["orderId"].as_u64().unwrap())
+            .collect::<Vec<_>>()
+    };
     assert_eq!(ids("errors-route.jsonl"), [0, 3]);
     assert_eq!(ids("other-route.jsonl"), [2, 4]);
     assert_eq!(ids("main.jsonl"), [1]);
-    assert_eq!(read_lines(&p("main.jsonl"))[0], json!({"orderId": 1, "level": "info"}));
-    assert!(!p("never.jsonl").exists(), "route sinks are opened only when used");
+    assert_eq!(
+        read_lines(&p("main.jsonl"))[0],
+        json!({"orderId": 1, "level": "info"})
+    );
+    assert!(
+        !p("never.jsonl").exists(),
+        "route sinks are opened only when used"
+    );
 }
 
 #[test]
@@ -144,11 +222,26 @@ fn bad_specs_fail_with_the_field_path() {
     let dir = tempfile::tempdir().unwrap();
     let spec = dir.path().join("bad.yaml");
     let cases = [
-        ("source: {type: stdin}\nsink: {type: postgresql, postgresql: {connectionString: x}}\n", "spec.sink.postgresql.table: required"),
-        ("source: {type: stdin}\nsink: {type: stdout}\ntransformations:\n  - {type: timestamp}\n  - {type: timestamp}\n  - {type: mask, mask: {fields: []}}\n", "spec.transformations[2].mask.fields: must not be empty"),
-        ("source: {type: stdin}\nsink: {type: stdout}\ntransformations: [{type: filter, filter: {condition: \"a &&\"}}]\n", "spec.transformations[0].filter.condition: invalid condition"),
-        ("source: {type: stdin}\nsink: {type: stdout}\ntransformations: [{type: mask, mask: {fields: [a], keepLenght: true}}]\n", "keepLenght"),
-        ("source: {type: file}\nsink: {type: nosuch}\n", "spec.sink.type: unknown variant `nosuch`"),
+        (
+            "source: {type: stdin}\nsink: {type: postgresql, postgresql: {connectionString: x}}\n",
+            "spec.sink.postgresql.table: required",
+        ),
+        (
+            "source: {type: stdin}\nsink: {type: stdout}\ntransformations:\n  - {type: timestamp}\n  - {type: timestamp}\n  - {type: mask, mask: {fields: []}}\n",
+            "spec.transformations[2].mask.fields: must not be empty",
+        ),
+        (
+            "source: {type: stdin}\nsink: {type: stdout}\ntransformations: [{type: filter, filter: {condition: \"a &&\"}}]\n",
+            "spec.transformations[0].filter.condition: invalid condition",
+        ),
+        (
+            "source: {type: stdin}\nsink: {type: stdout}\ntransformations: [{type: mask, mask: {fields: [a], keepLenght: true}}]\n",
+            "keepLenght",
+        ),
+        (
+            "source: {type: file}\nsink: {type: nosuch}\n",
+            "spec.sink.type: unknown variant `nosuch`",
+        ),
         ("source: [oops\n", "not valid YAML or JSON"),
     ];
     for (text, expected) in cases {
@@ -157,22 +250,52 @@ fn bad_specs_fail_with_the_field_path() {
             let output = processor(&[command, "--spec", spec.to_str().unwrap()], "");
             let stderr = String::from_utf8_lossy(&output.stderr);
             assert!(!output.status.success(), "{command} accepted:\n{text}");
-            assert!(stderr.contains(expected), "{command}: expected {expected:?} in:\n{stderr}");
-            assert_eq!(stderr.trim().lines().count(), 1, "one-line reason expected:\n{stderr}");
+            assert!(
+                stderr.contains(expected),
+                "{command}: expected {expected:?} in:\n{stderr}"
+            );
+            assert_eq!(
+                stderr.trim().lines().count(),
+                1,
+                "one-line reason expected:\n{stderr}"
+            );
         }
     }
     // Several problems are all reported.
-    write(&spec, "source: {type: kafka, kafka: {topic: t}}\nsink: {type: file, file: {path: \"\"}}\n");
-    let stderr = String::from_utf8_lossy(&processor(&["validate", "--spec", spec.to_str().unwrap()], "").stderr).into_owned();
-    for expected in ["spec.source.kafka.brokers: required", "spec.source.kafka.consumerGroup: required", "spec.sink.file.path: required"] {
-        assert!(stderr.contains(expected), "{expected:?} missing in {stderr}");
+    write(
+        &spec,
+        "source: {type: kafka, kafka: {topic: t}}\nsink: {type: file, file: {path: \"\"}}\n",
+    );
+    let stderr = String::from_utf8_lossy(
+        &processor(&["validate", "--spec", spec.to_str().unwrap()], "").stderr,
+    )
+    .into_owned();
+    for expected in [
+        "spec.source.kafka.brokers: required",
+        "spec.source.kafka.consumerGroup: required",
+        "spec.sink.file.path: required",
+    ] {
+        assert!(
+            stderr.contains(expected),
+            "{expected:?} missing in {stderr}"
+        );
     }
     // A valid spec with a connector this build cannot run yet fails at run, clearly.
-    write(&spec, "source: {type: kafka, kafka: {brokers: [k:9092], topic: t, consumerGroup: g}}\nsink: {type: stdout}\n");
-    assert!(processor(&["validate", "--spec", spec.to_str().unwrap()], "").status.success());
+    write(
+        &spec,
+        "source: {type: kafka, kafka: {brokers: [k:9092], topic: t, consumerGroup: g}}\nsink: {type: stdout}\n",
+    );
+    assert!(
+        processor(&["validate", "--spec", spec.to_str().unwrap()], "")
+            .status
+            .success()
+    );
     let output = processor(&["run", "--spec", spec.to_str().unwrap()], "");
     assert!(!output.status.success());
-    assert!(String::from_utf8_lossy(&output.stderr).contains("spec.source.type: the kafka connector is not available"));
+    assert!(
+        String::from_utf8_lossy(&output.stderr)
+            .contains("spec.source.type: the kafka connector is not available")
+    );
 }
 
 #[test]
@@ -181,48 +304,84 @@ fn validate_loads_custom_components_and_checks_sha256() {
     let spec = dir.path().join("flow.yaml");
     let wasm = component("pii_redact");
     let digest = sha256_hex(&std::fs::read(&wasm).unwrap());
-    let with = |sha: &str, config: &str| format!(
-        "source: {{type: stdin}}\nsink: {{type: stdout}}\ntransformations:\n  - {{type: wasm, wasm: {{path: {}, sha256: \"{sha}\", config: {config}}}}}\n",
-        wasm.display()
-    );
+    let with = |sha: &str, config: &str| {
+        format!(
+            "source: {{type: stdin}}\nsink: {{type: stdout}}\ntransformations:\n  - {{type: wasm, wasm: {{path: {}, sha256: \"{sha}\", config: {config}}}}}\n",
+            wasm.display()
+        )
+    };
     write(&spec, &with(&digest, "{}"));
     let output = processor(&["validate", "--spec", spec.to_str().unwrap()], "");
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), "ok");
     write(&spec, &with(&"0".repeat(64), "{}"));
     let output = processor(&["validate", "--spec", spec.to_str().unwrap()], "");
-    assert!(String::from_utf8_lossy(&output.stderr).contains("expected 0000"), "checksum mismatch must fail");
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("expected 0000"),
+        "checksum mismatch must fail"
+    );
     write(&spec, &with(&digest, "{keepLastDigits: 9}"));
     let output = processor(&["validate", "--spec", spec.to_str().unwrap()], "");
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(!output.status.success() && stderr.contains("spec.transformations[0].wasm: keepLastDigits:"), "{stderr}");
-    write(&spec, &with(&digest, "{}").replace("pii_redact.wasm", "missing.wasm"));
-    assert!(String::from_utf8_lossy(&processor(&["validate", "--spec", spec.to_str().unwrap()], "").stderr).contains("cannot read component"));
+    assert!(
+        !output.status.success()
+            && stderr.contains("spec.transformations[0].wasm: keepLastDigits:"),
+        "{stderr}"
+    );
+    write(
+        &spec,
+        &with(&digest, "{}").replace("pii_redact.wasm", "missing.wasm"),
+    );
+    assert!(
+        String::from_utf8_lossy(
+            &processor(&["validate", "--spec", spec.to_str().unwrap()], "").stderr
+        )
+        .contains("cannot read component")
+    );
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
     // Independent of the processor's own hashing: ask coreutils.
-    let mut child = Command::new("sha256sum").stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
+    let mut child = Command::new("sha256sum")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
     std::io::Write::write_all(child.stdin.as_mut().unwrap(), bytes).unwrap();
     drop(child.stdin.take());
     let out = child.wait_with_output().unwrap();
-    String::from_utf8(out.stdout).unwrap().split_whitespace().next().unwrap().to_owned()
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned()
 }
 
 #[test]
 fn transform_command_runs_the_chain_over_stdin() {
     let dir = tempfile::tempdir().unwrap();
     let spec = dir.path().join("flow.yaml");
-    write(&spec, &format!(
-        "source: {{type: stdin}}\nsink: {{type: stdout}}\ntransformations:\n  - {{type: camelCase}}\n  - {{type: wasm, wasm: {{path: {}}}}}\n  - {{type: flatten, flatten: {{field: Items}}}}\n",
-        component("pii_redact").display()
-    ));
+    write(
+        &spec,
+        &format!(
+            "source: {{type: stdin}}\nsink: {{type: stdout}}\ntransformations:\n  - {{type: camelCase}}\n  - {{type: wasm, wasm: {{path: {}}}}}\n  - {{type: flatten, flatten: {{field: Items}}}}\n",
+            component("pii_redact").display()
+        ),
+    );
     let input = "{\"user_mail\":\"a.b@example.com\",\"items\":[{\"n\":1},{\"n\":2}]}\nnot json\n";
     let output = processor(&["transform", "--spec", spec.to_str().unwrap()], input);
     assert!(output.status.success());
     assert_eq!(
         json_lines(&String::from_utf8_lossy(&output.stdout)),
-        vec![json!({"UserMail": "[email]", "n": 1}), json!({"UserMail": "[email]", "n": 2})]
+        vec![
+            json!({"UserMail": "[email]", "n": 1}),
+            json!({"UserMail": "[email]", "n": 2})
+        ]
     );
     let errors = json_lines(&String::from_utf8_lossy(&output.stderr));
     assert_eq!(errors.len(), 1);
@@ -234,10 +393,13 @@ fn transform_command_runs_the_chain_over_stdin() {
 fn sigterm_drains_flushes_and_exits_zero() {
     let dir = tempfile::tempdir().unwrap();
     let (out, spec) = (dir.path().join("out.jsonl"), dir.path().join("flow.yaml"));
-    write(&spec, &format!(
-        "source: {{type: generator, generator: {{count: 0, ratePerSecond: 5000}}}}\nsink: {{type: file, file: {{path: {}}}}}\ntransformations: [{{type: timestamp}}]\n",
-        out.display()
-    ));
+    write(
+        &spec,
+        &format!(
+            "source: {{type: generator, generator: {{count: 0, ratePerSecond: 5000}}}}\nsink: {{type: file, file: {{path: {}}}}}\ntransformations: [{{type: timestamp}}]\n",
+            out.display()
+        ),
+    );
     let child = Command::new(processor_bin())
         .args(["run", "--spec", spec.to_str().unwrap()])
         .stdout(Stdio::piped())
@@ -245,27 +407,47 @@ fn sigterm_drains_flushes_and_exits_zero() {
         .spawn()
         .unwrap();
     std::thread::sleep(Duration::from_millis(1500));
-    let killed = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(killed.success());
     let output = child.wait_with_output().unwrap();
-    assert!(output.status.success(), "exit {:?}: {}", output.status, String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "exit {:?}: {}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
     let s = summary(&output);
     assert!(s["processed"] > 1000, "{s:?}");
-    assert_eq!(s["processed"], s["written"], "everything read was written before exit");
+    assert_eq!(
+        s["processed"], s["written"],
+        "everything read was written before exit"
+    );
     assert_eq!(read_lines(&out).len() as u64, s["written"]);
 }
 
 #[test]
 fn hostile_components_fail_only_their_messages_in_a_running_pipeline() {
-    for (mode, error_type) in [("panic", "transform_trap"), ("loop", "transform_timeout"), ("oom", "transform_oom")] {
+    for (mode, error_type) in [
+        ("panic", "transform_trap"),
+        ("loop", "transform_timeout"),
+        ("oom", "transform_oom"),
+    ] {
         let dir = tempfile::tempdir().unwrap();
         let p = |n: &str| dir.path().join(n);
-        let mut lines: Vec<String> = (0..300).map(|i| json!({"id": i, "camelKey": i}).to_string()).collect();
+        let mut lines: Vec<String> = (0..300)
+            .map(|i| json!({"id": i, "camelKey": i}).to_string())
+            .collect();
         for at in [5, 150, 290] {
             lines[at] = json!({"id": at, "evil": true}).to_string();
         }
         write(&p("in.jsonl"), &lines.join("\n"));
-        write(&p("flow.yaml"), &format!(r#"
+        write(
+            &p("flow.yaml"),
+            &format!(
+                r#"
 source: {{type: file, file: {{path: {d}/in.jsonl}}}}
 sink: {{type: file, file: {{path: {d}/out.jsonl}}}}
 errors: {{type: file, file: {{path: {d}/errors.jsonl}}}}
@@ -273,13 +455,28 @@ transformations:
   - {{type: snakeCase}}
   - {{type: wasm, wasm: {{path: {wasm}, config: {{mode: {mode}}}, limits: {{memoryMiB: 16, timeoutMs: 200}}}}}}
   - {{type: remove, remove: {{fields: [id]}}}}
-"#, d = dir.path().display(), wasm = component("dataflow_test_components").display()));
+"#,
+                d = dir.path().display(),
+                wasm = component("dataflow_test_components").display()
+            ),
+        );
         let output = run_ok(&p("flow.yaml"));
         let s = summary(&output);
-        assert_eq!((s["processed"], s["written"], s["errors"]), (300, 297, 3), "{mode}");
-        assert!(read_lines(&p("out.jsonl")).iter().all(|d| d.get("camel_key").is_some() && d.get("id").is_none()));
+        assert_eq!(
+            (s["processed"], s["written"], s["errors"]),
+            (300, 297, 3),
+            "{mode}"
+        );
+        assert!(
+            read_lines(&p("out.jsonl"))
+                .iter()
+                .all(|d| d.get("camel_key").is_some() && d.get("id").is_none())
+        );
         let errors = read_lines(&p("errors.jsonl"));
-        let ids: Vec<u64> = errors.iter().map(|e| e["original_message"]["id"].as_u64().unwrap()).collect();
+        let ids: Vec<u64> = errors
+            .iter()
+            .map(|e| e["original_message"]["id"].as_u64().unwrap())
+            .collect();
         assert_eq!(ids, [5, 150, 290], "{mode}");
         for e in &errors {
             assert_eq!(e["error"]["type"], error_type, "{mode}");

@@ -39,13 +39,20 @@ struct Case {
 fn metadata(value: Option<&Value>) -> Vec<(String, String)> {
     value
         .and_then(Value::as_object)
-        .map(|m| m.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned())).collect())
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
 fn load_cases() -> Vec<Case> {
     let dir = workspace().join("tests/golden");
-    let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     files.sort();
     let mut cases = Vec::new();
     for file in files {
@@ -67,7 +74,11 @@ fn load_cases() -> Vec<Case> {
             });
         }
     }
-    assert!(cases.len() > 80, "expected the full golden set, found {}", cases.len());
+    assert!(
+        cases.len() > 80,
+        "expected the full golden set, found {}",
+        cases.len()
+    );
     cases
 }
 
@@ -130,7 +141,9 @@ fn check(case: &Case, how: &str, got: &Got) -> Result<(), String> {
     if let Some(want) = e.get("config_error").and_then(Value::as_str) {
         return match got {
             Got::ConfigError(msg) if msg.contains(want) => Ok(()),
-            other => Err(ctx(format!("expected config error containing {want:?}, got {other:?}"))),
+            other => Err(ctx(format!(
+                "expected config error containing {want:?}, got {other:?}"
+            ))),
         };
     }
     if let Some(want) = e.get("error").and_then(Value::as_str) {
@@ -142,16 +155,27 @@ fn check(case: &Case, how: &str, got: &Got) -> Result<(), String> {
     let Got::Outputs(outputs) = got else {
         return Err(ctx(format!("expected outputs, got {got:?}")));
     };
-    let expected = e["output"].as_array().ok_or_else(|| ctx("case has no output".into()))?;
+    let expected = e["output"]
+        .as_array()
+        .ok_or_else(|| ctx("case has no output".into()))?;
     if outputs.len() != expected.len() {
-        return Err(ctx(format!("expected {} outputs, got {outputs:?}", expected.len())));
+        return Err(ctx(format!(
+            "expected {} outputs, got {outputs:?}",
+            expected.len()
+        )));
     }
-    let want_meta = e.get("metadata_out").map_or_else(|| case.metadata.clone(), |m| metadata(Some(m)));
+    let want_meta = e
+        .get("metadata_out")
+        .map_or_else(|| case.metadata.clone(), |m| metadata(Some(m)));
     for (i, ((payload, meta), want)) in outputs.iter().zip(expected).enumerate() {
-        let actual: Value = serde_json::from_str(payload).map_err(|err| ctx(format!("output {i} not JSON: {err}")))?;
-        json_matches(want, &actual).map_err(|err| ctx(format!("output {i}: {err} (got {payload})")))?;
+        let actual: Value = serde_json::from_str(payload)
+            .map_err(|err| ctx(format!("output {i} not JSON: {err}")))?;
+        json_matches(want, &actual)
+            .map_err(|err| ctx(format!("output {i}: {err} (got {payload})")))?;
         if *meta != want_meta {
-            return Err(ctx(format!("output {i} metadata {meta:?}, expected {want_meta:?}")));
+            return Err(ctx(format!(
+                "output {i} metadata {meta:?}, expected {want_meta:?}"
+            )));
         }
     }
     Ok(())
@@ -173,11 +197,18 @@ fn golden_cases_natively_and_in_wasm() {
     let mut failures = Vec::new();
     for case in &cases {
         let own = standalone_component(&case.transform);
-        let fused_config = json!({"steps": [{"type": case.transform, "config": case.config}]}).to_string();
+        let fused_config =
+            json!({"steps": [{"type": case.transform, "config": case.config}]}).to_string();
         let runs = [
             ("native", native(case)),
-            ("own component", in_wasm(&runtime, &own, case.config.to_string(), case)),
-            ("fused component", in_wasm(&runtime, BUILTINS_COMPONENT, fused_config, case)),
+            (
+                "own component",
+                in_wasm(&runtime, &own, case.config.to_string(), case),
+            ),
+            (
+                "fused component",
+                in_wasm(&runtime, BUILTINS_COMPONENT, fused_config, case),
+            ),
         ];
         for (how, got) in &runs {
             if let Err(err) = check(case, how, got) {
@@ -185,10 +216,18 @@ fn golden_cases_natively_and_in_wasm() {
             }
         }
     }
-    assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
     // Every built-in has golden cases.
     for name in dataflow_builtins::BUILTIN_TYPES {
-        assert!(cases.iter().any(|c| c.transform == name), "no golden cases for {name}");
+        assert!(
+            cases.iter().any(|c| c.transform == name),
+            "no golden cases for {name}"
+        );
     }
     assert!(Path::new(&workspace().join("tests/golden")).is_dir());
 }

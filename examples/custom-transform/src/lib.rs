@@ -31,7 +31,10 @@ impl Transform for PiiRedact {
         let config: Config = parse_config(config)?;
         let keep_last_digits = config.keep_last_digits.unwrap_or(4);
         if keep_last_digits > 6 {
-            return Err(ConfigError::field("keepLastDigits", "at most 6 digits may stay visible"));
+            return Err(ConfigError::field(
+                "keepLastDigits",
+                "at most 6 digits may stay visible",
+            ));
         }
         Ok(Self {
             keep_domain: config.keep_domain.unwrap_or(false),
@@ -57,7 +60,10 @@ impl PiiRedact {
             }
             Value::Number(number) => {
                 let digits = number.to_string();
-                if (13..=19).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit()) && luhn(digits.as_bytes()) {
+                if (13..=19).contains(&digits.len())
+                    && digits.bytes().all(|b| b.is_ascii_digit())
+                    && luhn(digits.as_bytes())
+                {
                     *value = Value::String(self.mask_digits(digits.as_bytes()));
                 }
             }
@@ -84,8 +90,15 @@ impl PiiRedact {
         let mut i = 0;
         while let Some(offset) = text[i..].find('@') {
             let at = i + offset;
-            let start = (0..at).rev().take_while(|&j| is_local(bytes[j])).last().unwrap_or(at);
-            let end = (at + 1..bytes.len()).take_while(|&j| is_domain(bytes[j])).last().map_or(at + 1, |j| j + 1);
+            let start = (0..at)
+                .rev()
+                .take_while(|&j| is_local(bytes[j]))
+                .last()
+                .unwrap_or(at);
+            let end = (at + 1..bytes.len())
+                .take_while(|&j| is_domain(bytes[j]))
+                .last()
+                .map_or(at + 1, |j| j + 1);
             let domain = text[at + 1..end].trim_end_matches(['.', '-']);
             let end = at + 1 + domain.len();
             if start < at && domain.contains('.') && !domain.starts_with('.') {
@@ -126,7 +139,10 @@ impl PiiRedact {
                     digits.push(bytes[j]);
                     j += 1;
                     end = j;
-                } else if (bytes[j] == b' ' || bytes[j] == b'-') && j + 1 < bytes.len() && bytes[j + 1].is_ascii_digit() {
+                } else if (bytes[j] == b' ' || bytes[j] == b'-')
+                    && j + 1 < bytes.len()
+                    && bytes[j + 1].is_ascii_digit()
+                {
                     j += 1;
                 } else {
                     break;
@@ -177,7 +193,7 @@ fn luhn(digits: &[u8]) -> bool {
             }
         })
         .sum();
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 dataflow_transform_sdk::export!(PiiRedact);
@@ -189,7 +205,13 @@ mod tests {
 
     fn run(config: &str, input: &str) -> String {
         let mut t = PiiRedact::from_config(config).unwrap();
-        let out = process_batch(&mut t, vec![Message { payload: input.as_bytes().to_vec(), metadata: vec![] }]);
+        let out = process_batch(
+            &mut t,
+            vec![Message {
+                payload: input.as_bytes().to_vec(),
+                metadata: vec![],
+            }],
+        );
         match &out[0] {
             Outcome::Emitted(m) => String::from_utf8(m[0].payload.clone()).unwrap(),
             Outcome::Failed(e) => panic!("{e}"),
@@ -208,7 +230,10 @@ mod tests {
     #[test]
     fn keep_domain_and_options() {
         assert_eq!(
-            run(r#"{"keepDomain":true,"keepLastDigits":0,"maskChar":"x"}"#, r#"{"e":"x bob@mail.example.org.","c":"4111111111111111"}"#),
+            run(
+                r#"{"keepDomain":true,"keepLastDigits":0,"maskChar":"x"}"#,
+                r#"{"e":"x bob@mail.example.org.","c":"4111111111111111"}"#
+            ),
             r#"{"e":"x bxxx@mail.example.org.","c":"xxxxxxxxxxxxxxxx"}"#
         );
     }
@@ -221,7 +246,9 @@ mod tests {
 
     #[test]
     fn bad_config_names_the_key() {
-        let err = PiiRedact::from_config(r#"{"keepLastDigits": 9}"#).err().unwrap();
+        let err = PiiRedact::from_config(r#"{"keepLastDigits": 9}"#)
+            .err()
+            .unwrap();
         assert!(err.to_string().starts_with("keepLastDigits:"), "{err}");
     }
 }

@@ -20,10 +20,12 @@ impl FileSource {
     /// Opens `path` for reading.
     pub async fn open(path: &str) -> Result<Self, ConnectorError> {
         let name = format!("file source {path}");
-        let file = File::open(path).await.map_err(|source| ConnectorError::Io {
-            connector: name.clone(),
-            source,
-        })?;
+        let file = File::open(path)
+            .await
+            .map_err(|source| ConnectorError::Io {
+                connector: name.clone(),
+                source,
+            })?;
         Ok(Self {
             name,
             reader: BufReader::with_capacity(BUFFER, file),
@@ -60,7 +62,10 @@ pub(super) async fn read_lines<R: AsyncBufReadExt + Unpin>(
             });
         }
     }
-    Ok((!messages.is_empty()).then_some(SourceBatch { messages, ack: None }))
+    Ok((!messages.is_empty()).then_some(SourceBatch {
+        messages,
+        ack: None,
+    }))
 }
 
 #[async_trait]
@@ -101,7 +106,11 @@ impl FileSink {
 }
 
 /// Writes each payload followed by a newline.
-pub(super) async fn write_lines<W: AsyncWriteExt + Unpin>(writer: &mut W, messages: &[Message], name: &str) -> Result<(), ConnectorError> {
+pub(super) async fn write_lines<W: AsyncWriteExt + Unpin>(
+    writer: &mut W,
+    messages: &[Message],
+    name: &str,
+) -> Result<(), ConnectorError> {
     let io = |source| ConnectorError::Io {
         connector: name.to_owned(),
         source,
@@ -120,9 +129,12 @@ impl Sink for FileSink {
     }
 
     async fn flush(&mut self) -> Result<(), ConnectorError> {
-        self.writer.flush().await.map_err(|source| ConnectorError::Io {
-            connector: self.name.clone(),
-            source,
-        })
+        self.writer
+            .flush()
+            .await
+            .map_err(|source| ConnectorError::Io {
+                connector: self.name.clone(),
+                source,
+            })
     }
 }

@@ -58,8 +58,12 @@ impl GeneratorSource {
     }
 
     fn order(&mut self, id: u64) -> Vec<u8> {
-        const FIRST: [&str; 8] = ["John", "Maria", "Wei", "Olga", "Ahmed", "Lena", "Raj", "Sara"];
-        const LAST: [&str; 8] = ["Doe", "Ivanova", "Chen", "Smith", "Khan", "Novak", "Patel", "Berg"];
+        const FIRST: [&str; 8] = [
+            "John", "Maria", "Wei", "Olga", "Ahmed", "Lena", "Raj", "Sara",
+        ];
+        const LAST: [&str; 8] = [
+            "Doe", "Ivanova", "Chen", "Smith", "Khan", "Novak", "Patel", "Berg",
+        ];
         const LEVELS: [&str; 5] = ["info", "info", "info", "warning", "error"];
         let rng = &mut self.rng;
         let first = FIRST[rng.below(8) as usize];
@@ -93,7 +97,12 @@ impl GeneratorSource {
                 cents % 100
             );
         }
-        let _ = write!(out, r#"],"totalAmount":{}.{:02}}}"#, total_cents / 100, total_cents % 100);
+        let _ = write!(
+            out,
+            r#"],"totalAmount":{}.{:02}}}"#,
+            total_cents / 100,
+            total_cents % 100
+        );
         out.into_bytes()
     }
 }
@@ -129,7 +138,10 @@ impl Source for GeneratorSource {
             })
             .collect();
         self.emitted += want;
-        Ok(Some(SourceBatch { messages, ack: None }))
+        Ok(Some(SourceBatch {
+            messages,
+            ack: None,
+        }))
     }
 
     async fn commit(&mut self, _token: AckToken) -> Result<(), ConnectorError> {
@@ -171,7 +183,12 @@ mod tests {
         assert!(source.next_batch(10).await.unwrap().is_none());
         for message in batch.messages.iter().chain(&rest.messages) {
             let doc: serde_json::Value = serde_json::from_slice(&message.payload).unwrap();
-            assert!(doc["user"]["email"].as_str().unwrap().ends_with("@example.com"));
+            assert!(
+                doc["user"]["email"]
+                    .as_str()
+                    .unwrap()
+                    .ends_with("@example.com")
+            );
             assert_eq!(doc["items"].as_array().unwrap().len(), 3);
         }
     }

@@ -47,7 +47,9 @@ impl ConnectorError {
     pub fn error_type(&self) -> &'static str {
         match self {
             ConnectorError::Io { .. } => "connection_error",
-            ConnectorError::Unsupported { .. } | ConnectorError::MissingBlock { .. } => "invalid_data",
+            ConnectorError::Unsupported { .. } | ConnectorError::MissingBlock { .. } => {
+                "invalid_data"
+            }
         }
     }
 }
@@ -96,7 +98,7 @@ pub async fn open_source(path: &str, spec: &SourceSpec) -> Result<Box<dyn Source
             let file = spec.file.as_ref().ok_or_else(|| missing("file"))?;
             Box::new(FileSource::open(&file.path).await?)
         }
-        SourceType::Stdin => Box::new(StdinSource::new()),
+        SourceType::Stdin => Box::new(StdinSource::default()),
         SourceType::Generator => {
             let generator = spec.generator.clone().unwrap_or_default();
             Box::new(GeneratorSource::new(&generator))
@@ -114,12 +116,15 @@ pub async fn open_source(path: &str, spec: &SourceSpec) -> Result<Box<dyn Source
 pub async fn open_sink(path: &str, spec: &SinkSpec) -> Result<Box<dyn Sink>, ConnectorError> {
     Ok(match spec.kind {
         SinkType::File => {
-            let file = spec.file.as_ref().ok_or_else(|| ConnectorError::MissingBlock {
-                path: format!("{path}.file"),
-            })?;
+            let file = spec
+                .file
+                .as_ref()
+                .ok_or_else(|| ConnectorError::MissingBlock {
+                    path: format!("{path}.file"),
+                })?;
             Box::new(FileSink::open(&file.path).await?)
         }
-        SinkType::Stdout => Box::new(StdoutSink::new()),
+        SinkType::Stdout => Box::new(StdoutSink::default()),
         other => {
             return Err(ConnectorError::Unsupported {
                 path: format!("{path}.type"),

@@ -13,9 +13,9 @@ pub struct StdinSource {
     line: Vec<u8>,
 }
 
-impl StdinSource {
+impl Default for StdinSource {
     /// Standard input of this process.
-    pub fn new() -> Self {
+    fn default() -> Self {
         Self {
             reader: BufReader::new(tokio::io::stdin()),
             line: Vec::new(),
@@ -28,7 +28,11 @@ impl Source for StdinSource {
     async fn next_batch(&mut self, max: usize) -> Result<Option<SourceBatch>, ConnectorError> {
         // Interactive input should flow line by line, so read one batch of what is
         // buffered rather than waiting for `max` lines.
-        let want = if self.reader.buffer().is_empty() { 1 } else { max };
+        let want = if self.reader.buffer().is_empty() {
+            1
+        } else {
+            max
+        };
         read_lines(&mut self.reader, &mut self.line, want, "stdin source").await
     }
 
@@ -42,9 +46,9 @@ pub struct StdoutSink {
     writer: BufWriter<Stdout>,
 }
 
-impl StdoutSink {
+impl Default for StdoutSink {
     /// Standard output of this process.
-    pub fn new() -> Self {
+    fn default() -> Self {
         Self {
             writer: BufWriter::new(tokio::io::stdout()),
         }
@@ -58,9 +62,12 @@ impl Sink for StdoutSink {
     }
 
     async fn flush(&mut self) -> Result<(), ConnectorError> {
-        self.writer.flush().await.map_err(|source| ConnectorError::Io {
-            connector: "stdout sink".into(),
-            source,
-        })
+        self.writer
+            .flush()
+            .await
+            .map_err(|source| ConnectorError::Io {
+                connector: "stdout sink".into(),
+                source,
+            })
     }
 }

@@ -61,7 +61,11 @@ impl WasmRuntime {
 
     /// Compiles `bytes` (or loads the cached compilation) and links it against our
     /// world. `name` is used in errors.
-    pub fn prepare(&self, name: &str, bytes: &[u8]) -> Result<TransformComponentPre<HostState>, WasmError> {
+    pub fn prepare(
+        &self,
+        name: &str,
+        bytes: &[u8],
+    ) -> Result<TransformComponentPre<HostState>, WasmError> {
         let invalid = |reason: String| WasmError::Invalid {
             name: name.to_owned(),
             reason,
@@ -72,12 +76,18 @@ impl WasmRuntime {
             .instantiate_pre(&component)
             .map_err(|e| invalid(format!("{e:#}")))?;
         TransformComponentPre::new(pre).map_err(|e| {
-            invalid(format!("it does not export the dataflow:transform world: {e:#}"))
+            invalid(format!(
+                "it does not export the dataflow:transform world: {e:#}"
+            ))
         })
     }
 
     /// Loads a user component from `path`, checking `sha256` when given.
-    pub fn prepare_file(&self, path: &Path, sha256: Option<&str>) -> Result<TransformComponentPre<HostState>, WasmError> {
+    pub fn prepare_file(
+        &self,
+        path: &Path,
+        sha256: Option<&str>,
+    ) -> Result<TransformComponentPre<HostState>, WasmError> {
         let shown = path.display().to_string();
         let bytes = std::fs::read(path).map_err(|source| WasmError::Read {
             path: shown.clone(),
@@ -109,12 +119,17 @@ impl WasmRuntime {
             // cache directory owned by this user.
             match unsafe { Component::deserialize_file(&self.engine, &cached) } {
                 Ok(component) => return Ok(component),
-                Err(err) => tracing::debug!(path = %cached.display(), %err, "ignoring unusable compilation cache entry"),
+                Err(err) => {
+                    tracing::debug!(path = %cached.display(), %err, "ignoring unusable compilation cache entry")
+                }
             }
         }
         let compiled = self.engine.precompile_component(bytes)?;
         let temp = cached.with_extension(format!("tmp{}", std::process::id()));
-        if std::fs::write(&temp, &compiled).and_then(|()| std::fs::rename(&temp, &cached)).is_err() {
+        if std::fs::write(&temp, &compiled)
+            .and_then(|()| std::fs::rename(&temp, &cached))
+            .is_err()
+        {
             let _ = std::fs::remove_file(&temp);
             tracing::debug!(path = %cached.display(), "compilation cache is not writable");
         }
@@ -126,7 +141,9 @@ impl WasmRuntime {
         let dir = cache_dir()?;
         std::fs::create_dir_all(&dir).ok()?;
         let mut engine_hash = DefaultHasher::new();
-        self.engine.precompile_compatibility_hash().hash(&mut engine_hash);
+        self.engine
+            .precompile_compatibility_hash()
+            .hash(&mut engine_hash);
         let digest = hex::encode(Sha256::digest(bytes));
         Some(dir.join(format!("{digest}-{:016x}.cwasm", engine_hash.finish())))
     }

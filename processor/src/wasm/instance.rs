@@ -73,7 +73,12 @@ struct MemoryLimiter {
 }
 
 impl ResourceLimiter for MemoryLimiter {
-    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         if desired > self.max_bytes {
             self.hit = true;
             return Ok(false);
@@ -81,7 +86,12 @@ impl ResourceLimiter for MemoryLimiter {
         Ok(true)
     }
 
-    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         Ok(desired <= 1_000_000)
     }
 }
@@ -106,7 +116,12 @@ pub struct TransformInstance {
 impl TransformInstance {
     /// Instantiates the component and runs its constructor with `config`. A rejected
     /// configuration is [`WasmError::Config`] with the component's own message.
-    pub fn create(name: &str, pre: TransformComponentPre<HostState>, config: String, limits: Limits) -> Result<Self, WasmError> {
+    pub fn create(
+        name: &str,
+        pre: TransformComponentPre<HostState>,
+        config: String,
+        limits: Limits,
+    ) -> Result<Self, WasmError> {
         let mut instance = Self {
             name: name.to_owned(),
             pre,
@@ -221,7 +236,11 @@ impl TransformInstance {
                         self.name,
                         self.limits.memory_bytes / (1024 * 1024)
                     ),
-                    FailureKind::Trap => format!("component {} trapped: {}", self.name, describe(&err, &live.stderr)),
+                    FailureKind::Trap => format!(
+                        "component {} trapped: {}",
+                        self.name,
+                        describe(&err, &live.stderr)
+                    ),
                 };
                 Err(CallFailure { kind, message })
             }

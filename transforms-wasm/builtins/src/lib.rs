@@ -7,13 +7,13 @@
 //! Config: `{"steps": [{"type": "mask", "config": {...}}, ...]}` where `type` is one of
 //! [`BUILTIN_TYPES`] and `config` is that transform's own configuration.
 
-use dataflow_transform_sdk::{ConfigError, Record, Transform, TransformError, parse_config};
 use dataflow_transform_camel_case::CamelCase;
 use dataflow_transform_filter::Filter;
 use dataflow_transform_flatten::Flatten;
 use dataflow_transform_mask::Mask;
 use dataflow_transform_remove::Remove;
 use dataflow_transform_router::Router;
+use dataflow_transform_sdk::{ConfigError, Record, Transform, TransformError, parse_config};
 use dataflow_transform_select::Select;
 use dataflow_transform_snake_case::SnakeCase;
 use dataflow_transform_timestamp::Timestamp;

@@ -31,7 +31,10 @@ impl Transform for Flatten {
         let config: FlattenConfig = parse_config(config)?;
         let field = FieldPath::parse(&config.field).map_err(|e| ConfigError::field("field", e))?;
         if field.has_wildcard() {
-            return Err(ConfigError::field("field", "must name one array, without wildcards"));
+            return Err(ConfigError::field(
+                "field",
+                "must name one array, without wildcards",
+            ));
         }
         let name = field.last_name().into_owned();
         Ok(Self { field, name })

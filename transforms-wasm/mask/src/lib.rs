@@ -39,7 +39,9 @@ impl Transform for Mask {
             .fields
             .iter()
             .enumerate()
-            .map(|(i, f)| FieldPath::parse(f).map_err(|e| ConfigError::field(&format!("fields[{i}]"), e)))
+            .map(|(i, f)| {
+                FieldPath::parse(f).map_err(|e| ConfigError::field(&format!("fields[{i}]"), e))
+            })
             .collect::<Result<Vec<_>, _>>()?;
         let text = config.mask_char.as_deref().unwrap_or("*");
         let mut chars = text.chars();

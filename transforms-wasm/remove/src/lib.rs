@@ -28,7 +28,9 @@ impl Transform for Remove {
             .fields
             .iter()
             .enumerate()
-            .map(|(i, f)| FieldPath::parse(f).map_err(|e| ConfigError::field(&format!("fields[{i}]"), e)))
+            .map(|(i, f)| {
+                FieldPath::parse(f).map_err(|e| ConfigError::field(&format!("fields[{i}]"), e))
+            })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Self { fields })
     }

@@ -104,7 +104,9 @@ pub fn is_truthy(value: Option<&Value>) -> bool {
 fn eval(node: &Node, doc: &Value) -> bool {
     match node {
         Node::Truthy(path) => is_truthy(path.get(doc)),
-        Node::Compare(path, op, literal) => compare(path.get(doc).unwrap_or(&Value::Null), *op, literal),
+        Node::Compare(path, op, literal) => {
+            compare(path.get(doc).unwrap_or(&Value::Null), *op, literal)
+        }
         Node::Not(inner) => !eval(inner, doc),
         Node::And(a, b) => eval(a, doc) && eval(b, doc),
         Node::Or(a, b) => eval(a, doc) || eval(b, doc),
@@ -351,7 +353,9 @@ impl Parser {
                     self.pos += 1;
                     match self.next() {
                         Some(Token::Lit(literal)) => Ok(Node::Compare(path, op, literal)),
-                        _ => Err(format!("expected a literal after the operator following {text:?}")),
+                        _ => Err(format!(
+                            "expected a literal after the operator following {text:?}"
+                        )),
                     }
                 } else {
                     Ok(Node::Truthy(path))
@@ -376,8 +380,17 @@ mod tests {
     fn truthiness_table() {
         let doc = json!({"t": true, "f": false, "s": "x", "e": "", "sf": "false", "n": 2, "z": 0, "o": {}, "a": [], "nul": null});
         for (path, expect) in [
-            ("t", true), ("f", false), ("s", true), ("e", false), ("sf", false), ("n", true),
-            ("z", false), ("o", true), ("a", true), ("nul", false), ("missing", false),
+            ("t", true),
+            ("f", false),
+            ("s", true),
+            ("e", false),
+            ("sf", false),
+            ("n", true),
+            ("z", false),
+            ("o", true),
+            ("a", true),
+            ("nul", false),
+            ("missing", false),
         ] {
             assert_eq!(check(path, &doc), expect, "{path}");
             assert_eq!(check(&format!("$.{path}"), &doc), expect, "$.{path}");
@@ -417,7 +430,9 @@ mod tests {
 
     #[test]
     fn bad_conditions_are_rejected() {
-        for bad in ["", "a ==", "a == b c", "(a", "a &&", "== 1", "a == 'x", "$..x", "a b"] {
+        for bad in [
+            "", "a ==", "a == b c", "(a", "a &&", "== 1", "a == 'x", "$..x", "a b",
+        ] {
             assert!(Condition::parse(bad).is_err(), "{bad}");
         }
     }

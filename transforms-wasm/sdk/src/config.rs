@@ -41,7 +41,10 @@ mod tests {
     #[test]
     fn wrong_type_names_the_key() {
         let err = parse_config::<Sample>(r#"{"keepLength": "yes"}"#).unwrap_err();
-        assert!(err.to_string().starts_with("keepLength: invalid type"), "{err}");
+        assert!(
+            err.to_string().starts_with("keepLength: invalid type"),
+            "{err}"
+        );
     }
 
     #[test]

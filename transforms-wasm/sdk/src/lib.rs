@@ -64,7 +64,7 @@ macro_rules! export {
             {
                 type Transform = $crate::guest::Adapter<$transform>;
             }
-            $crate::guest::bindings::export!(Component with_types_in $crate::guest::bindings);
+    $crate::guest::bindings::export!(Component with_types_in $crate::guest::bindings);
         };
     };
 }

@@ -186,10 +186,10 @@ fn dotted_segment(name: String) -> Result<Segment, &'static str> {
     if name == "*" || name == "#" {
         return Ok(Segment::Wildcard);
     }
-    if name.bytes().all(|b| b.is_ascii_digit()) {
-        if let Ok(index) = name.parse::<usize>() {
-            return Ok(Segment::KeyOrIndex(name, index));
-        }
+    if name.bytes().all(|b| b.is_ascii_digit())
+        && let Ok(index) = name.parse::<usize>()
+    {
+        return Ok(Segment::KeyOrIndex(name, index));
     }
     Ok(Segment::Key(name))
 }
@@ -253,7 +253,9 @@ fn parse_json_path(rest: &str) -> Result<Vec<Segment>, &'static str> {
                         while i < bytes.len() && bytes[i].is_ascii_digit() {
                             i += 1;
                         }
-                        let index = rest[start..i].parse::<i64>().map_err(|_| "bad array index")?;
+                        let index = rest[start..i]
+                            .parse::<i64>()
+                            .map_err(|_| "bad array index")?;
                         segments.push(Segment::Index(index));
                     }
                     _ => return Err("only ['key'], [index] and [*] are supported inside brackets"),

@@ -31,7 +31,8 @@ impl Transform for Select {
             .iter()
             .enumerate()
             .map(|(i, f)| {
-                let path = FieldPath::parse(f).map_err(|e| ConfigError::field(&format!("fields[{i}]"), e))?;
+                let path = FieldPath::parse(f)
+                    .map_err(|e| ConfigError::field(&format!("fields[{i}]"), e))?;
                 let name = path.last_name().into_owned();
                 Ok((path, name))
             })

@@ -59,9 +59,9 @@ impl Format {
                 )
             })?,
         };
-        let items = StrftimeItems::new(&pattern)
-            .parse_to_owned()
-            .map_err(|_| ConfigError::field("format", format!("invalid strftime pattern {text:?}")))?;
+        let items = StrftimeItems::new(&pattern).parse_to_owned().map_err(|_| {
+            ConfigError::field("format", format!("invalid strftime pattern {text:?}"))
+        })?;
         // chrono's fractional-second items (public and internal) all carry
         // "Nanosecond" in their names; only those need sub-second rendering.
         let sub_second = items
@@ -73,13 +73,16 @@ impl Format {
     /// The clock reading at this format's resolution; equal readings render equally.
     fn resolution_key(&self, secs: i64, nanos: u32) -> i128 {
         match self {
-            Format::Rfc3339 | Format::Unix | Format::Pattern { sub_second: false, .. } => {
-                i128::from(secs)
-            }
+            Format::Rfc3339
+            | Format::Unix
+            | Format::Pattern {
+                sub_second: false, ..
+            } => i128::from(secs),
             Format::UnixMilli => i128::from(secs) * 1000 + i128::from(nanos / 1_000_000),
-            Format::Rfc3339Nano | Format::Pattern { sub_second: true, .. } => {
-                i128::from(secs) * 1_000_000_000 + i128::from(nanos)
-            }
+            Format::Rfc3339Nano
+            | Format::Pattern {
+                sub_second: true, ..
+            } => i128::from(secs) * 1_000_000_000 + i128::from(nanos),
         }
     }
 
@@ -170,10 +173,12 @@ impl Transform for Timestamp {
     fn from_config(config: &str) -> Result<Self, ConfigError> {
         let config: TimestampConfig = parse_config(config)?;
         let field_text = config.field_name.as_deref().unwrap_or("created_at");
-        let field =
-            FieldPath::parse(field_text).map_err(|e| ConfigError::field("fieldName", e))?;
+        let field = FieldPath::parse(field_text).map_err(|e| ConfigError::field("fieldName", e))?;
         if field.has_wildcard() {
-            return Err(ConfigError::field("fieldName", "must not contain wildcards"));
+            return Err(ConfigError::field(
+                "fieldName",
+                "must not contain wildcards",
+            ));
         }
         let format = Format::parse(config.format.as_deref().unwrap_or("RFC3339"))?;
         Ok(Self {
@@ -218,9 +223,18 @@ mod tests {
 
     #[test]
     fn go_layouts_translate() {
-        assert_eq!(go_layout_to_strftime("2006-01-02 15:04:05").unwrap(), "%Y-%m-%d %H:%M:%S");
-        assert_eq!(go_layout_to_strftime("02/01/06 3:04PM").unwrap(), "%d/%m/%y %-I:%M%p");
-        assert_eq!(go_layout_to_strftime("2006-01-02T15:04:05.000Z07:00").unwrap(), "%Y-%m-%dT%H:%M:%S%.3fZ");
+        assert_eq!(
+            go_layout_to_strftime("2006-01-02 15:04:05").unwrap(),
+            "%Y-%m-%d %H:%M:%S"
+        );
+        assert_eq!(
+            go_layout_to_strftime("02/01/06 3:04PM").unwrap(),
+            "%d/%m/%y %-I:%M%p"
+        );
+        assert_eq!(
+            go_layout_to_strftime("2006-01-02T15:04:05.000Z07:00").unwrap(),
+            "%Y-%m-%dT%H:%M:%S%.3fZ"
+        );
         assert!(go_layout_to_strftime("hello").is_none());
     }
 

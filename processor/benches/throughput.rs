@@ -1,0 +1,249 @@
+//! `make bench`: throughput of the built-in transforms in Wasm and natively, of the
+//! reference chain, and of the processor end to end (file -> chain -> file), on the
+//! benchmark corpus, pinned to one core.
+//!
+//! usage: cargo bench -p dataflow-processor --bench throughput -- <corpus.jsonl>
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use dataflow_builtins::Chain;
+use dataflow_processor::wasm::{
+    BUILTINS_COMPONENT, Limits, Message, TransformInstance, WasmRuntime,
+};
+use dataflow_transform_sdk::{Transform, process_batch};
+use serde_json::{Value, json};
+
+const BATCH: usize = 1024;
+const RUNS: usize = 3;
+
+/// The Go original's figures on the same corpus (msgs/s), from shared/bench/README.md.
+const GO_REFERENCE: &[(&str, f64)] = &[
+    ("timestamp", 23_700.0),
+    ("filter", 3_200_000.0),
+    ("mask", 156_000.0),
+    ("remove", 156_000.0),
+    ("select", 148_000.0),
+    ("snakeCase", 23_400.0),
+    ("camelCase", 26_600.0),
+    ("flatten", 13_000.0),
+    ("router", 391_000.0),
+    ("chain", 13_900.0),
+];
+
+fn main() {
+    let Some(corpus) = std::env::args().skip(1).find(|a| !a.starts_with("--")) else {
+        eprintln!("usage: throughput <corpus.jsonl>");
+        std::process::exit(2);
+    };
+    pin_to_one_core();
+    let lines: Vec<Vec<u8>> = std::fs::read(&corpus)
+        .expect("read corpus")
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(<[u8]>::to_vec)
+        .collect();
+    let avg = lines.iter().map(Vec::len).sum::<usize>() / lines.len().max(1);
+    println!(
+        "corpus: {} messages, {avg} bytes on average; batches of {BATCH}; one core; best of {RUNS}",
+        lines.len()
+    );
+    println!();
+    println!(
+        "{:<11} {:>12} {:>12} {:>10} {:>12} {:>9}",
+        "transform", "wasm msg/s", "native msg/s", "wasm/nat", "Go msg/s", "vs Go"
+    );
+
+    let runtime = WasmRuntime::new().expect("engine");
+    let cases: Vec<(&str, Value)> = vec![
+        ("timestamp", json!({})),
+        ("filter", json!({"condition": "$.active"})),
+        (
+            "mask",
+            json!({"fields": ["user.email", "card"], "keepLength": true}),
+        ),
+        ("remove", json!({"fields": ["internal_id", "debug"]})),
+        (
+            "select",
+            json!({"fields": ["orderId", "user.email", "level", "totalAmount"]}),
+        ),
+        ("snakeCase", json!({"deep": true})),
+        ("camelCase", json!({"deep": true})),
+        ("flatten", json!({"field": "items"})),
+        (
+            "router",
+            json!({"routes": [{"condition": "$.level == 'error'"}, {"condition": "$.level == 'warning'"}]}),
+        ),
+    ];
+    for (name, config) in &cases {
+        let steps = json!({"steps": [{"type": name, "config": config}]});
+        report(name, &runtime, &steps, &lines);
+    }
+    let chain = json!({"steps": [
+        {"type": "timestamp", "config": {}},
+        {"type": "filter", "config": {"condition": "$.active"}},
+        {"type": "mask", "config": {"fields": ["user.email", "card"], "keepLength": true}},
+        {"type": "remove", "config": {"fields": ["internal_id", "debug"]}},
+        {"type": "snakeCase", "config": {"deep": true}},
+    ]});
+    let chain_rate = report("chain", &runtime, &chain, &lines);
+    println!();
+    end_to_end(Path::new(&corpus), lines.len(), chain_rate);
+}
+
+/// Prints one row; returns the Wasm rate.
+fn report(name: &str, runtime: &WasmRuntime, config: &Value, lines: &[Vec<u8>]) -> f64 {
+    let wasm = best_rate(lines.len(), || wasm_run(runtime, config, lines));
+    let native = best_rate(lines.len(), || native_run(config, lines));
+    let go = GO_REFERENCE
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map_or(f64::NAN, |(_, r)| *r);
+    println!(
+        "{name:<11} {:>12.0} {:>12.0} {:>9.2}x {:>12.0} {:>8.1}x",
+        wasm,
+        native,
+        native / wasm,
+        go,
+        wasm / go
+    );
+    wasm
+}
+
+fn best_rate(messages: usize, mut run: impl FnMut() -> Duration) -> f64 {
+    (0..RUNS)
+        .map(|_| messages as f64 / run().as_secs_f64())
+        .fold(0.0, f64::max)
+}
+
+fn wasm_run(runtime: &WasmRuntime, config: &Value, lines: &[Vec<u8>]) -> Duration {
+    let pre = runtime
+        .prepare("builtins", BUILTINS_COMPONENT)
+        .expect("compile");
+    let limits = Limits {
+        memory_bytes: 1 << 30,
+        timeout_ms: 60_000,
+    };
+    let mut instance =
+        TransformInstance::create("builtins", pre, config.to_string(), limits).expect("create");
+    let batches: Vec<Vec<Message>> = lines
+        .chunks(BATCH)
+        .map(|c| {
+            c.iter()
+                .map(|l| Message {
+                    payload: l.clone(),
+                    metadata: Vec::new(),
+                })
+                .collect()
+        })
+        .collect();
+    let start = Instant::now();
+    let mut outputs = 0usize;
+    for batch in &batches {
+        outputs += instance.call(batch).expect("call").len();
+    }
+    let elapsed = start.elapsed();
+    assert_eq!(outputs, lines.len());
+    elapsed
+}
+
+fn native_run(config: &Value, lines: &[Vec<u8>]) -> Duration {
+    let mut chain = Chain::from_config(&config.to_string()).expect("config");
+    let batches: Vec<Vec<dataflow_transform_sdk::Message>> = lines
+        .chunks(BATCH)
+        .map(|c| {
+            c.iter()
+                .map(|l| dataflow_transform_sdk::Message {
+                    payload: l.clone(),
+                    metadata: Vec::new(),
+                })
+                .collect()
+        })
+        .collect();
+    let start = Instant::now();
+    let mut outputs = 0usize;
+    for batch in batches {
+        outputs += process_batch(&mut chain, batch).len();
+    }
+    let elapsed = start.elapsed();
+    assert_eq!(outputs, lines.len());
+    elapsed
+}
+
+/// Runs the processor binary on file -> chain -> file and reports rate and peak RSS.
+fn end_to_end(corpus: &Path, messages: usize, chain_rate: f64) {
+    let dir = std::env::temp_dir().join(format!("dataflow-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let out = dir.join("out.jsonl");
+    let spec = dir.join("flow.yaml");
+    let corpus = corpus.canonicalize().expect("corpus path");
+    std::fs::write(
+        &spec,
+        format!(
+            r#"source: {{type: file, file: {{path: {}}}}}
+sink: {{type: file, file: {{path: {}}}}}
+transformations:
+  - {{type: timestamp}}
+  - {{type: filter, filter: {{condition: "$.active"}}}}
+  - {{type: mask, mask: {{fields: [user.email, card], keepLength: true}}}}
+  - {{type: remove, remove: {{fields: [internal_id, debug]}}}}
+  - {{type: snakeCase, snakeCase: {{deep: true}}}}
+"#,
+            corpus.display(),
+            out.display()
+        ),
+    )
+    .expect("write spec");
+    let binary = processor_binary();
+    let mut best = f64::MAX;
+    for _ in 0..RUNS {
+        let _ = std::fs::remove_file(&out);
+        let start = Instant::now();
+        let status = Command::new(&binary)
+            .args(["run", "--spec"])
+            .arg(&spec)
+            .env("LOG_LEVEL", "warn")
+            .stderr(std::process::Stdio::null())
+            .status()
+            .expect("run processor");
+        assert!(status.success(), "processor failed");
+        best = best.min(start.elapsed().as_secs_f64());
+    }
+    let rate = messages as f64 / best;
+    println!(
+        "end to end file -> chain -> file: {rate:.0} msg/s ({:.0}% of the chain-only rate), peak RSS {} MiB (corpus file {} MiB)",
+        100.0 * rate / chain_rate,
+        peak_child_rss_kib() / 1024,
+        std::fs::metadata(&corpus)
+            .map(|m| m.len() >> 20)
+            .unwrap_or(0)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn processor_binary() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/release/dataflow-processor")
+}
+
+/// Largest resident set of any finished child, KiB.
+fn peak_child_rss_kib() -> i64 {
+    // SAFETY: getrusage only writes into the struct we pass.
+    unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage);
+        usage.ru_maxrss
+    }
+}
+
+/// Runs this process (and the processor it starts) on CPU 0 only.
+fn pin_to_one_core() {
+    // SAFETY: plain libc calls on a zeroed cpu_set_t.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(0, &mut set);
+        if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
+            eprintln!("warning: could not pin to one core");
+        }
+    }
+}
