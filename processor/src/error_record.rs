@@ -1,6 +1,10 @@
 //! The error-sink record: `{error: {...}, original_message}`.
 
-use serde_json::{Map, Value, json};
+use std::borrow::Cow;
+
+use serde::Serialize;
+use serde_json::value::RawValue;
+use serde_json::{Map, Value};
 
 /// Everything known about one failed message.
 #[derive(Debug, Clone, Copy)]
@@ -45,17 +49,39 @@ impl ErrorRecord<'_> {
                 .collect();
             error.insert("metadata".into(), Value::Object(metadata));
         }
-        let original = serde_json::from_slice::<Value>(self.original)
-            .unwrap_or_else(|_| json!({"original_data": String::from_utf8_lossy(self.original)}));
-        let record = json!({"error": Value::Object(error), "original_message": original});
-        // Serialising a Value built from strings and numbers cannot fail.
+        let original = match serde_json::from_slice::<&RawValue>(self.original) {
+            Ok(raw) => Original::Json(raw),
+            Err(_) => Original::Text {
+                original_data: String::from_utf8_lossy(self.original),
+            },
+        };
+        let record = Wire {
+            error,
+            original_message: original,
+        };
+        // Serialising maps of strings and numbers and valid raw JSON cannot fail.
         serde_json::to_vec(&record).unwrap_or_default()
     }
+}
+
+#[derive(Serialize)]
+struct Wire<'a> {
+    error: Map<String, Value>,
+    original_message: Original<'a>,
+}
+
+/// The failed message: verbatim when it is JSON, as text otherwise.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Original<'a> {
+    Json(&'a RawValue),
+    Text { original_data: Cow<'a, str> },
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn record_shape() {
@@ -67,7 +93,7 @@ mod tests {
             original_sink: "file",
             transformer_index: Some(2),
             metadata: &metadata,
-            original: b"{\"a\":1}",
+            original: b"{\"a\":1.50,\"e\":1e3}",
         };
         let value: Value = serde_json::from_slice(&record.to_json()).unwrap();
         assert_eq!(value["error"]["type"], "transform_trap");
@@ -76,7 +102,11 @@ mod tests {
         assert_eq!(value["error"]["original_sink"], "file");
         assert_eq!(value["error"]["metadata"]["topic"], "in");
         assert!(value["error"]["timestamp"].as_str().unwrap().ends_with('Z'));
-        assert_eq!(value["original_message"], json!({"a": 1}));
+        let text = String::from_utf8(record.to_json()).unwrap();
+        assert!(
+            text.ends_with(r#""original_message":{"a":1.50,"e":1e3}}"#),
+            "verbatim: {text}"
+        );
 
         let text = ErrorRecord {
             original: b"not json",

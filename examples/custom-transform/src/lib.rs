@@ -7,9 +7,9 @@
 //!
 //! Config (all optional): `{"keepDomain": false, "keepLastDigits": 4, "maskChar": "*"}`.
 
+use dataflow_transform_sdk::json::{SmolStr, Value};
 use dataflow_transform_sdk::{ConfigError, Record, Transform, TransformError, parse_config};
 use serde::Deserialize;
-use serde_json::Value;
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -55,16 +55,16 @@ impl PiiRedact {
         match value {
             Value::String(text) => {
                 if let Some(clean) = self.redact_text(text) {
-                    *text = clean;
+                    *text = SmolStr::from(clean);
                 }
             }
             Value::Number(number) => {
-                let digits = number.to_string();
+                let digits = number.as_str();
                 if (13..=19).contains(&digits.len())
                     && digits.bytes().all(|b| b.is_ascii_digit())
                     && luhn(digits.as_bytes())
                 {
-                    *value = Value::String(self.mask_digits(digits.as_bytes()));
+                    *value = Value::from(self.mask_digits(digits.as_bytes()));
                 }
             }
             Value::Array(items) => items.iter_mut().for_each(|v| self.redact(v)),

@@ -10,9 +10,9 @@
 
 use std::hint::black_box;
 
+use dataflow_transform_sdk::json::{Map, Value};
 use dataflow_transform_sdk::{ConfigError, Record, Transform, TransformError, parse_config};
 use serde::Deserialize;
-use serde_json::{Value, json};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "lowercase")]
@@ -57,7 +57,9 @@ impl Transform for Hostile {
                     }
                 }
                 Mode::Probe => {
-                    record.value["probe"] = probe();
+                    if let Some(map) = record.value.as_object_mut() {
+                        map.insert("probe", probe());
+                    }
                 }
             }
         }
@@ -79,13 +81,17 @@ fn probe() -> Value {
         Ok(_) => "connected".to_owned(),
         Err(e) => format!("denied: {e}"),
     };
-    json!({
-        "file": file,
-        "dir": dir,
-        "env": std::env::vars().count(),
-        "args": std::env::args().count(),
-        "net": net,
-    })
+    let count = |n: usize| Value::from(i64::try_from(n).unwrap_or(i64::MAX));
+    let report: Map = [
+        ("file", Value::from(file)),
+        ("dir", Value::from(dir)),
+        ("env", count(std::env::vars().count())),
+        ("args", count(std::env::args().count())),
+        ("net", Value::from(net)),
+    ]
+    .into_iter()
+    .collect();
+    Value::Object(report)
 }
 
 dataflow_transform_sdk::export!(Hostile);

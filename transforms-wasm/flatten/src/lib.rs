@@ -1,9 +1,9 @@
 //! `flatten`: expands an array field into one message per element.
 
+use dataflow_transform_sdk::json::{SmolStr, Value};
 use dataflow_transform_sdk::path::FieldPath;
 use dataflow_transform_sdk::{ConfigError, Record, Transform, TransformError, parse_config};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 /// Configuration of `flatten`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -23,7 +23,7 @@ pub struct FlattenConfig {
 /// Avro-style wrapper `{"array": [...]}` counts as the array.
 pub struct Flatten {
     field: FieldPath,
-    name: String,
+    name: SmolStr,
 }
 
 impl Transform for Flatten {
@@ -36,7 +36,7 @@ impl Transform for Flatten {
                 "must name one array, without wildcards",
             ));
         }
-        let name = field.last_name().into_owned();
+        let name = SmolStr::new(field.last_name());
         Ok(Self { field, name })
     }
 
@@ -49,7 +49,7 @@ impl Transform for Flatten {
         }
         let items = match self.field.take(&mut record.value) {
             Some(Value::Array(items)) => items,
-            Some(Value::Object(mut wrapper)) => match wrapper.shift_remove("array") {
+            Some(Value::Object(mut wrapper)) => match wrapper.remove("array") {
                 Some(Value::Array(items)) => items,
                 _ => Vec::new(),
             },

@@ -1,9 +1,9 @@
 //! `mask`: hides the values of sensitive fields.
 
+use dataflow_transform_sdk::json::{SmolStr, Value};
 use dataflow_transform_sdk::path::FieldPath;
 use dataflow_transform_sdk::{ConfigError, Record, Transform, TransformError, parse_config};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 /// Configuration of `mask`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -26,7 +26,7 @@ pub struct Mask {
     fields: Vec<FieldPath>,
     mask_char: char,
     keep_length: bool,
-    fixed: String,
+    fixed: SmolStr,
 }
 
 impl Transform for Mask {
@@ -58,7 +58,7 @@ impl Transform for Mask {
             fields,
             mask_char,
             keep_length: config.keep_length.unwrap_or(false),
-            fixed: std::iter::repeat_n(mask_char, 3).collect(),
+            fixed: SmolStr::from_iter(std::iter::repeat_n(mask_char, 3)),
         })
     }
 
@@ -66,7 +66,7 @@ impl Transform for Mask {
         for field in &self.fields {
             field.for_each_mut(&mut record.value, &mut |value| {
                 let masked = if self.keep_length {
-                    std::iter::repeat_n(self.mask_char, char_len(value)).collect()
+                    SmolStr::from_iter(std::iter::repeat_n(self.mask_char, char_len(value)))
                 } else {
                     self.fixed.clone()
                 };
@@ -85,8 +85,8 @@ fn char_len(value: &Value) -> usize {
         Value::String(s) => s.chars().count(),
         Value::Bool(true) | Value::Null => 4,
         Value::Bool(false) => 5,
-        Value::Number(n) => n.to_string().chars().count(),
-        other => serde_json::to_string(other).map_or(0, |s| s.chars().count()),
+        Value::Number(n) => n.as_str().len(),
+        other => other.to_string().chars().count(),
     }
 }
 

@@ -17,7 +17,7 @@
 
 use std::cmp::Ordering;
 
-use serde_json::Value;
+use crate::json::Value;
 
 use crate::path::FieldPath;
 
@@ -95,7 +95,7 @@ pub fn is_truthy(value: Option<&Value>) -> bool {
     match value {
         None | Some(Value::Null) => false,
         Some(Value::Bool(b)) => *b,
-        Some(Value::String(s)) => !s.is_empty() && s != "false",
+        Some(Value::String(s)) => !s.is_empty() && s.as_str() != "false",
         Some(Value::Number(n)) => n.as_f64().is_some_and(|f| f != 0.0),
         Some(Value::Array(_)) | Some(Value::Object(_)) => true,
     }
@@ -370,7 +370,10 @@ impl Parser {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+
+    fn json(text: &str) -> Value {
+        Value::parse(text.as_bytes()).unwrap()
+    }
 
     fn check(cond: &str, doc: &Value) -> bool {
         Condition::parse(cond).unwrap().matches(doc)
@@ -378,7 +381,9 @@ mod tests {
 
     #[test]
     fn truthiness_table() {
-        let doc = json!({"t": true, "f": false, "s": "x", "e": "", "sf": "false", "n": 2, "z": 0, "o": {}, "a": [], "nul": null});
+        let doc = json(
+            r#"{"t": true, "f": false, "s": "x", "e": "", "sf": "false", "n": 2, "z": 0, "o": {}, "a": [], "nul": null}"#,
+        );
         for (path, expect) in [
             ("t", true),
             ("f", false),
@@ -399,7 +404,9 @@ mod tests {
 
     #[test]
     fn typed_comparisons() {
-        let doc = json!({"level": "error", "code": 200, "big": 12345678901234567890u64, "ok": true, "n": null});
+        let doc = json(
+            r#"{"level": "error", "code": 200, "big": 12345678901234567890, "ok": true, "n": null}"#,
+        );
         assert!(check("$.level == 'error'", &doc));
         assert!(check("level == \"error\"", &doc));
         assert!(!check("$.code == '200'", &doc));
@@ -418,7 +425,7 @@ mod tests {
 
     #[test]
     fn boolean_structure() {
-        let doc = json!({"a": true, "b": false, "c": 1});
+        let doc = json(r#"{"a": true, "b": false, "c": 1}"#);
         assert!(check("!b", &doc));
         assert!(check("a && !b", &doc));
         assert!(check("b || c == 1", &doc));

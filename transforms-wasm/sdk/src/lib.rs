@@ -26,6 +26,7 @@ mod error;
 #[cfg(target_arch = "wasm32")]
 #[doc(hidden)]
 pub mod guest;
+pub mod json;
 mod message;
 pub mod path;
 pub mod rename;
@@ -33,7 +34,6 @@ pub mod rename;
 pub use config::parse_config;
 pub use error::{ConfigError, ErrorKind, TransformError};
 pub use message::{Message, Metadata, Outcome, Record, process_batch};
-pub use serde_json;
 
 /// A message transformation.
 ///

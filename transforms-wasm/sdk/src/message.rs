@@ -1,4 +1,4 @@
-use serde_json::Value;
+use crate::json::Value;
 
 use crate::{Transform, TransformError};
 
@@ -70,7 +70,7 @@ fn process_one<T: Transform>(
     message: Message,
     produced: &mut Vec<Record>,
 ) -> Outcome {
-    let value: Value = match serde_json::from_slice(&message.payload) {
+    let value = match Value::parse(&message.payload) {
         Ok(value) => value,
         Err(err) => {
             return Outcome::Failed(TransformError::invalid_data(format!(
@@ -87,20 +87,13 @@ fn process_one<T: Transform>(
         produced.clear();
         return Outcome::Failed(err);
     }
-    let mut outputs = Vec::with_capacity(produced.len());
-    for record in produced.drain(..) {
-        match serde_json::to_vec(&record.value) {
-            Ok(payload) => outputs.push(Message {
-                payload,
-                metadata: record.metadata,
-            }),
-            Err(err) => {
-                return Outcome::Failed(TransformError::failed(format!(
-                    "cannot serialise output: {err}"
-                )));
-            }
-        }
-    }
+    let outputs = produced
+        .drain(..)
+        .map(|record| Message {
+            payload: record.value.to_json(),
+            metadata: record.metadata,
+        })
+        .collect();
     Outcome::Emitted(outputs)
 }
 
@@ -160,18 +153,9 @@ mod tests {
 
     #[test]
     fn number_text_and_key_order_survive() {
-        let text = r#"{"z":1,"a":12345678901234567890123,"m":1.50,"e":1e-3,"s":"<&>"}"#;
+        let text = r#"{"z":1,"a":12345678901234567890123,"m":1.50,"e":1e3,"f":-1E-7,"s":"<&>"}"#;
         match &process_batch(&mut Twice, vec![msg(text)])[0] {
             Outcome::Emitted(out) => assert_eq!(out[0].payload, text.as_bytes()),
-            other => panic!("unexpected {other:?}"),
-        }
-    }
-
-    #[test]
-    fn an_exponent_gets_an_explicit_sign() {
-        // The one change serde_json makes to number text; the value is the same.
-        match &process_batch(&mut Twice, vec![msg(r#"{"e":1e3}"#)])[0] {
-            Outcome::Emitted(out) => assert_eq!(out[0].payload, br#"{"e":1e+3}"#),
             other => panic!("unexpected {other:?}"),
         }
     }

@@ -13,7 +13,7 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use serde_json::{Map, Value};
+use crate::json::{Map, Value};
 
 /// A parsed field path.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -282,7 +282,7 @@ fn resolve_index(index: i64, len: usize) -> Option<usize> {
 
 fn child<'a>(value: &'a Value, segment: &Segment) -> Option<&'a Value> {
     match (segment, value) {
-        (Segment::Key(k) | Segment::KeyOrIndex(k, _), Value::Object(map)) => map.get(k.as_str()),
+        (Segment::Key(k) | Segment::KeyOrIndex(k, _), Value::Object(map)) => map.get(k),
         (Segment::KeyOrIndex(_, i), Value::Array(items)) => items.get(*i),
         (Segment::Index(i), Value::Array(items)) => items.get(resolve_index(*i, items.len())?),
         _ => None,
@@ -291,9 +291,7 @@ fn child<'a>(value: &'a Value, segment: &Segment) -> Option<&'a Value> {
 
 fn child_mut<'a>(value: &'a mut Value, segment: &Segment) -> Option<&'a mut Value> {
     match (segment, value) {
-        (Segment::Key(k) | Segment::KeyOrIndex(k, _), Value::Object(map)) => {
-            map.get_mut(k.as_str())
-        }
+        (Segment::Key(k) | Segment::KeyOrIndex(k, _), Value::Object(map)) => map.get_mut(k),
         (Segment::KeyOrIndex(_, i), Value::Array(items)) => items.get_mut(*i),
         (Segment::Index(i), Value::Array(items)) => {
             let i = resolve_index(*i, items.len())?;
@@ -354,9 +352,7 @@ fn remove_child(parent: &mut Value, last: &Segment) -> usize {
 
 fn take_child(parent: &mut Value, last: &Segment) -> Option<Value> {
     match (last, parent) {
-        (Segment::Key(k) | Segment::KeyOrIndex(k, _), Value::Object(map)) => {
-            map.shift_remove(k.as_str())
-        }
+        (Segment::Key(k) | Segment::KeyOrIndex(k, _), Value::Object(map)) => map.remove(k),
         (Segment::KeyOrIndex(_, i), Value::Array(items)) if *i < items.len() => {
             Some(items.remove(*i))
         }
@@ -375,9 +371,7 @@ fn step_or_create<'a>(value: &'a mut Value, segment: &Segment) -> Option<&'a mut
                 *value = Value::Object(Map::new());
             }
             let map = value.as_object_mut()?;
-            let entry = map
-                .entry(k.as_str())
-                .or_insert_with(|| Value::Object(Map::new()));
+            let entry = map.get_or_insert_with(k, || Value::Object(Map::new()));
             if !(entry.is_object() || entry.is_array()) {
                 *entry = Value::Object(Map::new());
             }
@@ -411,7 +405,7 @@ fn set_child(parent: &mut Value, last: &Segment, new: Value) -> bool {
             }
             match parent.as_object_mut() {
                 Some(map) => {
-                    map.insert(k.clone(), new);
+                    map.insert(k.as_str(), new);
                     true
                 }
                 None => false,
@@ -424,10 +418,15 @@ fn set_child(parent: &mut Value, last: &Segment, new: Value) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+
+    fn json(text: &str) -> Value {
+        Value::parse(text.as_bytes()).unwrap()
+    }
 
     fn doc() -> Value {
-        json!({"user": {"email": "a@b", "name": "A"}, "items": [{"sku": "x", "card": "1"}, {"sku": "y", "card": "2"}], "a.b": 1, "0": "zero"})
+        json(
+            r#"{"user": {"email": "a@b", "name": "A"}, "items": [{"sku": "x", "card": "1"}, {"sku": "y", "card": "2"}], "a.b": 1, "0": "zero"}"#,
+        )
     }
 
     fn p(text: &str) -> FieldPath {
@@ -446,15 +445,15 @@ mod tests {
             assert!(p(dotted).get(&d).is_some(), "{dotted}");
             assert_eq!(p(dotted).get(&d), p(jp).get(&d), "{dotted} vs {jp}");
         }
-        assert_eq!(p("$.items[-1].sku").get(&d), Some(&json!("y")));
-        assert_eq!(p("$[\"user\"].name").get(&d), Some(&json!("A")));
+        assert_eq!(p("$.items[-1].sku").get(&d), Some(&json("\"y\"")));
+        assert_eq!(p("$[\"user\"].name").get(&d), Some(&json("\"A\"")));
     }
 
     #[test]
     fn wildcards_select_every_match() {
         let d = doc();
         let all = p("$.items[*].card").get_all(&d);
-        assert_eq!(all, vec![&json!("1"), &json!("2")]);
+        assert_eq!(all, vec![&json("\"1\""), &json("\"2\"")]);
         assert_eq!(p("items.#.card").get_all(&d), all);
         assert_eq!(p("items.*.card").get_all(&d), all);
         assert!(p("$.items[*].card").has_wildcard());
@@ -462,29 +461,32 @@ mod tests {
 
     #[test]
     fn remove_keeps_key_order_and_counts() {
-        let mut d = json!({"a": 1, "b": 2, "c": 3});
+        let mut d = json(r#"{"a": 1, "b": 2, "c": 3}"#);
         assert_eq!(p("b").remove(&mut d), 1);
-        assert_eq!(serde_json::to_string(&d).unwrap(), r#"{"a":1,"c":3}"#);
+        assert_eq!(d.to_string(), r#"{"a":1,"c":3}"#);
         let mut d = doc();
         assert_eq!(p("$.items[*].card").remove(&mut d), 2);
-        assert_eq!(d["items"], json!([{"sku": "x"}, {"sku": "y"}]));
+        assert_eq!(
+            d.get("items"),
+            Some(&json(r#"[{"sku": "x"}, {"sku": "y"}]"#))
+        );
         assert_eq!(p("missing.path").remove(&mut d), 0);
     }
 
     #[test]
     fn set_creates_objects_on_the_way() {
-        let mut d = json!({"meta": 5});
-        assert!(p("meta.ts").set(&mut d, json!(1)));
-        assert!(p("$.x.y").set(&mut d, json!(2)));
-        assert_eq!(d, json!({"meta": {"ts": 1}, "x": {"y": 2}}));
-        let mut d = json!({"a": []});
-        assert!(!p("a.3").set(&mut d, json!(1)));
+        let mut d = json(r#"{"meta": 5}"#);
+        assert!(p("meta.ts").set(&mut d, json("1")));
+        assert!(p("$.x.y").set(&mut d, json("2")));
+        assert_eq!(d, json(r#"{"meta": {"ts": 1}, "x": {"y": 2}}"#));
+        let mut d = json(r#"{"a": []}"#);
+        assert!(!p("a.3").set(&mut d, json("1")));
     }
 
     #[test]
     fn take_removes_and_returns() {
         let mut d = doc();
-        assert_eq!(p("user.name").take(&mut d), Some(json!("A")));
+        assert_eq!(p("user.name").take(&mut d), Some(json("\"A\"")));
         assert_eq!(p("user.name").take(&mut d), None);
     }
 

@@ -2,8 +2,8 @@
 
 use std::collections::HashMap;
 
+use crate::json::{Map, SmolStr, Value};
 use heck::{ToSnakeCase, ToUpperCamelCase};
-use serde_json::{Map, Value};
 
 /// How keys are rewritten.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -15,11 +15,11 @@ pub enum KeyCase {
 }
 
 impl KeyCase {
-    fn convert(self, key: &str) -> String {
-        match self {
+    fn convert(self, key: &str) -> SmolStr {
+        SmolStr::from(match self {
             KeyCase::Snake => key.to_snake_case(),
             KeyCase::UpperCamel => key.to_upper_camel_case(),
-        }
+        })
     }
 }
 
@@ -33,7 +33,7 @@ const MEMO_LIMIT: usize = 4096;
 pub struct KeyRenamer {
     case: KeyCase,
     deep: bool,
-    memo: HashMap<String, String>,
+    memo: HashMap<SmolStr, SmolStr>,
 }
 
 impl KeyRenamer {
@@ -60,7 +60,7 @@ impl KeyRenamer {
         }
     }
 
-    fn rename_object(&mut self, map: &mut Map<String, Value>) {
+    fn rename_object(&mut self, map: &mut Map) {
         let old = std::mem::take(map);
         let mut renamed = Map::with_capacity(old.len());
         for (key, mut value) in old {
@@ -73,7 +73,7 @@ impl KeyRenamer {
         *map = renamed;
     }
 
-    fn converted(&mut self, key: String) -> String {
+    fn converted(&mut self, key: SmolStr) -> SmolStr {
         if let Some(done) = self.memo.get(&key) {
             return if *done == key { key } else { done.clone() };
         }
@@ -89,41 +89,44 @@ impl KeyRenamer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+
+    fn json(text: &str) -> Value {
+        Value::parse(text.as_bytes()).unwrap()
+    }
 
     #[test]
     fn snake_deep_and_shallow() {
-        let doc = json!({"userID": 1, "HTTPServer": {"innerKey": [{"deepKey": 1}]}});
+        let doc = json(r#"{"userID": 1, "HTTPServer": {"innerKey": [{"deepKey": 1}]}}"#);
         let mut deep = doc.clone();
         KeyRenamer::new(KeyCase::Snake, true).rename(&mut deep);
         assert_eq!(
-            serde_json::to_string(&deep).unwrap(),
+            deep.to_string(),
             r#"{"user_id":1,"http_server":{"inner_key":[{"deep_key":1}]}}"#
         );
         let mut shallow = doc;
         KeyRenamer::new(KeyCase::Snake, false).rename(&mut shallow);
         assert_eq!(
-            serde_json::to_string(&shallow).unwrap(),
+            shallow.to_string(),
             r#"{"user_id":1,"http_server":{"innerKey":[{"deepKey":1}]}}"#
         );
     }
 
     #[test]
     fn later_key_wins_on_collision() {
-        let mut doc: Value = serde_json::from_str(r#"{"userId":1,"user_id":2}"#).unwrap();
+        let mut doc = json(r#"{"userId":1,"user_id":2}"#);
         let mut renamer = KeyRenamer::new(KeyCase::Snake, false);
         renamer.rename(&mut doc);
-        assert_eq!(doc, json!({"user_id": 2}));
+        assert_eq!(doc, json(r#"{"user_id": 2}"#));
         // The memo gives the same answer the second time.
-        let mut again: Value = serde_json::from_str(r#"{"userId":1,"user_id":2}"#).unwrap();
+        let mut again = json(r#"{"userId":1,"user_id":2}"#);
         renamer.rename(&mut again);
-        assert_eq!(again, json!({"user_id": 2}));
+        assert_eq!(again, json(r#"{"user_id": 2}"#));
     }
 
     #[test]
     fn upper_camel() {
-        let mut doc = json!({"first_name": "a", "user-id": 1});
+        let mut doc = json(r#"{"first_name": "a", "user-id": 1}"#);
         KeyRenamer::new(KeyCase::UpperCamel, false).rename(&mut doc);
-        assert_eq!(doc, json!({"FirstName": "a", "UserId": 1}));
+        assert_eq!(doc, json(r#"{"FirstName": "a", "UserId": 1}"#));
     }
 }

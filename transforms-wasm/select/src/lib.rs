@@ -1,9 +1,9 @@
 //! `select`: keeps only the chosen fields, as a flat object.
 
+use dataflow_transform_sdk::json::{Map, SmolStr, Value};
 use dataflow_transform_sdk::path::FieldPath;
 use dataflow_transform_sdk::{ConfigError, Record, Transform, TransformError, parse_config};
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
 
 /// Configuration of `select`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -17,7 +17,7 @@ pub struct SelectConfig {
 /// The `select` transform. A path with wildcards yields the array of its matches.
 /// When no path matches, the message passes unchanged (as in the Go original).
 pub struct Select {
-    fields: Vec<(FieldPath, String)>,
+    fields: Vec<(FieldPath, SmolStr)>,
 }
 
 impl Transform for Select {
@@ -33,7 +33,7 @@ impl Transform for Select {
             .map(|(i, f)| {
                 let path = FieldPath::parse(f)
                     .map_err(|e| ConfigError::field(&format!("fields[{i}]"), e))?;
-                let name = path.last_name().into_owned();
+                let name = SmolStr::new(path.last_name());
                 Ok((path, name))
             })
             .collect::<Result<Vec<_>, ConfigError>>()?;

@@ -4,10 +4,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use chrono::format::{Item, StrftimeItems};
 use chrono::{DateTime, SecondsFormat, Utc};
+use dataflow_transform_sdk::json::{Number, Value};
 use dataflow_transform_sdk::path::FieldPath;
 use dataflow_transform_sdk::{ConfigError, Record, Transform, TransformError, parse_config};
 use serde::{Deserialize, Serialize};
-use serde_json::{Number, Value};
 
 /// Configuration of `timestamp`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -89,7 +89,7 @@ impl Format {
     fn render(&self, secs: i64, nanos: u32) -> Value {
         let time = DateTime::<Utc>::from_timestamp(secs, nanos).unwrap_or_default();
         match self {
-            Format::Rfc3339 => Value::String(time.to_rfc3339_opts(SecondsFormat::Secs, true)),
+            Format::Rfc3339 => Value::from(time.to_rfc3339_opts(SecondsFormat::Secs, true)),
             Format::Rfc3339Nano => {
                 let mut text = time.format("%Y-%m-%dT%H:%M:%S").to_string();
                 if nanos != 0 {
@@ -98,14 +98,14 @@ impl Format {
                     text.push_str(digits.trim_end_matches('0'));
                 }
                 text.push('Z');
-                Value::String(text)
+                Value::from(text)
             }
             Format::Unix => Value::Number(Number::from(secs)),
             Format::UnixMilli => {
                 Value::Number(Number::from(secs * 1000 + i64::from(nanos / 1_000_000)))
             }
             Format::Pattern { items, .. } => {
-                Value::String(time.format_with_items(items.iter()).to_string())
+                Value::from(time.format_with_items(items.iter()).to_string())
             }
         }
     }

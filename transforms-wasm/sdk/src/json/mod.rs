@@ -1,0 +1,380 @@
+//! The document type transforms work on.
+//!
+//! Built for the hot path of a transform: parsing keeps number text verbatim (big
+//! integers keep every digit, `1.50` stays `1.50`), objects keep their key order
+//! (ordered vectors: small objects are searched faster than hashed), and short keys
+//! and strings (up to 23 bytes) are stored inline, so a typical event parses with
+//! almost no heap allocation. [`Value::to_json`] writes compact JSON and escapes only
+//! what JSON requires (`<`, `>` and `&` stay as they are).
+
+mod parse;
+mod write;
+
+use std::fmt;
+
+pub use parse::ParseError;
+pub use smol_str::SmolStr;
+
+/// A JSON value.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum Value {
+    /// `null`
+    #[default]
+    Null,
+    /// `true` / `false`
+    Bool(bool),
+    /// A number, as written.
+    Number(Number),
+    /// A string (unescaped).
+    String(SmolStr),
+    /// An array.
+    Array(Vec<Value>),
+    /// An object, keys in document order.
+    Object(Map),
+}
+
+/// A JSON number, kept as its text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Number(SmolStr);
+
+impl Number {
+    /// The number's JSON text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The value as a float (big integers lose precision).
+    pub fn as_f64(&self) -> Option<f64> {
+        self.0.parse().ok()
+    }
+
+    /// The value as an integer, when it is one that fits.
+    pub fn as_i64(&self) -> Option<i64> {
+        self.0.parse().ok()
+    }
+}
+
+impl From<i64> for Number {
+    fn from(n: i64) -> Self {
+        Number(SmolStr::new(n.to_string()))
+    }
+}
+
+impl From<u64> for Number {
+    fn from(n: u64) -> Self {
+        Number(SmolStr::new(n.to_string()))
+    }
+}
+
+/// An object: key/value pairs in document order, keys unique.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Map {
+    entries: Vec<(SmolStr, Value)>,
+}
+
+impl Map {
+    /// An empty object.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// An empty object with room for `n` keys.
+    pub fn with_capacity(n: usize) -> Self {
+        Self {
+            entries: Vec::with_capacity(n),
+        }
+    }
+
+    /// Number of keys.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// True when there are no keys.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    fn position(&self, key: &str) -> Option<usize> {
+        self.entries.iter().position(|(k, _)| k == key)
+    }
+
+    /// The value of `key`.
+    pub fn get(&self, key: &str) -> Option<&Value> {
+        self.entries.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+    }
+
+    /// The value of `key`, mutably.
+    pub fn get_mut(&mut self, key: &str) -> Option<&mut Value> {
+        self.entries
+            .iter_mut()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v)
+    }
+
+    /// True when `key` is present.
+    pub fn contains_key(&self, key: &str) -> bool {
+        self.position(key).is_some()
+    }
+
+    /// Sets `key`: an existing key keeps its position and gets the new value (the
+    /// old one is returned); a new key goes at the end.
+    pub fn insert(&mut self, key: impl Into<SmolStr>, value: Value) -> Option<Value> {
+        let key = key.into();
+        match self.position(&key) {
+            Some(i) => Some(std::mem::replace(&mut self.entries[i].1, value)),
+            None => {
+                self.entries.push((key, value));
+                None
+            }
+        }
+    }
+
+    /// Removes `key`, keeping the order of the others.
+    pub fn remove(&mut self, key: &str) -> Option<Value> {
+        self.position(key).map(|i| self.entries.remove(i).1)
+    }
+
+    /// The value of `key`, inserting `make()` first when missing.
+    pub fn get_or_insert_with(&mut self, key: &str, make: impl FnOnce() -> Value) -> &mut Value {
+        let i = match self.position(key) {
+            Some(i) => i,
+            None => {
+                self.entries.push((SmolStr::new(key), make()));
+                self.entries.len() - 1
+            }
+        };
+        &mut self.entries[i].1
+    }
+
+    /// Removes every key.
+    pub fn clear(&mut self) {
+        self.entries.clear();
+    }
+
+    /// Keys and values in order.
+    pub fn iter(&self) -> impl Iterator<Item = (&SmolStr, &Value)> {
+        self.entries.iter().map(|(k, v)| (k, v))
+    }
+
+    /// Keys in order.
+    pub fn keys(&self) -> impl Iterator<Item = &SmolStr> {
+        self.entries.iter().map(|(k, _)| k)
+    }
+
+    /// Values in order.
+    pub fn values(&self) -> impl Iterator<Item = &Value> {
+        self.entries.iter().map(|(_, v)| v)
+    }
+
+    /// Values in order, mutably.
+    pub fn values_mut(&mut self) -> impl Iterator<Item = &mut Value> {
+        self.entries.iter_mut().map(|(_, v)| v)
+    }
+
+    /// Appends without checking for an existing key (the parser checks).
+    fn push_unchecked(&mut self, key: SmolStr, value: Value) {
+        self.entries.push((key, value));
+    }
+}
+
+impl IntoIterator for Map {
+    type Item = (SmolStr, Value);
+    type IntoIter = std::vec::IntoIter<(SmolStr, Value)>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.entries.into_iter()
+    }
+}
+
+impl<K: Into<SmolStr>> FromIterator<(K, Value)> for Map {
+    fn from_iter<I: IntoIterator<Item = (K, Value)>>(iter: I) -> Self {
+        let mut map = Map::new();
+        for (k, v) in iter {
+            map.insert(k, v);
+        }
+        map
+    }
+}
+
+impl Value {
+    /// Parses one JSON document.
+    pub fn parse(bytes: &[u8]) -> Result<Value, ParseError> {
+        parse::parse(bytes)
+    }
+
+    /// Compact JSON text.
+    pub fn to_json(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(256);
+        write::write_value(self, &mut out);
+        out
+    }
+
+    /// Appends compact JSON text to `out`.
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        write::write_value(self, out);
+    }
+
+    /// The value of `key` when this is an object.
+    pub fn get(&self, key: &str) -> Option<&Value> {
+        self.as_object().and_then(|m| m.get(key))
+    }
+
+    /// The string, when this is one.
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Value::String(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The object, when this is one.
+    pub fn as_object(&self) -> Option<&Map> {
+        match self {
+            Value::Object(m) => Some(m),
+            _ => None,
+        }
+    }
+
+    /// The object, mutably, when this is one.
+    pub fn as_object_mut(&mut self) -> Option<&mut Map> {
+        match self {
+            Value::Object(m) => Some(m),
+            _ => None,
+        }
+    }
+
+    /// The array, when this is one.
+    pub fn as_array(&self) -> Option<&Vec<Value>> {
+        match self {
+            Value::Array(a) => Some(a),
+            _ => None,
+        }
+    }
+
+    /// True for objects.
+    pub fn is_object(&self) -> bool {
+        matches!(self, Value::Object(_))
+    }
+
+    /// True for arrays.
+    pub fn is_array(&self) -> bool {
+        matches!(self, Value::Array(_))
+    }
+}
+
+impl From<&str> for Value {
+    fn from(s: &str) -> Self {
+        Value::String(SmolStr::new(s))
+    }
+}
+
+impl From<String> for Value {
+    fn from(s: String) -> Self {
+        Value::String(SmolStr::from(s))
+    }
+}
+
+impl From<i64> for Value {
+    fn from(n: i64) -> Self {
+        Value::Number(Number::from(n))
+    }
+}
+
+impl From<bool> for Value {
+    fn from(b: bool) -> Self {
+        Value::Bool(b)
+    }
+}
+
+impl From<Map> for Value {
+    fn from(m: Map) -> Self {
+        Value::Object(m)
+    }
+}
+
+impl fmt::Display for Value {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&String::from_utf8_lossy(&self.to_json()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn round_trip(text: &str) -> String {
+        String::from_utf8(Value::parse(text.as_bytes()).unwrap().to_json()).unwrap()
+    }
+
+    #[test]
+    fn text_survives_exactly() {
+        for text in [
+            r#"{"z":1,"a":12345678901234567890123,"m":1.50,"e":1e3,"E":-2.5E-07,"s":"<&>","u":"Ünï ✓"}"#,
+            r#"[null,true,false,0,-0,"",{},[],[[]],{"a":{"b":[1,{"c":null}]}}]"#,
+            r#""just a string""#,
+            "42",
+        ] {
+            assert_eq!(round_trip(text), text);
+        }
+    }
+
+    #[test]
+    fn whitespace_is_dropped_and_escapes_normalised() {
+        assert_eq!(round_trip(" { \"a\" : [ 1 , 2 ] }\n"), r#"{"a":[1,2]}"#);
+        assert_eq!(
+            round_trip(r#"["\u0041\/\n\t\"\\\u00e9\ud83d\ude00\u0001"]"#),
+            "[\"A/\\n\\t\\\"\\\\é😀\\u0001\"]"
+        );
+    }
+
+    #[test]
+    fn duplicate_keys_keep_the_last_value() {
+        assert_eq!(round_trip(r#"{"a":1,"b":2,"a":3}"#), r#"{"a":3,"b":2}"#);
+        let many: Vec<String> = (0..100).map(|i| format!("\"k{}\":{i}", i % 70)).collect();
+        let parsed = Value::parse(format!("{{{}}}", many.join(",")).as_bytes()).unwrap();
+        let map = parsed.as_object().unwrap();
+        assert_eq!(map.len(), 70);
+        assert_eq!(map.get("k5"), Some(&Value::from(75)));
+    }
+
+    #[test]
+    fn invalid_documents_are_rejected() {
+        for bad in [
+            "",
+            "{",
+            "[1,]",
+            "{\"a\"}",
+            "{\"a\":}",
+            "01",
+            "1.",
+            "1e",
+            "-",
+            "+1",
+            "tru",
+            "nul",
+            "\"unterminated",
+            "\"bad \\x escape\"",
+            "\"\\ud800\"",
+            "\"ctrl \u{1} char\"",
+            "{} {}",
+            "[1 2]",
+            "{\"a\":1,}",
+            "NaN",
+        ] {
+            assert!(
+                Value::parse(bad.as_bytes()).is_err(),
+                "{bad:?} was accepted"
+            );
+        }
+        assert!(Value::parse(b"\xff").is_err());
+        let deep = "[".repeat(200) + &"]".repeat(200);
+        assert!(Value::parse(deep.as_bytes()).is_err(), "nesting is bounded");
+    }
+
+    #[test]
+    fn errors_say_where() {
+        let err = Value::parse(br#"{"a": tru}"#).unwrap_err();
+        assert_eq!(err.to_string(), "expected `true` at byte 6");
+    }
+}
