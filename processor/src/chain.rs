@@ -11,6 +11,8 @@ use std::path::Path;
 use dataflow_api::{DataFlowSpec, TransformType};
 use serde::de::IgnoredAny;
 
+use crate::error_record::ErrorRecord;
+
 use crate::wasm::{
     BUILTINS_COMPONENT, ErrorKind, Limits, Message, Outcome, TransformInstance, WasmError,
     WasmRuntime,
@@ -45,6 +47,22 @@ pub struct ChainFailure {
     pub stage: &'static str,
     /// Readable reason.
     pub message: String,
+}
+
+impl ChainFailure {
+    /// The error-sink record of this failure; `inputs` is the batch the chain ran on.
+    pub fn record<'a>(&'a self, inputs: &'a [Message], original_sink: &'a str) -> ErrorRecord<'a> {
+        let input = &inputs[self.origin];
+        ErrorRecord {
+            message: &self.message,
+            error_type: self.error_type,
+            stage: self.stage,
+            original_sink,
+            transformer_index: self.transformer_index,
+            metadata: &input.metadata,
+            original: &input.payload,
+        }
+    }
 }
 
 /// The result of running a batch through the chain.

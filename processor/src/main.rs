@@ -7,7 +7,6 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use dataflow_processor::chain::TransformChain;
-use dataflow_processor::error_record::ErrorRecord;
 use dataflow_processor::pipeline::{self, PipelineConfig};
 use dataflow_processor::spec::{self, LoadedSpec};
 use dataflow_processor::wasm::{Message, WasmRuntime};
@@ -196,17 +195,7 @@ fn transform(args: TransformArgs) -> anyhow::Result<ExitCode> {
                 stdout.write_all(b"\n")?;
             }
             for failure in &output.failures {
-                let input = &batch[failure.origin];
-                let record = ErrorRecord {
-                    message: &failure.message,
-                    error_type: failure.error_type,
-                    stage: failure.stage,
-                    original_sink,
-                    transformer_index: failure.transformer_index,
-                    metadata: &input.metadata,
-                    original: &input.payload,
-                };
-                stderr.write_all(&record.to_json())?;
+                stderr.write_all(&failure.record(&batch, original_sink).to_json())?;
                 stderr.write_all(b"\n")?;
             }
             batch.clear();

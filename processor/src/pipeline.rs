@@ -15,7 +15,6 @@ use tokio_util::sync::CancellationToken;
 
 use crate::chain::TransformChain;
 use crate::connectors::{AckToken, ConnectorError, Sink, SourceBatch, open_sink, open_source};
-use crate::error_record::ErrorRecord;
 use crate::wasm::Message;
 
 /// Tuning of the pipeline.
@@ -227,21 +226,9 @@ fn transform_batch(
     let errors = output
         .failures
         .iter()
-        .map(|failure| {
-            let input = &inputs[failure.origin];
-            let record = ErrorRecord {
-                message: &failure.message,
-                error_type: failure.error_type,
-                stage: failure.stage,
-                original_sink,
-                transformer_index: failure.transformer_index,
-                metadata: &input.metadata,
-                original: &input.payload,
-            };
-            Message {
-                payload: record.to_json(),
-                metadata: input.metadata.clone(),
-            }
+        .map(|failure| Message {
+            payload: failure.record(&inputs, original_sink).to_json(),
+            metadata: inputs[failure.origin].metadata.clone(),
         })
         .collect();
     Processed {

@@ -70,6 +70,7 @@ fn process_one<T: Transform>(
     message: Message,
     produced: &mut Vec<Record>,
 ) -> Outcome {
+    let payload_len = message.payload.len();
     let value = match Value::parse(&message.payload) {
         Ok(value) => value,
         Err(err) => {
@@ -87,11 +88,18 @@ fn process_one<T: Transform>(
         produced.clear();
         return Outcome::Failed(err);
     }
+    // Outputs are usually about the input's size: write each into a buffer that
+    // will not have to grow.
+    let capacity = payload_len + payload_len / 4 + 64;
     let outputs = produced
         .drain(..)
-        .map(|record| Message {
-            payload: record.value.to_json(),
-            metadata: record.metadata,
+        .map(|record| {
+            let mut payload = Vec::with_capacity(capacity);
+            record.value.write_json(&mut payload);
+            Message {
+                payload,
+                metadata: record.metadata,
+            }
         })
         .collect();
     Outcome::Emitted(outputs)

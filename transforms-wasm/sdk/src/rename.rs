@@ -1,9 +1,8 @@
 //! Renaming object keys (the engine behind `snakeCase` and `camelCase`).
 
-use std::collections::HashMap;
-
 use crate::json::{Map, SmolStr, Value};
 use heck::{ToSnakeCase, ToUpperCamelCase};
+use rustc_hash::FxHashMap;
 
 /// How keys are rewritten.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,7 +32,7 @@ const MEMO_LIMIT: usize = 4096;
 pub struct KeyRenamer {
     case: KeyCase,
     deep: bool,
-    memo: HashMap<SmolStr, SmolStr>,
+    memo: FxHashMap<SmolStr, SmolStr>,
 }
 
 impl KeyRenamer {
@@ -42,7 +41,7 @@ impl KeyRenamer {
         Self {
             case,
             deep,
-            memo: HashMap::new(),
+            memo: FxHashMap::default(),
         }
     }
 

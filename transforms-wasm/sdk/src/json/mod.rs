@@ -331,11 +331,23 @@ mod tests {
     #[test]
     fn duplicate_keys_keep_the_last_value() {
         assert_eq!(round_trip(r#"{"a":1,"b":2,"a":3}"#), r#"{"a":3,"b":2}"#);
+        // Enough keys to switch to the hashed check, with duplicates before and after.
         let many: Vec<String> = (0..100).map(|i| format!("\"k{}\":{i}", i % 70)).collect();
         let parsed = Value::parse(format!("{{{}}}", many.join(",")).as_bytes()).unwrap();
         let map = parsed.as_object().unwrap();
         assert_eq!(map.len(), 70);
         assert_eq!(map.get("k5"), Some(&Value::from(75)));
+        assert_eq!(map.get("k69"), Some(&Value::from(69)));
+        let late: Vec<String> = (0..60)
+            .map(|i| format!("\"key{i}\":{i}"))
+            .chain(["\"key59\":0".to_owned(), "\"key0\":1".to_owned()])
+            .collect();
+        let parsed = Value::parse(format!("{{{}}}", late.join(",")).as_bytes()).unwrap();
+        let map = parsed.as_object().unwrap();
+        assert_eq!(
+            (map.len(), map.get("key59"), map.get("key0")),
+            (60, Some(&Value::from(0)), Some(&Value::from(1)))
+        );
     }
 
     #[test]

@@ -44,6 +44,15 @@ pub(super) fn parse(bytes: &[u8]) -> Result<Value, ParseError> {
     Ok(value)
 }
 
+/// One of 64 bits, from a key's length and its first and last bytes.
+fn key_shape(key: &str) -> u64 {
+    let bytes = key.as_bytes();
+    let first = bytes.first().copied().unwrap_or(0);
+    let last = bytes.last().copied().unwrap_or(0);
+    let mix = bytes.len().wrapping_mul(31) ^ usize::from(first).wrapping_mul(7) ^ usize::from(last);
+    1u64 << (mix % 64)
+}
+
 struct Parser<'a> {
     text: &'a str,
     bytes: &'a [u8],
@@ -111,6 +120,9 @@ impl Parser<'_> {
         self.enter()?;
         let mut map = Map::with_capacity(8);
         let mut seen: Option<std::collections::HashSet<SmolStr>> = None;
+        // A 64-bit signature of the keys so far (one bit per key shape): a key whose
+        // bit is clear cannot be a duplicate, so most keys skip the search.
+        let mut shapes = 0u64;
         if self.peek() == Some(b'}') {
             self.pos += 1;
             self.depth -= 1;
@@ -129,15 +141,24 @@ impl Parser<'_> {
             self.skip_ws();
             let value = self.value()?;
             // Duplicate keys: the last one wins, as in most JSON libraries.
-            if map.len() < LINEAR_KEY_CHECK {
-                map.insert(key, value);
-            } else {
-                let seen = seen.get_or_insert_with(|| map.keys().cloned().collect());
-                if seen.insert(key.clone()) {
-                    map.push_unchecked(key, value);
-                } else {
+            let bit = key_shape(&key);
+            let maybe_duplicate = shapes & bit != 0;
+            shapes |= bit;
+            if seen.is_none() && maybe_duplicate && map.len() >= LINEAR_KEY_CHECK {
+                seen = Some(map.keys().cloned().collect());
+            }
+            match &mut seen {
+                Some(seen) => {
+                    if seen.insert(key.clone()) {
+                        map.push_unchecked(key, value);
+                    } else {
+                        map.insert(key, value);
+                    }
+                }
+                None if maybe_duplicate => {
                     map.insert(key, value);
                 }
+                None => map.push_unchecked(key, value),
             }
             self.skip_ws();
             match self.peek() {
