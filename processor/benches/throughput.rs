@@ -9,9 +9,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use dataflow_builtins::Chain;
-use dataflow_processor::wasm::{
-    BUILTINS_COMPONENT, Limits, Message, TransformInstance, WasmRuntime,
-};
+use dataflow_processor::wasm::{Limits, Message, TransformInstance, WasmRuntime};
 use dataflow_transform_sdk::{Transform, process_batch};
 use serde_json::{Value, json};
 
@@ -118,9 +116,7 @@ fn best_rate(messages: usize, mut run: impl FnMut() -> Duration) -> f64 {
 }
 
 fn wasm_run(runtime: &WasmRuntime, config: &Value, lines: &[Vec<u8>]) -> Duration {
-    let pre = runtime
-        .prepare("builtins", BUILTINS_COMPONENT)
-        .expect("compile");
+    let pre = runtime.prepare_builtins().expect("compile");
     let limits = Limits {
         memory_bytes: 1 << 30,
         timeout_ms: 60_000,

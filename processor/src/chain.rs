@@ -13,10 +13,7 @@ use serde::de::IgnoredAny;
 
 use crate::error_record::ErrorRecord;
 
-use crate::wasm::{
-    BUILTINS_COMPONENT, ErrorKind, Limits, Message, Outcome, TransformInstance, WasmError,
-    WasmRuntime,
-};
+use crate::wasm::{ErrorKind, Limits, Message, Outcome, TransformInstance, WasmError, WasmRuntime};
 
 /// Limits of the fused built-ins instance (our own code, so generous).
 const BUILTIN_LIMITS: Limits = Limits {
@@ -256,12 +253,10 @@ fn flush_builtins(
     let pre = match prepared {
         Some(pre) => pre.clone(),
         None => {
-            let pre = runtime
-                .prepare("builtins", BUILTINS_COMPONENT)
-                .map_err(|source| ChainError {
-                    path: path.clone(),
-                    source,
-                })?;
+            let pre = runtime.prepare_builtins().map_err(|source| ChainError {
+                path: path.clone(),
+                source,
+            })?;
             *prepared = Some(pre.clone());
             pre
         }

@@ -6,9 +6,10 @@
 use std::path::Path;
 
 use dataflow_builtins::{Chain, Step};
+use dataflow_processor::wasm::bindings::TransformComponentPre;
 use dataflow_processor::wasm::{
-    BUILTINS_COMPONENT, ErrorKind as WasmErrorKind, Limits, Message as WasmMessage,
-    Outcome as WasmOutcome, TransformInstance, WasmError, WasmRuntime,
+    ErrorKind as WasmErrorKind, HostState, Limits, Message as WasmMessage, Outcome as WasmOutcome,
+    TransformInstance, WasmError, WasmRuntime,
 };
 use dataflow_tests::{component, json_matches, workspace};
 use dataflow_transform_sdk::{ErrorKind, Message, Outcome, process_batch};
@@ -108,8 +109,7 @@ fn native(case: &Case) -> Got {
     }
 }
 
-fn in_wasm(runtime: &WasmRuntime, bytes: &[u8], config: String, case: &Case) -> Got {
-    let pre = runtime.prepare(&case.transform, bytes).unwrap();
+fn in_wasm(pre: TransformComponentPre<HostState>, config: String, case: &Case) -> Got {
     let mut instance = match TransformInstance::create(&case.transform, pre, config, LIMITS) {
         Ok(instance) => instance,
         Err(WasmError::Config(msg)) => return Got::ConfigError(msg),
@@ -203,11 +203,15 @@ fn golden_cases_natively_and_in_wasm() {
             ("native", native(case)),
             (
                 "own component",
-                in_wasm(&runtime, &own, case.config.to_string(), case),
+                in_wasm(
+                    runtime.prepare(&case.transform, &own).unwrap(),
+                    case.config.to_string(),
+                    case,
+                ),
             ),
             (
                 "fused component",
-                in_wasm(&runtime, BUILTINS_COMPONENT, fused_config, case),
+                in_wasm(runtime.prepare_builtins().unwrap(), fused_config, case),
             ),
         ];
         for (how, got) in &runs {
