@@ -1,6 +1,6 @@
 //! Renaming object keys (the engine behind `snakeCase` and `camelCase`).
 
-use crate::json::{Map, SmolStr, Value};
+use crate::json::{Map, SmolStr, Value, key_shape};
 use heck::{ToSnakeCase, ToUpperCamelCase};
 use rustc_hash::FxHashMap;
 
@@ -62,12 +62,19 @@ impl KeyRenamer {
     fn rename_object(&mut self, map: &mut Map) {
         let old = std::mem::take(map);
         let mut renamed = Map::with_capacity(old.len());
+        let mut shapes = 0u64;
         for (key, mut value) in old {
             if self.deep {
                 self.rename(&mut value);
             }
             let key = self.converted(key);
-            renamed.insert(key, value);
+            let bit = key_shape(&key);
+            if shapes & bit == 0 {
+                shapes |= bit;
+                renamed.push_unchecked(key, value);
+            } else {
+                renamed.insert(key, value);
+            }
         }
         *map = renamed;
     }

@@ -172,10 +172,51 @@ impl Map {
         self.entries.iter_mut().map(|(_, v)| v)
     }
 
-    /// Appends without checking for an existing key (the parser checks).
-    fn push_unchecked(&mut self, key: SmolStr, value: Value) {
+    /// Appends without checking for an existing key (callers check).
+    pub(crate) fn push_unchecked(&mut self, key: SmolStr, value: Value) {
         self.entries.push((key, value));
     }
+}
+
+/// One of 64 bits, from a key's length and its first and last bytes: keys with
+/// different bits are certainly different, which lets object builders skip most
+/// duplicate searches.
+pub(crate) fn key_shape(key: &str) -> u64 {
+    let bytes = key.as_bytes();
+    let first = bytes.first().copied().unwrap_or(0);
+    let last = bytes.last().copied().unwrap_or(0);
+    let mix = bytes.len().wrapping_mul(31) ^ usize::from(first).wrapping_mul(7) ^ usize::from(last);
+    1u64 << (mix % 64)
+}
+
+/// Index of the first byte at or after `from` that ends a plain run of string
+/// text: `"`, `\` or a control character (or `bytes.len()`). Scans eight bytes at a
+/// time with the classic zero-byte bit tricks; the lowest flagged byte is exact.
+pub(crate) fn find_special(bytes: &[u8], from: usize) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let zero_byte = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
+    let mut i = from;
+    while let Some(chunk) = bytes.get(i..i + 8) {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let x = u64::from_le_bytes(word);
+        let quote = zero_byte(x ^ (ONES * u64::from(b'"')));
+        let backslash = zero_byte(x ^ (ONES * u64::from(b'\\')));
+        let control = x.wrapping_sub(ONES * 0x20) & !x & HIGH;
+        let found = quote | backslash | control;
+        if found != 0 {
+            return i + (found.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    while let Some(&b) = bytes.get(i) {
+        if b == b'"' || b == b'\\' || b < 0x20 {
+            return i;
+        }
+        i += 1;
+    }
+    bytes.len()
 }
 
 impl IntoIterator for Map {
@@ -382,6 +423,28 @@ mod tests {
         assert!(Value::parse(b"\xff").is_err());
         let deep = "[".repeat(200) + &"]".repeat(200);
         assert!(Value::parse(deep.as_bytes()).is_err(), "nesting is bounded");
+    }
+
+    #[test]
+    fn special_bytes_are_found_in_every_position() {
+        for len in 0..40 {
+            for pos in 0..=len {
+                for special in [b'"', b'\\', b'\n', 0x01, 0x1f] {
+                    let mut text = vec![b'a'; len];
+                    text.extend_from_slice("é✓".as_bytes());
+                    if pos < len {
+                        text[pos] = special;
+                    }
+                    let expected = if pos < len { pos } else { text.len() };
+                    assert_eq!(
+                        find_special(&text, 0),
+                        expected,
+                        "len {len} pos {pos} byte {special}"
+                    );
+                }
+            }
+        }
+        assert_eq!(find_special(b"ab\"cd\"", 3), 5);
     }
 
     #[test]

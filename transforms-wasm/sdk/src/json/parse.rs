@@ -2,7 +2,7 @@ use std::fmt;
 
 use smol_str::SmolStr;
 
-use super::{Map, Number, Value};
+use super::{Map, Number, Value, find_special, key_shape};
 
 /// Deepest nesting accepted; deeper documents are rejected rather than risking the
 /// stack.
@@ -42,15 +42,6 @@ pub(super) fn parse(bytes: &[u8]) -> Result<Value, ParseError> {
         return Err(parser.fail("unexpected characters after the document"));
     }
     Ok(value)
-}
-
-/// One of 64 bits, from a key's length and its first and last bytes.
-fn key_shape(key: &str) -> u64 {
-    let bytes = key.as_bytes();
-    let first = bytes.first().copied().unwrap_or(0);
-    let last = bytes.last().copied().unwrap_or(0);
-    let mix = bytes.len().wrapping_mul(31) ^ usize::from(first).wrapping_mul(7) ^ usize::from(last);
-    1u64 << (mix % 64)
 }
 
 struct Parser<'a> {
@@ -249,18 +240,16 @@ impl Parser<'_> {
     fn string(&mut self) -> Result<SmolStr, ParseError> {
         self.pos += 1;
         let start = self.pos;
-        loop {
-            match self.peek() {
-                Some(b'"') => {
-                    let s = SmolStr::new(&self.text[start..self.pos]);
-                    self.pos += 1;
-                    return Ok(s);
-                }
-                Some(b'\\') => return self.escaped_string(start),
-                Some(0..=0x1f) => return Err(self.fail("control character in a string")),
-                Some(_) => self.pos += 1,
-                None => return Err(self.fail("unterminated string")),
+        self.pos = find_special(self.bytes, self.pos);
+        match self.peek() {
+            Some(b'"') => {
+                let s = SmolStr::new(&self.text[start..self.pos]);
+                self.pos += 1;
+                Ok(s)
             }
+            Some(b'\\') => self.escaped_string(start),
+            Some(_) => Err(self.fail("control character in a string")),
+            None => Err(self.fail("unterminated string")),
         }
     }
 
@@ -297,12 +286,7 @@ impl Parser<'_> {
                 Some(0..=0x1f) => return Err(self.fail("control character in a string")),
                 Some(_) => {
                     let run = self.pos;
-                    while let Some(b) = self.peek() {
-                        if b == b'"' || b == b'\\' || b < 0x20 {
-                            break;
-                        }
-                        self.pos += 1;
-                    }
+                    self.pos = find_special(self.bytes, self.pos);
                     out.push_str(&self.text[run..self.pos]);
                 }
                 None => return Err(self.fail("unterminated string")),
