@@ -152,11 +152,6 @@ impl TransformChain {
         })
     }
 
-    /// True when the spec has no transformations.
-    pub fn is_empty(&self) -> bool {
-        self.groups.is_empty()
-    }
-
     /// How many times instances were rebuilt after failures, over the chain's life.
     pub fn rebuilds(&self) -> u64 {
         self.groups.iter().map(|g| g.instance.rebuilds()).sum()

@@ -42,18 +42,6 @@ pub enum ConnectorError {
     },
 }
 
-impl ConnectorError {
-    /// Classified error type, for error records and metrics.
-    pub fn error_type(&self) -> &'static str {
-        match self {
-            ConnectorError::Io { .. } => "connection_error",
-            ConnectorError::Unsupported { .. } | ConnectorError::MissingBlock { .. } => {
-                "invalid_data"
-            }
-        }
-    }
-}
-
 /// Opaque source position, handed back to [`Source::commit`] once every output of
 /// the batch it came with has been written.
 pub struct AckToken(pub Box<dyn Any + Send>);
