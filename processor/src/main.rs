@@ -178,13 +178,18 @@ fn transform(args: TransformArgs) -> anyhow::Result<ExitCode> {
     let mut stderr = std::io::stderr().lock();
     let original_sink = loaded.spec.sink.kind.as_str();
     let mut batch = Vec::with_capacity(BATCH);
-    let mut lines = input.lines();
+    // Lines are read as bytes: a line that is not UTF-8 becomes an error record.
+    let mut lines = input.split(b'\n');
     loop {
         let line = lines.next().transpose().context("cannot read input")?;
         let end = line.is_none();
-        if let Some(line) = line.filter(|l| !l.trim().is_empty()) {
+        if let Some(line) = line
+            .as_deref()
+            .map(<[u8]>::trim_ascii)
+            .filter(|l| !l.is_empty())
+        {
             batch.push(Message {
-                payload: line.trim().as_bytes().to_vec(),
+                payload: line.to_vec(),
                 metadata: Vec::new(),
             });
         }

@@ -34,7 +34,7 @@ pub fn component(name: &str) -> PathBuf {
 }
 
 /// Runs the processor with `args`, feeding `stdin`.
-pub fn processor(args: &[&str], stdin: &str) -> Output {
+pub fn processor(args: &[&str], stdin: impl AsRef<[u8]>) -> Output {
     use std::io::Write;
     let mut child = Command::new(processor_bin())
         .args(args)
@@ -45,7 +45,7 @@ pub fn processor(args: &[&str], stdin: &str) -> Output {
         .spawn()
         .expect("the processor binary runs (build it with `make build`)");
     if let Some(mut input) = child.stdin.take() {
-        input.write_all(stdin.as_bytes()).expect("write stdin");
+        input.write_all(stdin.as_ref()).expect("write stdin");
     }
     child.wait_with_output().expect("processor finishes")
 }

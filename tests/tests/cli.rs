@@ -373,7 +373,7 @@ fn transform_command_runs_the_chain_over_stdin() {
             component("pii_redact").display()
         ),
     );
-    let input = "{\"user_mail\":\"a.b@example.com\",\"items\":[{\"n\":1},{\"n\":2}]}\nnot json\n";
+    let input = b"{\"user_mail\":\"a.b@example.com\",\"items\":[{\"n\":1},{\"n\":2}]}\nnot json\n\"bad \xff\"\n";
     let output = processor(&["transform", "--spec", spec.to_str().unwrap()], input);
     assert!(output.status.success());
     assert_eq!(
@@ -384,9 +384,13 @@ fn transform_command_runs_the_chain_over_stdin() {
         ]
     );
     let errors = json_lines(&String::from_utf8_lossy(&output.stderr));
-    assert_eq!(errors.len(), 1);
+    assert_eq!(errors.len(), 2);
     assert_eq!(errors[0]["error"]["type"], "invalid_data");
     assert_eq!(errors[0]["original_message"]["original_data"], "not json");
+    assert_eq!(
+        errors[1]["error"]["type"], "invalid_data",
+        "a non-UTF-8 line is an error record"
+    );
 }
 
 #[test]
