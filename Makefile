@@ -16,7 +16,7 @@ space := $(empty) $(empty)
 BUILTIN_PACKAGES := $(foreach b,$(BUILTINS),-p dataflow-transform-$(b))
 BUILTIN_FEATURES := $(subst $(space),$(comma),$(foreach b,$(BUILTINS),dataflow-transform-$(b)/component))
 
-.PHONY: all setup wasm build test demo bench lint fmt clean
+.PHONY: all setup wasm build test demo bench lint fmt clean services services-stop
 
 all: build
 
@@ -36,10 +36,19 @@ wasm: setup
 build: wasm
 	$(CARGO) build --release --workspace --bins
 
+## The real servers the connector tests use (PostgreSQL, ClickHouse, a Kafka-protocol
+## broker): installed when missing, started when not running; prints shell exports.
+services: build
+	@scripts/services.sh start
+
+## Stops exactly what `make services` started.
+services-stop:
+	@scripts/services.sh stop
+
 ## Every test: unit, golden (native and Wasm), chains, hostile components, CLI end to
-## end; formatting and clippy first.
+## end, connectors against the real servers; formatting and clippy first.
 test: build lint
-	$(CARGO) test --release --workspace
+	eval "$$(scripts/services.sh start)" && $(CARGO) test --release --workspace
 
 ## A local DataFlow: generator -> built-in chain -> stdout, with an error sink.
 demo: build

@@ -4,6 +4,7 @@
 pub mod chain;
 pub mod connectors;
 pub mod error_record;
+pub mod error_type;
 pub mod pipeline;
 pub mod spec;
 pub mod wasm;

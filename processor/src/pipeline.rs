@@ -6,6 +6,7 @@
 //! position is committed only after every output of its batch, and every error
 //! record, has been written and flushed.
 
+use std::collections::VecDeque;
 use std::fmt;
 use std::time::{Duration, Instant};
 
@@ -14,7 +15,10 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::chain::TransformChain;
-use crate::connectors::{AckToken, ConnectorError, Sink, SourceBatch, open_sink, open_source};
+use crate::connectors::{
+    AckToken, ConnectorError, Rejected, Sink, Source, SourceBatch, open_sink, open_source,
+};
+use crate::error_record::ErrorRecord;
 use crate::wasm::Message;
 
 /// Tuning of the pipeline.
@@ -95,53 +99,29 @@ pub async fn run(
 ) -> Result<Summary, PipelineError> {
     let started = Instant::now();
     let mut source = open_source("spec.source", &spec.source).await?;
-    let mut main_sink = open_sink("spec.sink", &spec.sink).await?;
-    let mut error_sink = match &spec.errors {
-        Some(errors) => Some(open_sink("spec.errors", errors).await?),
-        None => None,
-    };
-    let route_specs: Vec<SinkSpec> = spec
-        .transformations
-        .iter()
-        .filter(|t| t.kind == TransformType::Router)
-        .filter_map(|t| t.router.as_ref())
-        .flat_map(|r| r.routes.iter().map(|route| route.sink.clone()))
-        .collect();
-    let mut route_sinks: Vec<Option<Box<dyn Sink>>> = route_specs.iter().map(|_| None).collect();
+    let mut writers = Writers::open(spec).await?;
 
     let (batch_tx, mut batch_rx) = mpsc::channel::<SourceBatch>(config.queue_depth);
     let (out_tx, mut out_rx) = mpsc::channel::<Processed>(config.queue_depth);
-    let (ack_tx, mut ack_rx) = mpsc::channel::<AckToken>(config.queue_depth * 2 + 2);
+    let (ack_tx, mut ack_rx) = mpsc::unbounded_channel::<AckToken>();
 
     let batch_size = config.batch_size.max(1);
     let reader = tokio::spawn(async move {
-        loop {
-            while let Ok(token) = ack_rx.try_recv() {
+        let result = read_loop(&mut *source, batch_size, &batch_tx, &mut ack_rx, &shutdown).await;
+        drop(batch_tx);
+        // Commit whatever the writers finish, then make the last commit durable.
+        let drained = async {
+            while let Some(token) = ack_rx.recv().await {
                 source.commit(token).await?;
             }
-            let batch = tokio::select! {
-                biased;
-                () = shutdown.cancelled() => break,
-                batch = source.next_batch(batch_size) => batch?,
-            };
-            match batch {
-                Some(batch) => {
-                    if batch_tx.send(batch).await.is_err() {
-                        break;
-                    }
-                }
-                None => break,
-            }
+            source.close().await
         }
-        drop(batch_tx);
-        while let Some(token) = ack_rx.recv().await {
-            source.commit(token).await?;
-        }
-        Ok::<(), ConnectorError>(())
+        .await;
+        result.and(drained)
     });
 
     let original_sink = spec.sink.kind.as_str();
-    let route_count = route_specs.len();
+    let route_count = writers.routes.len();
     let transformer = std::thread::Builder::new()
         .name("transform".into())
         .spawn(move || {
@@ -155,55 +135,314 @@ pub async fn run(
         })
         .map_err(|_| PipelineError::TransformStage)?;
 
-    let mut summary = Summary::default();
-    let mut unreported_errors = 0u64;
-    while let Some(processed) = out_rx.recv().await {
-        summary.processed += processed.read;
-        summary.filtered += processed.filtered;
-        summary.errors += processed.errors.len() as u64;
-        if !processed.main.is_empty() {
-            main_sink.write(&processed.main).await?;
-            summary.written += processed.main.len() as u64;
-        }
-        for (index, messages) in processed.routes.iter().enumerate() {
-            if messages.is_empty() {
-                continue;
+    let written = async {
+        loop {
+            let deadline = writers.next_deadline();
+            tokio::select! {
+                processed = out_rx.recv() => match processed {
+                    Some(processed) => writers.accept(processed).await?,
+                    None => break,
+                },
+                () = sleep_until(deadline), if deadline.is_some() => writers.flush_due().await?,
             }
-            let sink = match &mut route_sinks[index] {
-                Some(sink) => sink,
-                slot => {
-                    let path = format!("router route {index} sink");
-                    slot.insert(open_sink(&path, &route_specs[index]).await?)
-                }
-            };
-            sink.write(messages).await?;
-            summary.written += messages.len() as u64;
+            writers.release_acks(&ack_tx);
         }
-        if !processed.errors.is_empty() {
-            match &mut error_sink {
-                Some(sink) => sink.write(&processed.errors).await?,
-                None => log_dropped_errors(&processed.errors, &mut unreported_errors),
-            }
-        }
-        main_sink.flush().await?;
-        for sink in route_sinks.iter_mut().flatten() {
-            sink.flush().await?;
-        }
-        if let Some(sink) = &mut error_sink {
-            sink.flush().await?;
-        }
-        if let Some(ack) = processed.ack {
-            // The reader only stops listening once the run is over.
-            let _ = ack_tx.send(ack).await;
-        }
+        writers.flush_all().await?;
+        writers.release_acks(&ack_tx);
+        Ok::<(), PipelineError>(())
     }
+    .await;
     drop(ack_tx);
-    if transformer.join().is_err() {
+    drop(out_rx);
+    let transformed = transformer.join();
+    let read = reader.await;
+    written?;
+    if transformed.is_err() {
         return Err(PipelineError::TransformStage);
     }
-    reader.await.map_err(|_| PipelineError::TransformStage)??;
+    read.map_err(|_| PipelineError::TransformStage)??;
+    let mut summary = writers.summary;
     summary.elapsed = started.elapsed();
     Ok(summary)
+}
+
+/// Reads batches until the source ends or shutdown, committing positions as the
+/// writers release them.
+async fn read_loop(
+    source: &mut dyn Source,
+    batch_size: usize,
+    batch_tx: &mpsc::Sender<SourceBatch>,
+    ack_rx: &mut mpsc::UnboundedReceiver<AckToken>,
+    shutdown: &CancellationToken,
+) -> Result<(), ConnectorError> {
+    loop {
+        while let Ok(token) = ack_rx.try_recv() {
+            source.commit(token).await?;
+        }
+        let batch = tokio::select! {
+            biased;
+            () = shutdown.cancelled() => return Ok(()),
+            batch = source.next_batch(batch_size) => batch?,
+        };
+        let Some(batch) = batch else { return Ok(()) };
+        tokio::select! {
+            biased;
+            () = shutdown.cancelled() => {
+                // Not yet handed on: the batch is dropped uncommitted and read again
+                // on the next start.
+                return Ok(());
+            }
+            sent = batch_tx.send(batch) => if sent.is_err() { return Ok(()) },
+        }
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    if let Some(deadline) = deadline {
+        tokio::time::sleep_until(deadline.into()).await;
+    }
+}
+
+/// Slot of the main sink in [`Writers::outlets`].
+const MAIN: usize = 0;
+/// Slot of the error sink.
+const ERRORS: usize = 1;
+/// First route slot.
+const ROUTES: usize = 2;
+
+/// One sink and how many messages it has been handed.
+struct Outlet {
+    sink: Box<dyn Sink>,
+    kind: &'static str,
+    handed: u64,
+}
+
+impl Outlet {
+    /// Messages handed over that are now durable.
+    fn durable(&self) -> u64 {
+        self.handed - self.sink.buffered() as u64
+    }
+}
+
+/// The writing side: main, error and route sinks, and the acknowledgements that
+/// wait until everything their batch produced is durable.
+struct Writers {
+    /// `[main, errors, route 0, route 1, ...]`; routes open on first use.
+    outlets: Vec<Option<Outlet>>,
+    routes: Vec<SinkSpec>,
+    original_sink: &'static str,
+    /// Acks in batch order, each with the handed count every outlet must reach.
+    pending: VecDeque<(AckToken, Vec<u64>)>,
+    summary: Summary,
+    unreported_errors: u64,
+}
+
+impl Writers {
+    async fn open(spec: &DataFlowSpec) -> Result<Self, PipelineError> {
+        let main = open_sink("spec.sink", &spec.sink).await?;
+        let errors = match &spec.errors {
+            Some(errors) => Some(Outlet {
+                sink: open_sink("spec.errors", errors).await?,
+                kind: errors.kind.as_str(),
+                handed: 0,
+            }),
+            None => None,
+        };
+        let routes: Vec<SinkSpec> = spec
+            .transformations
+            .iter()
+            .filter(|t| t.kind == TransformType::Router)
+            .filter_map(|t| t.router.as_ref())
+            .flat_map(|r| r.routes.iter().map(|route| route.sink.clone()))
+            .collect();
+        let mut outlets = vec![
+            Some(Outlet {
+                sink: main,
+                kind: spec.sink.kind.as_str(),
+                handed: 0,
+            }),
+            errors,
+        ];
+        outlets.extend(routes.iter().map(|_| None));
+        Ok(Self {
+            outlets,
+            routes,
+            original_sink: spec.sink.kind.as_str(),
+            pending: VecDeque::new(),
+            summary: Summary::default(),
+            unreported_errors: 0,
+        })
+    }
+
+    async fn accept(&mut self, processed: Processed) -> Result<(), PipelineError> {
+        self.summary.processed += processed.read;
+        self.summary.filtered += processed.filtered;
+        self.write(MAIN, processed.main).await?;
+        for (index, messages) in processed.routes.into_iter().enumerate() {
+            if !messages.is_empty() {
+                self.write(ROUTES + index, messages).await?;
+            }
+        }
+        self.summary.errors += processed.errors.len() as u64;
+        self.write_errors(processed.errors).await?;
+        if let Some(ack) = processed.ack {
+            let required = self
+                .outlets
+                .iter()
+                .map(|o| o.as_ref().map_or(0, |o| o.handed))
+                .collect();
+            self.pending.push_back((ack, required));
+        }
+        Ok(())
+    }
+
+    /// Hands `messages` to the outlet in `slot` (opening a route sink on first use);
+    /// what it refuses goes to the error sink.
+    async fn write(&mut self, slot: usize, messages: Vec<Message>) -> Result<(), PipelineError> {
+        if messages.is_empty() {
+            return Ok(());
+        }
+        if self.outlets[slot].is_none() {
+            let route = slot - ROUTES;
+            let spec = &self.routes[route];
+            let sink = open_sink(&format!("router route {route} sink"), spec).await?;
+            self.outlets[slot] = Some(Outlet {
+                sink,
+                kind: spec.kind.as_str(),
+                handed: 0,
+            });
+        }
+        let Some(outlet) = self.outlets[slot].as_mut() else {
+            return Ok(());
+        };
+        let count = messages.len() as u64;
+        outlet.handed += count;
+        let rejected = outlet.sink.write(messages).await?;
+        self.summary.written += count - rejected.len() as u64;
+        self.reject(slot, rejected).await
+    }
+
+    /// Turns refused messages into error records for the error sink.
+    async fn reject(&mut self, slot: usize, rejected: Vec<Rejected>) -> Result<(), PipelineError> {
+        if rejected.is_empty() {
+            return Ok(());
+        }
+        self.summary.errors += rejected.len() as u64;
+        let kind = self.outlets[slot]
+            .as_ref()
+            .map_or(self.original_sink, |o| o.kind);
+        let records = rejected
+            .iter()
+            .map(|r| Message {
+                payload: ErrorRecord {
+                    message: &r.reason,
+                    error_type: r.error_type.as_str(),
+                    stage: "sink_write",
+                    original_sink: kind,
+                    transformer_index: None,
+                    metadata: &r.message.metadata,
+                    original: &r.message.payload,
+                }
+                .to_json(),
+                metadata: r.message.metadata.clone(),
+            })
+            .collect();
+        self.write_errors(records).await?;
+        // These records belong to batches whose acks may be pending: those acks now
+        // also wait for the error sink to make them durable.
+        if let Some(errors) = &self.outlets[ERRORS] {
+            for (_, required) in &mut self.pending {
+                required[ERRORS] = errors.handed;
+            }
+        }
+        Ok(())
+    }
+
+    /// Error records to the error sink, or counted and logged without one.
+    async fn write_errors(&mut self, records: Vec<Message>) -> Result<(), PipelineError> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let Some(errors) = self.outlets[ERRORS].as_mut() else {
+            log_dropped_errors(&records, &mut self.unreported_errors);
+            return Ok(());
+        };
+        errors.handed += records.len() as u64;
+        let refused = errors.sink.write(records).await?;
+        for r in &refused {
+            tracing::error!(
+                error_type = %r.error_type,
+                reason = %r.reason,
+                record = %String::from_utf8_lossy(&r.message.payload),
+                "the error sink refused an error record; it is lost"
+            );
+        }
+        Ok(())
+    }
+
+    /// The earliest time a buffering sink wants its timer flush.
+    fn next_deadline(&self) -> Option<Instant> {
+        self.outlets
+            .iter()
+            .flatten()
+            .filter_map(|o| o.sink.flush_deadline())
+            .min()
+    }
+
+    async fn flush_due(&mut self) -> Result<(), PipelineError> {
+        let now = Instant::now();
+        for slot in 0..self.outlets.len() {
+            let due = self.outlets[slot]
+                .as_ref()
+                .and_then(|o| o.sink.flush_deadline())
+                .is_some_and(|at| at <= now);
+            if due {
+                self.flush_slot(slot).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn flush_slot(&mut self, slot: usize) -> Result<(), PipelineError> {
+        let rejected = match self.outlets[slot].as_mut() {
+            Some(outlet) => outlet.sink.flush().await?,
+            None => return Ok(()),
+        };
+        if slot == ERRORS {
+            for r in &rejected {
+                tracing::error!(reason = %r.reason, "the error sink refused an error record; it is lost");
+            }
+            return Ok(());
+        }
+        self.summary.written -= rejected.len() as u64;
+        self.reject(slot, rejected).await
+    }
+
+    /// Flushes every sink; the error sink last, as flushing the others may add to it.
+    async fn flush_all(&mut self) -> Result<(), PipelineError> {
+        for slot in (0..self.outlets.len()).filter(|&s| s != ERRORS) {
+            self.flush_slot(slot).await?;
+        }
+        self.flush_slot(ERRORS).await
+    }
+
+    /// Sends on every ack whose batch is durable in every sink, in order.
+    fn release_acks(&mut self, acks: &mpsc::UnboundedSender<AckToken>) {
+        while let Some((_, required)) = self.pending.front() {
+            let durable = self
+                .outlets
+                .iter()
+                .zip(required)
+                .all(|(outlet, &need)| outlet.as_ref().map_or(0, Outlet::durable) >= need);
+            if !durable {
+                break;
+            }
+            if let Some((ack, _)) = self.pending.pop_front() {
+                // The reader stops listening only once the run is over.
+                let _ = acks.send(ack);
+            }
+        }
+    }
 }
 
 /// Runs the chain over a batch and sorts the results by destination.
@@ -223,19 +462,33 @@ fn transform_batch(
             None => main.push(message),
         }
     }
-    let errors = output
-        .failures
-        .iter()
-        .map(|failure| Message {
+    let unreadable = batch.rejected.len();
+    let errors = batch
+        .rejected
+        .into_iter()
+        .map(|rejected| Message {
+            payload: ErrorRecord {
+                message: &rejected.reason,
+                error_type: rejected.error_type.as_str(),
+                stage: "read",
+                original_sink,
+                transformer_index: None,
+                metadata: &rejected.message.metadata,
+                original: &rejected.message.payload,
+            }
+            .to_json(),
+            metadata: rejected.message.metadata,
+        })
+        .chain(output.failures.iter().map(|failure| Message {
             payload: failure.record(&inputs, original_sink).to_json(),
             metadata: inputs[failure.origin].metadata.clone(),
-        })
+        }))
         .collect();
     Processed {
         main,
         routes,
         errors,
-        read: inputs.len() as u64,
+        read: (inputs.len() + unreadable) as u64,
         filtered: output.filtered as u64,
         ack: batch.ack,
     }

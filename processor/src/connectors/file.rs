@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use tokio::fs::{File, OpenOptions};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, BufWriter};
 
-use super::{AckToken, ConnectorError, Sink, Source, SourceBatch};
+use super::{AckToken, ConnectorError, Rejected, Sink, Source, SourceBatch};
 use crate::wasm::Message;
 
 const BUFFER: usize = 1 << 20;
@@ -62,10 +62,7 @@ pub(super) async fn read_lines<R: AsyncBufReadExt + Unpin>(
             });
         }
     }
-    Ok((!messages.is_empty()).then_some(SourceBatch {
-        messages,
-        ack: None,
-    }))
+    Ok((!messages.is_empty()).then(|| SourceBatch::unacked(messages)))
 }
 
 #[async_trait]
@@ -124,17 +121,19 @@ pub(super) async fn write_lines<W: AsyncWriteExt + Unpin>(
 
 #[async_trait]
 impl Sink for FileSink {
-    async fn write(&mut self, messages: &[Message]) -> Result<(), ConnectorError> {
-        write_lines(&mut self.writer, messages, &self.name).await
+    async fn write(&mut self, messages: Vec<Message>) -> Result<Vec<Rejected>, ConnectorError> {
+        write_lines(&mut self.writer, &messages, &self.name).await?;
+        self.flush().await
     }
 
-    async fn flush(&mut self) -> Result<(), ConnectorError> {
+    async fn flush(&mut self) -> Result<Vec<Rejected>, ConnectorError> {
         self.writer
             .flush()
             .await
             .map_err(|source| ConnectorError::Io {
                 connector: self.name.clone(),
                 source,
-            })
+            })?;
+        Ok(Vec::new())
     }
 }

@@ -138,10 +138,7 @@ impl Source for GeneratorSource {
             })
             .collect();
         self.emitted += want;
-        Ok(Some(SourceBatch {
-            messages,
-            ack: None,
-        }))
+        Ok(Some(SourceBatch::unacked(messages)))
     }
 
     async fn commit(&mut self, _token: AckToken) -> Result<(), ConnectorError> {

@@ -1,21 +1,33 @@
 //! Sources and sinks.
+//!
+//! A [`Source`] hands out batches with an [`AckToken`] that is committed once every
+//! output of the batch is durable. A [`Sink`] accepts messages, may buffer them
+//! (`batchSize`, `batchFlushIntervalSeconds`), and reports the messages its
+//! destination refused so the pipeline can route them to the error sink.
 
+mod backoff;
 mod file;
 mod generator;
+pub mod kafka;
+pub mod postgres;
+mod settings;
 mod stdio;
 
 use std::any::Any;
+use std::time::Instant;
 
 use async_trait::async_trait;
 use dataflow_api::{SinkSpec, SinkType, SourceSpec, SourceType};
 
+pub use backoff::Backoff;
 pub use file::{FileSink, FileSource};
 pub use generator::GeneratorSource;
 pub use stdio::{StdinSource, StdoutSink};
 
+use crate::error_type::ErrorType;
 use crate::wasm::Message;
 
-/// A connector failure.
+/// A connector failure that stops the flow.
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectorError {
     /// An I/O error on a local file or stream.
@@ -40,19 +52,61 @@ pub enum ConnectorError {
         /// Spec path of the block.
         path: String,
     },
+    /// A setting is missing or unusable.
+    #[error("{path}: {reason}")]
+    Config {
+        /// Spec path of the setting.
+        path: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The destination or origin failed in a way retrying cannot fix.
+    #[error("{connector}: {reason}")]
+    Failed {
+        /// Which connector (`postgresql sink public.orders`).
+        connector: String,
+        /// Classified type.
+        error_type: ErrorType,
+        /// What happened.
+        reason: String,
+    },
 }
 
 /// Opaque source position, handed back to [`Source::commit`] once every output of
 /// the batch it came with has been written.
 pub struct AckToken(pub Box<dyn Any + Send>);
 
+/// A message that could not be read or written, and why.
+#[derive(Debug, Clone)]
+pub struct Rejected {
+    /// The message (for a read failure: its raw bytes and metadata).
+    pub message: Message,
+    /// Classified type.
+    pub error_type: ErrorType,
+    /// Readable reason.
+    pub reason: String,
+}
+
 /// A batch read from a source.
 pub struct SourceBatch {
     /// The messages.
     pub messages: Vec<Message>,
+    /// Messages the source read but could not decode (they go to the error sink).
+    pub rejected: Vec<Rejected>,
     /// Position to commit after the batch is fully written; `None` for sources
     /// without positions (files, stdin, generator).
     pub ack: Option<AckToken>,
+}
+
+impl SourceBatch {
+    /// A batch of decoded messages without a position.
+    pub fn unacked(messages: Vec<Message>) -> Self {
+        Self {
+            messages,
+            rejected: Vec::new(),
+            ack: None,
+        }
+    }
 }
 
 /// Where messages come from.
@@ -64,16 +118,33 @@ pub trait Source: Send {
 
     /// Commits a position: everything read up to it has been written somewhere.
     async fn commit(&mut self, token: AckToken) -> Result<(), ConnectorError>;
+
+    /// Makes the last commit durable before the process exits.
+    async fn close(&mut self) -> Result<(), ConnectorError> {
+        Ok(())
+    }
 }
 
 /// Where messages go.
 #[async_trait]
 pub trait Sink: Send {
-    /// Writes messages (possibly into a buffer).
-    async fn write(&mut self, messages: &[Message]) -> Result<(), ConnectorError>;
+    /// Accepts messages. A batching sink buffers them and writes each full batch;
+    /// other sinks write before returning. Returns the messages the destination
+    /// refused (bad data, constraint violations).
+    async fn write(&mut self, messages: Vec<Message>) -> Result<Vec<Rejected>, ConnectorError>;
 
-    /// Makes everything written so far durable; called before acknowledging.
-    async fn flush(&mut self) -> Result<(), ConnectorError>;
+    /// Writes everything buffered; returns the messages the destination refused.
+    async fn flush(&mut self) -> Result<Vec<Rejected>, ConnectorError>;
+
+    /// Messages accepted by [`Sink::write`] but not yet durable.
+    fn buffered(&self) -> usize {
+        0
+    }
+
+    /// When the oldest buffered message is due to be flushed by the timer.
+    fn flush_deadline(&self) -> Option<Instant> {
+        None
+    }
 }
 
 /// Opens the source described by `spec` (at spec path `path`).
@@ -91,6 +162,17 @@ pub async fn open_source(path: &str, spec: &SourceSpec) -> Result<Box<dyn Source
             let generator = spec.generator.clone().unwrap_or_default();
             Box::new(GeneratorSource::new(&generator))
         }
+        SourceType::Kafka => {
+            let kafka = spec.kafka.as_ref().ok_or_else(|| missing("kafka"))?;
+            Box::new(kafka::KafkaSource::open(&format!("{path}.kafka"), kafka).await?)
+        }
+        SourceType::Postgresql => {
+            let pg = spec
+                .postgresql
+                .as_ref()
+                .ok_or_else(|| missing("postgresql"))?;
+            Box::new(postgres::PostgresSource::open(&format!("{path}.postgresql"), pg).await?)
+        }
         other => {
             return Err(ConnectorError::Unsupported {
                 path: format!("{path}.type"),
@@ -102,17 +184,26 @@ pub async fn open_source(path: &str, spec: &SourceSpec) -> Result<Box<dyn Source
 
 /// Opens the sink described by `spec` (at spec path `path`).
 pub async fn open_sink(path: &str, spec: &SinkSpec) -> Result<Box<dyn Sink>, ConnectorError> {
+    let missing = |block: &str| ConnectorError::MissingBlock {
+        path: format!("{path}.{block}"),
+    };
     Ok(match spec.kind {
         SinkType::File => {
-            let file = spec
-                .file
-                .as_ref()
-                .ok_or_else(|| ConnectorError::MissingBlock {
-                    path: format!("{path}.file"),
-                })?;
+            let file = spec.file.as_ref().ok_or_else(|| missing("file"))?;
             Box::new(FileSink::open(&file.path).await?)
         }
         SinkType::Stdout => Box::new(StdoutSink::default()),
+        SinkType::Kafka => {
+            let kafka = spec.kafka.as_ref().ok_or_else(|| missing("kafka"))?;
+            Box::new(kafka::KafkaSink::open(&format!("{path}.kafka"), kafka)?)
+        }
+        SinkType::Postgresql => {
+            let pg = spec
+                .postgresql
+                .as_ref()
+                .ok_or_else(|| missing("postgresql"))?;
+            Box::new(postgres::PostgresSink::open(&format!("{path}.postgresql"), pg).await?)
+        }
         other => {
             return Err(ConnectorError::Unsupported {
                 path: format!("{path}.type"),

@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use tokio::io::{AsyncWriteExt, BufReader, BufWriter, Stdin, Stdout};
 
 use super::file::{read_lines, write_lines};
-use super::{AckToken, ConnectorError, Sink, Source, SourceBatch};
+use super::{AckToken, ConnectorError, Rejected, Sink, Source, SourceBatch};
 use crate::wasm::Message;
 
 /// Reads JSON lines from standard input until it closes.
@@ -57,17 +57,19 @@ impl Default for StdoutSink {
 
 #[async_trait]
 impl Sink for StdoutSink {
-    async fn write(&mut self, messages: &[Message]) -> Result<(), ConnectorError> {
-        write_lines(&mut self.writer, messages, "stdout sink").await
+    async fn write(&mut self, messages: Vec<Message>) -> Result<Vec<Rejected>, ConnectorError> {
+        write_lines(&mut self.writer, &messages, "stdout sink").await?;
+        self.flush().await
     }
 
-    async fn flush(&mut self) -> Result<(), ConnectorError> {
+    async fn flush(&mut self) -> Result<Vec<Rejected>, ConnectorError> {
         self.writer
             .flush()
             .await
             .map_err(|source| ConnectorError::Io {
                 connector: "stdout sink".into(),
                 source,
-            })
+            })?;
+        Ok(Vec::new())
     }
 }

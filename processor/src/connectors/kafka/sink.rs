@@ -1,0 +1,175 @@
+//! The Kafka sink.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use dataflow_api::connectors::KafkaSinkSpec;
+use dataflow_transform_sdk::json::Value;
+use dataflow_transform_sdk::path::FieldPath;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+
+use super::config::{Connection, client_config};
+use crate::connectors::settings::required;
+use crate::connectors::{ConnectorError, Rejected, Sink};
+use crate::error_type::ErrorType;
+use crate::wasm::Message;
+
+/// Produces to one topic with an idempotent producer. `write` returns once every
+/// message is acknowledged by the brokers (`acks=all`); librdkafka retries
+/// transient failures itself, with no delivery time limit, so a broker outage
+/// stalls the flow instead of dropping messages.
+pub struct KafkaSink {
+    name: String,
+    topic: String,
+    producer: FutureProducer,
+    key: Option<FieldPath>,
+}
+
+impl KafkaSink {
+    /// Creates the producer `spec` describes (spec path `path`).
+    pub fn open(path: &str, spec: &KafkaSinkSpec) -> Result<Self, ConnectorError> {
+        let topic = required(
+            spec.topic.as_deref(),
+            spec.topic_secret_ref.as_ref(),
+            path,
+            "topic",
+        )?
+        .to_owned();
+        let key = match spec.key_field.as_deref().filter(|k| !k.is_empty()) {
+            Some(text) => Some(FieldPath::parse(text).map_err(|e| ConnectorError::Config {
+                path: format!("{path}.keyField"),
+                reason: e.to_string(),
+            })?),
+            None => None,
+        };
+        let mut config = client_config(
+            path,
+            &Connection {
+                brokers: &spec.brokers,
+                brokers_secret_ref: spec.brokers_secret_ref.as_ref(),
+                tls: spec.tls.as_ref(),
+                sasl: spec.sasl.as_ref(),
+            },
+        )?;
+        config
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("message.timeout.ms", "0")
+            .set("linger.ms", "5")
+            .set("batch.num.messages", "10000")
+            .set("compression.type", "lz4");
+        let producer = config.create().map_err(|e| ConnectorError::Config {
+            path: path.to_owned(),
+            reason: format!("cannot create the Kafka producer: {e}"),
+        })?;
+        Ok(Self {
+            name: format!("kafka sink {topic}"),
+            topic,
+            producer,
+            key,
+        })
+    }
+
+    fn key_of(&self, payload: &[u8]) -> Option<Vec<u8>> {
+        let path = self.key.as_ref()?;
+        let document = Value::parse(payload).ok()?;
+        match path.get(&document)? {
+            Value::Null => None,
+            Value::String(s) => Some(s.as_bytes().to_vec()),
+            other => Some(other.to_json()),
+        }
+    }
+}
+
+fn classify(error: &KafkaError) -> ErrorType {
+    match error.rdkafka_error_code() {
+        Some(
+            RDKafkaErrorCode::MessageSizeTooLarge
+            | RDKafkaErrorCode::InvalidMessage
+            | RDKafkaErrorCode::InvalidMessageSize
+            | RDKafkaErrorCode::InvalidRecord,
+        ) => ErrorType::InvalidData,
+        Some(
+            RDKafkaErrorCode::TopicAuthorizationFailed
+            | RDKafkaErrorCode::ClusterAuthorizationFailed
+            | RDKafkaErrorCode::SaslAuthenticationFailed
+            | RDKafkaErrorCode::Authentication,
+        ) => ErrorType::AuthError,
+        Some(RDKafkaErrorCode::MessageTimedOut | RDKafkaErrorCode::RequestTimedOut) => {
+            ErrorType::Timeout
+        }
+        _ => ErrorType::Failed,
+    }
+}
+
+#[async_trait]
+impl Sink for KafkaSink {
+    async fn write(&mut self, messages: Vec<Message>) -> Result<Vec<Rejected>, ConnectorError> {
+        let mut pending = Vec::with_capacity(messages.len());
+        let mut rejected = Vec::new();
+        for (index, message) in messages.iter().enumerate() {
+            let key = self.key_of(&message.payload);
+            loop {
+                let mut record =
+                    FutureRecord::<[u8], [u8]>::to(&self.topic).payload(&message.payload);
+                if let Some(key) = &key {
+                    record = record.key(key.as_slice());
+                }
+                match self.producer.send_result(record) {
+                    Ok(delivery) => {
+                        pending.push((index, delivery));
+                        break;
+                    }
+                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                        // The local queue is full: let deliveries drain, then retry.
+                        self.producer.poll(Duration::from_millis(10));
+                        tokio::task::yield_now().await;
+                    }
+                    Err((e, _)) => {
+                        rejected.push((index, classify(&e), e.to_string()));
+                        break;
+                    }
+                }
+            }
+        }
+        for (index, delivery) in pending {
+            match delivery.await {
+                Ok(Ok(_)) => {}
+                Ok(Err((e, _))) => rejected.push((index, classify(&e), e.to_string())),
+                Err(_) => {
+                    return Err(ConnectorError::Failed {
+                        connector: self.name.clone(),
+                        error_type: ErrorType::Failed,
+                        reason: "the producer dropped a delivery report".into(),
+                    });
+                }
+            }
+        }
+        rejected.sort_by_key(|r| r.0);
+        let mut messages: Vec<Option<Message>> = messages.into_iter().map(Some).collect();
+        Ok(rejected
+            .into_iter()
+            .filter_map(|(index, error_type, reason)| {
+                Some(Rejected {
+                    message: messages[index].take()?,
+                    error_type,
+                    reason,
+                })
+            })
+            .collect())
+    }
+
+    async fn flush(&mut self) -> Result<Vec<Rejected>, ConnectorError> {
+        // `write` waits for every delivery, so nothing is ever outstanding here.
+        Ok(Vec::new())
+    }
+}
+
+impl Drop for KafkaSink {
+    fn drop(&mut self) {
+        if let Err(e) = self.producer.flush(Duration::from_secs(10)) {
+            tracing::warn!(connector = %self.name, error = %e, "kafka producer flush on close failed");
+        }
+    }
+}

@@ -1,0 +1,347 @@
+//! The Kafka source.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fmt::Write as _;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use dataflow_api::connectors::KafkaSourceSpec;
+use futures::FutureExt;
+use rdkafka::consumer::{
+    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
+};
+use rdkafka::message::{BorrowedMessage, Message as _};
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use serde_json::value::RawValue;
+
+use super::avro::AvroDecoder;
+use super::config::{Connection, client_config};
+use crate::connectors::settings::required;
+use crate::connectors::{AckToken, ConnectorError, Rejected, Source, SourceBatch};
+use crate::error_type::ErrorType;
+use crate::wasm::Message;
+
+/// Partitions currently assigned to this consumer, kept by the rebalance callbacks.
+/// Commits leave out partitions that were revoked: their unfinished work belongs to
+/// the new owner, which resumes from the last committed offset.
+#[derive(Default)]
+pub struct AssignmentTracker {
+    assigned: Mutex<HashSet<i32>>,
+}
+
+impl AssignmentTracker {
+    fn assigned(&self) -> std::sync::MutexGuard<'_, HashSet<i32>> {
+        self.assigned.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl ClientContext for AssignmentTracker {}
+
+impl ConsumerContext for AssignmentTracker {
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Assign(partitions) => {
+                let mut assigned = self.assigned();
+                for p in partitions.elements() {
+                    assigned.insert(p.partition());
+                }
+                tracing::info!(partitions = ?sorted(&assigned), "kafka partitions assigned");
+            }
+            Rebalance::Revoke(partitions) => {
+                let mut assigned = self.assigned();
+                for p in partitions.elements() {
+                    assigned.remove(&p.partition());
+                }
+                tracing::info!(partitions = ?sorted(&assigned), "kafka partitions revoked");
+            }
+            Rebalance::Error(e) => tracing::warn!(error = %e, "kafka rebalance failed"),
+        }
+    }
+}
+
+fn sorted(set: &HashSet<i32>) -> Vec<i32> {
+    let mut v: Vec<i32> = set.iter().copied().collect();
+    v.sort_unstable();
+    v
+}
+
+/// Next offsets to commit, per partition.
+struct Position(BTreeMap<i32, i64>);
+
+/// Payload decoding.
+enum Format {
+    Json,
+    Avro(Box<AvroDecoder>),
+}
+
+/// Consumes one topic in a consumer group, from the oldest offset when the group
+/// has none committed.
+pub struct KafkaSource {
+    name: String,
+    topic: String,
+    consumer: Arc<StreamConsumer<AssignmentTracker>>,
+    format: Format,
+    raw_mode: bool,
+    committed: BTreeMap<i32, i64>,
+    consecutive_errors: u32,
+}
+
+impl KafkaSource {
+    /// Connects and subscribes as `spec` says (spec path `path`).
+    pub async fn open(path: &str, spec: &KafkaSourceSpec) -> Result<Self, ConnectorError> {
+        let topic = required(
+            spec.topic.as_deref(),
+            spec.topic_secret_ref.as_ref(),
+            path,
+            "topic",
+        )?
+        .to_owned();
+        let group = required(
+            spec.consumer_group.as_deref(),
+            spec.consumer_group_secret_ref.as_ref(),
+            path,
+            "consumerGroup",
+        )?;
+        let format = match spec
+            .format
+            .as_deref()
+            .unwrap_or("json")
+            .to_ascii_lowercase()
+            .as_str()
+        {
+            "json" => Format::Json,
+            "avro" => Format::Avro(Box::new(AvroDecoder::from_spec(path, spec)?)),
+            other => {
+                return Err(ConnectorError::Config {
+                    path: format!("{path}.format"),
+                    reason: format!("unknown format {other:?}; use json or avro"),
+                });
+            }
+        };
+        let mut config = client_config(
+            path,
+            &Connection {
+                brokers: &spec.brokers,
+                brokers_secret_ref: spec.brokers_secret_ref.as_ref(),
+                tls: spec.tls.as_ref(),
+                sasl: spec.sasl.as_ref(),
+            },
+        )?;
+        config
+            .set("group.id", group)
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("enable.partition.eof", "false")
+            .set("session.timeout.ms", "10000")
+            .set("heartbeat.interval.ms", "1000");
+        let name = format!("kafka source {topic}");
+        let consumer: StreamConsumer<AssignmentTracker> = config
+            .create_with_context(AssignmentTracker::default())
+            .map_err(|e| ConnectorError::Config {
+                path: path.to_owned(),
+                reason: format!("cannot create the Kafka consumer: {e}"),
+            })?;
+        consumer
+            .subscribe(&[&topic])
+            .map_err(|e| ConnectorError::Failed {
+                connector: name.clone(),
+                error_type: ErrorType::ConnectionError,
+                reason: format!("cannot subscribe: {e}"),
+            })?;
+        Ok(Self {
+            name,
+            topic,
+            consumer: Arc::new(consumer),
+            format,
+            raw_mode: spec.raw_mode.unwrap_or(false),
+            committed: BTreeMap::new(),
+            consecutive_errors: 0,
+        })
+    }
+
+    /// Converts one Kafka message into a pipeline message (or a rejection).
+    async fn convert(&mut self, record: &BorrowedMessage<'_>, batch: &mut SourceBatch) {
+        let bytes = record.payload().unwrap_or_default();
+        let mut metadata = Vec::with_capacity(5);
+        metadata.push(("topic".to_owned(), record.topic().to_owned()));
+        metadata.push(("partition".to_owned(), record.partition().to_string()));
+        metadata.push(("offset".to_owned(), record.offset().to_string()));
+        let timestamp = record.timestamp().to_millis();
+        if let Some(ms) = timestamp {
+            metadata.push(("timestamp".to_owned(), ms.to_string()));
+        }
+        let key = record
+            .key()
+            .map(|k| String::from_utf8_lossy(k).into_owned());
+        if let Some(key) = &key {
+            metadata.push(("key".to_owned(), key.clone()));
+        }
+        let value: Result<Vec<u8>, String> = match &mut self.format {
+            Format::Json => Ok(bytes.to_vec()),
+            Format::Avro(decoder) => match decoder.decode(bytes).await {
+                Ok(json) => serde_json::to_vec(&json).map_err(|e| e.to_string()),
+                Err(e) => Err(e.0),
+            },
+        };
+        match value {
+            Ok(value) => {
+                let payload = if self.raw_mode {
+                    wrap_raw(&value, record, timestamp, key.as_deref())
+                } else {
+                    value
+                };
+                batch.messages.push(Message { payload, metadata });
+            }
+            Err(reason) => batch.rejected.push(Rejected {
+                message: Message {
+                    payload: bytes.to_vec(),
+                    metadata,
+                },
+                error_type: ErrorType::InvalidData,
+                reason,
+            }),
+        }
+    }
+}
+
+/// `{"value": <message>, "_metadata": {topic, partition, offset, timestamp, key}}`;
+/// a value that is not JSON is carried as a string.
+fn wrap_raw(
+    value: &[u8],
+    record: &BorrowedMessage<'_>,
+    timestamp: Option<i64>,
+    key: Option<&str>,
+) -> Vec<u8> {
+    let mut out = String::with_capacity(value.len() + 128);
+    out.push_str("{\"value\":");
+    match serde_json::from_slice::<&RawValue>(value) {
+        Ok(raw) => out.push_str(raw.get()),
+        Err(_) => out.push_str(&json_string(&String::from_utf8_lossy(value))),
+    }
+    let _ = write!(
+        out,
+        ",\"_metadata\":{{\"topic\":{},\"partition\":{},\"offset\":{}",
+        json_string(record.topic()),
+        record.partition(),
+        record.offset()
+    );
+    if let Some(ms) = timestamp {
+        let _ = write!(out, ",\"timestamp\":{ms}");
+    }
+    if let Some(key) = key {
+        let _ = write!(out, ",\"key\":{}", json_string(key));
+    }
+    out.push_str("}}");
+    out.into_bytes()
+}
+
+fn json_string(text: &str) -> String {
+    serde_json::Value::from(text).to_string()
+}
+
+#[async_trait]
+impl Source for KafkaSource {
+    async fn next_batch(&mut self, max: usize) -> Result<Option<SourceBatch>, ConnectorError> {
+        let consumer = self.consumer.clone();
+        let mut batch = SourceBatch {
+            messages: Vec::with_capacity(max.min(4096)),
+            rejected: Vec::new(),
+            ack: None,
+        };
+        let mut position = BTreeMap::new();
+        // Wait for the first message, then take what is already buffered.
+        loop {
+            match consumer.recv().await {
+                Ok(record) => {
+                    self.consecutive_errors = 0;
+                    position.insert(record.partition(), record.offset() + 1);
+                    self.convert(&record, &mut batch).await;
+                    break;
+                }
+                Err(e) => {
+                    self.consecutive_errors += 1;
+                    if self.consecutive_errors <= 3 || self.consecutive_errors.is_multiple_of(100) {
+                        tracing::warn!(connector = %self.name, error = %e, "kafka consumer error; retrying");
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+        while batch.messages.len() + batch.rejected.len() < max {
+            match consumer.recv().now_or_never() {
+                Some(Ok(record)) => {
+                    position.insert(record.partition(), record.offset() + 1);
+                    self.convert(&record, &mut batch).await;
+                }
+                Some(Err(e)) => {
+                    tracing::warn!(connector = %self.name, error = %e, "kafka consumer error");
+                    break;
+                }
+                None => break,
+            }
+        }
+        batch.ack = Some(AckToken(Box::new(Position(position))));
+        Ok(Some(batch))
+    }
+
+    async fn commit(&mut self, token: AckToken) -> Result<(), ConnectorError> {
+        let Ok(position) = token.0.downcast::<Position>() else {
+            return Ok(());
+        };
+        let list = {
+            let assigned = self.consumer.context().assigned();
+            let mut list = TopicPartitionList::new();
+            for (&partition, &offset) in &position.0 {
+                if assigned.contains(&partition) {
+                    self.committed.insert(partition, offset);
+                    list.add_partition_offset(&self.topic, partition, Offset::Offset(offset))
+                        .map_err(|e| self.failed(e))?;
+                }
+            }
+            list
+        };
+        if list.count() > 0
+            && let Err(e) = self.consumer.commit(&list, CommitMode::Async)
+        {
+            tracing::warn!(connector = %self.name, error = %e, "kafka offset commit failed; the next commit covers it");
+        }
+        Ok(())
+    }
+
+    async fn close(&mut self) -> Result<(), ConnectorError> {
+        let mut list = TopicPartitionList::new();
+        {
+            let assigned = self.consumer.context().assigned();
+            for (&partition, &offset) in &self.committed {
+                if assigned.contains(&partition) {
+                    list.add_partition_offset(&self.topic, partition, Offset::Offset(offset))
+                        .map_err(|e| self.failed(e))?;
+                }
+            }
+        }
+        if list.count() == 0 {
+            return Ok(());
+        }
+        let consumer = self.consumer.clone();
+        let result = tokio::task::spawn_blocking(move || consumer.commit(&list, CommitMode::Sync))
+            .await
+            .map_err(|e| ConnectorError::Failed {
+                connector: self.name.clone(),
+                error_type: ErrorType::Failed,
+                reason: format!("final commit did not run: {e}"),
+            })?;
+        result.map_err(|e| self.failed(e))
+    }
+}
+
+impl KafkaSource {
+    fn failed(&self, e: rdkafka::error::KafkaError) -> ConnectorError {
+        ConnectorError::Failed {
+            connector: self.name.clone(),
+            error_type: ErrorType::ConnectionError,
+            reason: e.to_string(),
+        }
+    }
+}

@@ -1,0 +1,520 @@
+//! The PostgreSQL sink.
+//!
+//! A batch is one statement: the messages travel as a single JSON array parameter
+//! and the server expands it (`jsonb_array_elements` into a `data` column, or
+//! `jsonb_populate_recordset` onto the table's columns), so a batch costs one round
+//! trip whatever its size. When the server refuses a batch because of a row
+//! (constraint violation, bad value), the batch is retried row by row and only the
+//! offending rows are rejected. Lost connections are retried with backoff, the
+//! same batch in the same order.
+
+use std::fmt::Write as _;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use dataflow_api::connectors::{DEFAULT_FLUSH_INTERVAL_SECS, PostgresqlSinkSpec};
+use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
+use sqlx::{AssertSqlSafe, PgPool, Row};
+
+use super::errors::{Failure, classify};
+use super::ident::{QualifiedName, quote};
+use crate::connectors::settings::required;
+use crate::connectors::{Backoff, ConnectorError, Rejected, Sink};
+use crate::error_type::ErrorType;
+use crate::wasm::Message;
+
+/// Messages buffered in timer-only mode (`batchSize: 0`) before a flush is forced,
+/// so memory stays bounded.
+const TIMER_ONLY_CAP: usize = 50_000;
+
+/// How messages land in the table.
+enum Layout {
+    /// The whole message into the `data` column (`jsonb` or `json`).
+    Data { jsonb: bool },
+    /// Top-level fields onto the table's columns of the same name.
+    Columns(Vec<String>),
+}
+
+/// Writes into one table.
+pub struct PostgresSink {
+    name: String,
+    pool: PgPool,
+    table: QualifiedName,
+    layout: Layout,
+    conflict: Option<Vec<String>>,
+    batch_size: usize,
+    interval: Option<Duration>,
+    buffer: Vec<Message>,
+    oldest: Option<Instant>,
+}
+
+impl PostgresSink {
+    /// Connects, creates the table when `autoCreateTable` asks, and reads its
+    /// columns (spec path `path`).
+    pub async fn open(path: &str, spec: &PostgresqlSinkSpec) -> Result<Self, ConnectorError> {
+        let url = required(
+            spec.connection_string.as_deref(),
+            spec.connection_string_secret_ref.as_ref(),
+            path,
+            "connectionString",
+        )?;
+        let table_text = required(
+            spec.table.as_deref(),
+            spec.table_secret_ref.as_ref(),
+            path,
+            "table",
+        )?;
+        let table = QualifiedName::parse(table_text).ok_or_else(|| ConnectorError::Config {
+            path: format!("{path}.table"),
+            reason: format!("{table_text:?} is not a table name"),
+        })?;
+        let name = format!("postgresql sink {table_text}");
+        let pool = super::pool(path, url, 2)?;
+        let mut sink = Self {
+            name,
+            pool,
+            table,
+            layout: Layout::Data { jsonb: true },
+            conflict: None,
+            batch_size: spec.batch_size.unwrap_or(1) as usize,
+            interval: match spec
+                .batch_flush_interval_seconds
+                .unwrap_or(DEFAULT_FLUSH_INTERVAL_SECS)
+            {
+                0 => None,
+                secs => Some(Duration::from_secs(secs)),
+            },
+            buffer: Vec::new(),
+            oldest: None,
+        };
+        if spec.auto_create_table == Some(true) {
+            sink.create_table().await?;
+        }
+        let columns = sink.columns().await?;
+        if columns.is_empty() {
+            return Err(ConnectorError::Config {
+                path: format!("{path}.table"),
+                reason: format!(
+                    "table {table_text} does not exist (create it, or set autoCreateTable: true)"
+                ),
+            });
+        }
+        sink.layout = match columns.iter().find(|(name, _)| name == "data") {
+            Some((_, ty)) if ty == "jsonb" || ty == "json" => Layout::Data {
+                jsonb: ty == "jsonb",
+            },
+            _ => Layout::Columns(columns.into_iter().map(|(name, _)| name).collect()),
+        };
+        if spec.upsert_mode == Some(true) {
+            let keys = match spec
+                .conflict_key
+                .as_deref()
+                .filter(|k| !k.trim().is_empty())
+            {
+                Some(keys) => keys.split(',').map(|k| k.trim().to_owned()).collect(),
+                None => sink.primary_key().await?,
+            };
+            if keys.is_empty() {
+                return Err(ConnectorError::Config {
+                    path: format!("{path}.conflictKey"),
+                    reason: format!(
+                        "upsertMode needs a conflictKey: table {table_text} has no primary key"
+                    ),
+                });
+            }
+            sink.conflict = Some(keys);
+        }
+        Ok(sink)
+    }
+
+    async fn retrying<T, F, Fut>(
+        &self,
+        what: &str,
+        mut run: F,
+    ) -> Result<Result<T, (ErrorType, String)>, ConnectorError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, sqlx::Error>>,
+    {
+        let mut backoff = Backoff::default();
+        loop {
+            match run().await {
+                Ok(value) => return Ok(Ok(value)),
+                Err(e) => match classify(&e) {
+                    Failure::Transient(reason) => {
+                        if backoff.attempts() < 3 || backoff.attempts().is_multiple_of(20) {
+                            tracing::warn!(connector = %self.name, attempts = backoff.attempts() + 1, %reason, "{what} failed; retrying");
+                        }
+                        backoff.wait().await;
+                    }
+                    Failure::Rows(error_type, reason) => return Ok(Err((error_type, reason))),
+                    Failure::Fatal(error_type, reason) => {
+                        return Err(ConnectorError::Failed {
+                            connector: self.name.clone(),
+                            error_type,
+                            reason: format!("{what}: {reason}"),
+                        });
+                    }
+                },
+            }
+        }
+    }
+
+    async fn create_table(&self) -> Result<(), ConnectorError> {
+        let create = format!(
+            "CREATE TABLE IF NOT EXISTS {} (id BIGSERIAL PRIMARY KEY, data JSONB NOT NULL, created_at TIMESTAMPTZ NOT NULL DEFAULT now())",
+            self.table
+        );
+        let index = format!(
+            "CREATE INDEX IF NOT EXISTS {} ON {} USING GIN (data)",
+            quote(&format!("{}_data_gin", self.table.name())),
+            self.table
+        );
+        for statement in [create, index] {
+            self.retrying("create table", || {
+                sqlx::query(AssertSqlSafe(statement.as_str())).execute(&self.pool)
+            })
+            .await?
+            .map_err(|(error_type, reason)| ConnectorError::Failed {
+                connector: self.name.clone(),
+                error_type,
+                reason,
+            })?;
+        }
+        Ok(())
+    }
+
+    /// `(name, type)` of every column, in order; empty when the table is missing.
+    async fn columns(&self) -> Result<Vec<(String, String)>, ConnectorError> {
+        let table = self.table.to_string();
+        let rows = self
+            .retrying("read table columns", || {
+                sqlx::query(
+                    "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a \
+                     WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
+                )
+                .bind(&table)
+                .fetch_all(&self.pool)
+            })
+            .await?
+            .map_err(|(error_type, reason)| self.failed(error_type, reason))?;
+        rows.iter()
+            .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(|e| self.failed(ErrorType::Failed, e.to_string()))
+    }
+
+    async fn primary_key(&self) -> Result<Vec<String>, ConnectorError> {
+        let table = self.table.to_string();
+        let rows = self
+            .retrying("read primary key", || {
+                sqlx::query(
+                    "SELECT a.attname::text FROM pg_index i JOIN pg_attribute a \
+                     ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey) \
+                     WHERE i.indrelid = to_regclass($1) AND i.indisprimary ORDER BY a.attnum",
+                )
+                .bind(&table)
+                .fetch_all(&self.pool)
+            })
+            .await?
+            .map_err(|(error_type, reason)| self.failed(error_type, reason))?;
+        rows.iter()
+            .map(|row| row.try_get(0))
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(|e| self.failed(ErrorType::Failed, e.to_string()))
+    }
+
+    fn failed(&self, error_type: ErrorType, reason: String) -> ConnectorError {
+        ConnectorError::Failed {
+            connector: self.name.clone(),
+            error_type,
+            reason,
+        }
+    }
+
+    /// The INSERT for `rows` (already checked to be JSON objects where needed).
+    fn statement(&self, used_columns: &[bool]) -> String {
+        let mut sql = String::with_capacity(256);
+        match &self.layout {
+            Layout::Data { jsonb } => {
+                let (cast, elements) = if *jsonb {
+                    ("jsonb", "jsonb_array_elements")
+                } else {
+                    ("json", "json_array_elements")
+                };
+                let _ = write!(
+                    sql,
+                    "INSERT INTO {} (data) SELECT e.value FROM {elements}($1::{cast}) WITH ORDINALITY AS e(value, n) ORDER BY e.n",
+                    self.table
+                );
+                if let Some(keys) = &self.conflict {
+                    let keys: Vec<String> = keys.iter().map(|k| quote(k)).collect();
+                    let _ = write!(
+                        sql,
+                        " ON CONFLICT ({}) DO UPDATE SET data = EXCLUDED.data",
+                        keys.join(", ")
+                    );
+                }
+            }
+            Layout::Columns(columns) => {
+                let used: Vec<&String> = columns
+                    .iter()
+                    .zip(used_columns)
+                    .filter_map(|(c, used)| used.then_some(c))
+                    .collect();
+                let list = used.iter().map(|c| quote(c)).collect::<Vec<_>>().join(", ");
+                let select = used
+                    .iter()
+                    .map(|c| format!("r.{}", quote(c)))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let _ = write!(
+                    sql,
+                    "INSERT INTO {table} ({list}) SELECT {select} FROM jsonb_populate_recordset(NULL::{table}, $1::jsonb) AS r",
+                    table = self.table
+                );
+                if let Some(keys) = &self.conflict {
+                    let quoted: Vec<String> = keys.iter().map(|k| quote(k)).collect();
+                    let updates: Vec<String> = used
+                        .iter()
+                        .filter(|c| !keys.contains(c))
+                        .map(|c| format!("{0} = EXCLUDED.{0}", quote(c)))
+                        .collect();
+                    if updates.is_empty() {
+                        let _ = write!(sql, " ON CONFLICT ({}) DO NOTHING", quoted.join(", "));
+                    } else {
+                        let _ = write!(
+                            sql,
+                            " ON CONFLICT ({}) DO UPDATE SET {}",
+                            quoted.join(", "),
+                            updates.join(", ")
+                        );
+                    }
+                }
+            }
+        }
+        sql
+    }
+
+    /// Checks each message and marks the columns it uses; bad ones are rejected.
+    fn screen(
+        &self,
+        messages: Vec<Message>,
+        used: &mut [bool],
+        rejected: &mut Vec<Rejected>,
+    ) -> Vec<Message> {
+        let mut good = Vec::with_capacity(messages.len());
+        for message in messages {
+            let check = match &self.layout {
+                Layout::Data { .. } => serde_json::from_slice::<IgnoredAny>(&message.payload)
+                    .map(|_| ())
+                    .map_err(|e| format!("not valid JSON: {e}")),
+                Layout::Columns(columns) => mark_columns(&message.payload, columns, used),
+            };
+            match check {
+                Ok(()) => good.push(message),
+                Err(reason) => rejected.push(Rejected {
+                    message,
+                    error_type: ErrorType::InvalidData,
+                    reason,
+                }),
+            }
+        }
+        good
+    }
+
+    /// Inserts `messages` as one statement, falling back to one row at a time when a
+    /// row is refused.
+    async fn insert(&self, messages: Vec<Message>) -> Result<Vec<Rejected>, ConnectorError> {
+        let mut rejected = Vec::new();
+        let columns = match &self.layout {
+            Layout::Columns(columns) => columns.len(),
+            Layout::Data { .. } => 0,
+        };
+        let mut used = vec![false; columns];
+        let messages = self.screen(messages, &mut used, &mut rejected);
+        if messages.is_empty() {
+            return Ok(rejected);
+        }
+        if columns > 0 && !used.contains(&true) {
+            for message in messages {
+                rejected.push(Rejected {
+                    message,
+                    error_type: ErrorType::InvalidData,
+                    reason: format!("no field matches a column of {}", self.table),
+                });
+            }
+            return Ok(rejected);
+        }
+        let sql = self.statement(&used);
+        let array = json_array(&messages);
+        match self
+            .retrying("insert", || {
+                sqlx::query(AssertSqlSafe(sql.as_str()))
+                    .bind(array.as_str())
+                    .execute(&self.pool)
+            })
+            .await?
+        {
+            Ok(_) => return Ok(rejected),
+            Err((_, reason)) if messages.len() > 1 => {
+                tracing::debug!(connector = %self.name, %reason, rows = messages.len(), "batch refused; inserting row by row");
+            }
+            Err((error_type, reason)) => {
+                rejected.extend(messages.into_iter().map(|message| Rejected {
+                    message,
+                    error_type,
+                    reason: reason.clone(),
+                }));
+                return Ok(rejected);
+            }
+        }
+        for message in messages {
+            let mut used = vec![false; columns];
+            // Already screened: marking cannot fail now.
+            if let Layout::Columns(names) = &self.layout {
+                let _ = mark_columns(&message.payload, names, &mut used);
+            }
+            let sql = self.statement(&used);
+            let array = json_array(std::slice::from_ref(&message));
+            if let Err((error_type, reason)) = self
+                .retrying("insert", || {
+                    sqlx::query(AssertSqlSafe(sql.as_str()))
+                        .bind(array.as_str())
+                        .execute(&self.pool)
+                })
+                .await?
+            {
+                rejected.push(Rejected {
+                    message,
+                    error_type,
+                    reason,
+                });
+            }
+        }
+        Ok(rejected)
+    }
+}
+
+/// `[m1,m2,...]` from payloads already known to be JSON.
+fn json_array(messages: &[Message]) -> String {
+    let size = messages.iter().map(|m| m.payload.len() + 1).sum::<usize>() + 2;
+    let mut out = Vec::with_capacity(size);
+    out.push(b'[');
+    for (i, message) in messages.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(&message.payload);
+    }
+    out.push(b']');
+    // Payloads passed the JSON check, so they are UTF-8.
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// Checks that `payload` is a JSON object and marks which of `columns` it has.
+fn mark_columns(payload: &[u8], columns: &[String], used: &mut [bool]) -> Result<(), String> {
+    struct Keys<'a> {
+        columns: &'a [String],
+        used: &'a mut [bool],
+    }
+    impl<'de> Visitor<'de> for Keys<'_> {
+        type Value = ();
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a JSON object (its fields map to table columns)")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+            while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                if let Some(i) = self.columns.iter().position(|c| *c == key) {
+                    self.used[i] = true;
+                }
+                map.next_value::<IgnoredAny>()?;
+            }
+            Ok(())
+        }
+    }
+    let mut de = serde_json::Deserializer::from_slice(payload);
+    de.deserialize_map(Keys { columns, used })
+        .and_then(|()| de.end())
+        .map_err(|e| format!("cannot map onto columns: {e}"))
+}
+
+#[async_trait]
+impl Sink for PostgresSink {
+    async fn write(&mut self, messages: Vec<Message>) -> Result<Vec<Rejected>, ConnectorError> {
+        if messages.is_empty() {
+            return Ok(Vec::new());
+        }
+        if self.buffer.is_empty() {
+            self.oldest = Some(Instant::now());
+        }
+        self.buffer.extend(messages);
+        let mut rejected = Vec::new();
+        if self.batch_size > 0 {
+            while self.buffer.len() >= self.batch_size {
+                let rest = self.buffer.split_off(self.batch_size);
+                let chunk = std::mem::replace(&mut self.buffer, rest);
+                rejected.extend(self.insert(chunk).await?);
+            }
+            if self.buffer.is_empty() {
+                self.oldest = None;
+            }
+        } else if self.buffer.len() >= TIMER_ONLY_CAP {
+            rejected.extend(self.flush().await?);
+        }
+        Ok(rejected)
+    }
+
+    async fn flush(&mut self) -> Result<Vec<Rejected>, ConnectorError> {
+        let chunk = if self.batch_size > 0 {
+            self.batch_size
+        } else {
+            10_000
+        };
+        let mut rejected = Vec::new();
+        while !self.buffer.is_empty() {
+            let rest = self.buffer.split_off(chunk.min(self.buffer.len()));
+            let batch = std::mem::replace(&mut self.buffer, rest);
+            rejected.extend(self.insert(batch).await?);
+        }
+        self.oldest = None;
+        Ok(rejected)
+    }
+
+    fn buffered(&self) -> usize {
+        self.buffer.len()
+    }
+
+    fn flush_deadline(&self) -> Option<Instant> {
+        Some(self.oldest? + self.interval?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn marks_columns_and_rejects_non_objects() {
+        let columns = vec!["id".to_owned(), "name".to_owned(), "qty".to_owned()];
+        let mut used = vec![false; 3];
+        mark_columns(
+            br#"{"name":"a","other":{"x":[1]},"qty":2}"#,
+            &columns,
+            &mut used,
+        )
+        .unwrap();
+        assert_eq!(used, [false, true, true]);
+        assert!(mark_columns(b"[1,2]", &columns, &mut used).is_err());
+        assert!(mark_columns(br#"{"name":"a"} x"#, &columns, &mut used).is_err());
+    }
+
+    #[test]
+    fn array_of_payloads() {
+        let m = |p: &str| Message {
+            payload: p.as_bytes().to_vec(),
+            metadata: Vec::new(),
+        };
+        assert_eq!(json_array(&[m(r#"{"a":1}"#), m("2")]), r#"[{"a":1},2]"#);
+    }
+}

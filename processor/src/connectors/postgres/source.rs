@@ -1,0 +1,281 @@
+//! The PostgreSQL source.
+//!
+//! Polls a table (or the result of `query`) every `pollInterval` seconds. When the
+//! rows have an `id` column (integer or numeric) or else a `created_at` column
+//! (timestamp or date), reads are incremental: each read asks for rows past the
+//! last one read, in that column's order, a page at a time. Without either column
+//! every poll reads everything again. Rows become JSON on the server (`to_jsonb`).
+
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use dataflow_api::connectors::{DEFAULT_POLL_INTERVAL_SECS, PostgresqlSourceSpec};
+use sqlx::{AssertSqlSafe, Column, Executor, PgPool, Row, SqlSafeStr, Statement, TypeInfo};
+
+use super::errors::{Failure, classify};
+use super::ident::{QualifiedName, quote};
+use crate::connectors::settings::{optional, required};
+use crate::connectors::{AckToken, Backoff, ConnectorError, Source, SourceBatch};
+use crate::wasm::Message;
+
+/// The column incremental reads follow, and the SQL type its text is cast to.
+struct Cursor {
+    column: &'static str,
+    sql_type: &'static str,
+}
+
+/// Reads rows as JSON messages.
+pub struct PostgresSource {
+    name: String,
+    pool: PgPool,
+    label: String,
+    relation: String,
+    cursor: Option<Cursor>,
+    position: Option<String>,
+    poll: Duration,
+    next_poll: Option<Instant>,
+    raw_mode: bool,
+}
+
+impl PostgresSource {
+    /// Connects and inspects the rows' columns (spec path `path`).
+    pub async fn open(path: &str, spec: &PostgresqlSourceSpec) -> Result<Self, ConnectorError> {
+        let url = required(
+            spec.connection_string.as_deref(),
+            spec.connection_string_secret_ref.as_ref(),
+            path,
+            "connectionString",
+        )?;
+        let table = optional(
+            spec.table.as_deref(),
+            spec.table_secret_ref.as_ref(),
+            path,
+            "table",
+        )?;
+        let query = spec.query.as_deref().filter(|q| !q.trim().is_empty());
+        let (label, relation) = match (query, table) {
+            (Some(query), _) => (
+                table.unwrap_or("query").to_owned(),
+                format!("({}) AS q", query.trim().trim_end_matches(';')),
+            ),
+            (None, Some(table)) => {
+                let name = QualifiedName::parse(table).ok_or_else(|| ConnectorError::Config {
+                    path: format!("{path}.table"),
+                    reason: format!("{table:?} is not a table name"),
+                })?;
+                (table.to_owned(), format!("{name} AS q"))
+            }
+            (None, None) => {
+                return Err(ConnectorError::Config {
+                    path: format!("{path}.table"),
+                    reason: "either table or query is required".into(),
+                });
+            }
+        };
+        let pool = super::pool(path, url, 2)?;
+        let name = format!("postgresql source {label}");
+        let mut source = Self {
+            name,
+            pool,
+            label,
+            relation,
+            cursor: None,
+            position: None,
+            poll: Duration::from_secs(
+                spec.poll_interval
+                    .unwrap_or(DEFAULT_POLL_INTERVAL_SECS)
+                    .max(1),
+            ),
+            next_poll: None,
+            raw_mode: spec.raw_mode.unwrap_or(false),
+        };
+        source.cursor = source.find_cursor(path).await?;
+        if source.cursor.is_none() {
+            tracing::warn!(connector = %source.name, "no id or created_at column: every poll reads all rows again");
+        }
+        Ok(source)
+    }
+
+    async fn find_cursor(&self, path: &str) -> Result<Option<Cursor>, ConnectorError> {
+        let probe = format!("SELECT * FROM {} LIMIT 0", self.relation);
+        let mut backoff = Backoff::default();
+        let described = loop {
+            match (&self.pool)
+                .prepare(AssertSqlSafe(probe.as_str()).into_sql_str())
+                .await
+            {
+                Ok(described) => break described,
+                Err(e) => match classify(&e) {
+                    Failure::Transient(reason) => {
+                        tracing::warn!(connector = %self.name, %reason, "cannot reach PostgreSQL; retrying");
+                        backoff.wait().await;
+                    }
+                    Failure::Rows(_, reason) | Failure::Fatal(_, reason) => {
+                        return Err(ConnectorError::Config {
+                            path: path.to_owned(),
+                            reason: format!("cannot read {}: {reason}", self.label),
+                        });
+                    }
+                },
+            }
+        };
+        let type_of = |wanted: &str| {
+            described
+                .columns()
+                .iter()
+                .find(|c| c.name() == wanted)
+                .map(|c| c.type_info().name().to_ascii_uppercase())
+        };
+        if let Some(ty) = type_of("id") {
+            let sql_type = match ty.as_str() {
+                "INT2" | "INT4" | "INT8" | "SMALLINT" | "INT" | "INTEGER" | "BIGINT" => {
+                    Some("bigint")
+                }
+                "NUMERIC" => Some("numeric"),
+                _ => None,
+            };
+            if let Some(sql_type) = sql_type {
+                return Ok(Some(Cursor {
+                    column: "id",
+                    sql_type,
+                }));
+            }
+        }
+        if let Some(ty) = type_of("created_at") {
+            let sql_type = match ty.as_str() {
+                "TIMESTAMPTZ" => Some("timestamptz"),
+                "TIMESTAMP" => Some("timestamp"),
+                "DATE" => Some("date"),
+                _ => None,
+            };
+            if let Some(sql_type) = sql_type {
+                return Ok(Some(Cursor {
+                    column: "created_at",
+                    sql_type,
+                }));
+            }
+        }
+        Ok(None)
+    }
+
+    fn select(&self) -> String {
+        match &self.cursor {
+            Some(cursor) => {
+                let column = quote(cursor.column);
+                let filter = if self.position.is_some() {
+                    format!(" WHERE q.{column} > $1::text::{}", cursor.sql_type)
+                } else {
+                    String::new()
+                };
+                format!(
+                    "SELECT to_jsonb(q)::text, q.{column}::text FROM {}{filter} ORDER BY q.{column} LIMIT $2",
+                    self.relation
+                )
+            }
+            None => format!(
+                "SELECT to_jsonb(q)::text, NULL::text FROM {}",
+                self.relation
+            ),
+        }
+    }
+
+    async fn read_page(&self, max: usize) -> Result<Vec<(String, Option<String>)>, ConnectorError> {
+        let sql = self.select();
+        let mut backoff = Backoff::default();
+        loop {
+            let mut query = sqlx::query(AssertSqlSafe(sql.as_str()));
+            if self.cursor.is_some() {
+                query = query
+                    .bind(self.position.as_deref().unwrap_or_default())
+                    .bind(max as i64);
+            }
+            match query.fetch_all(&self.pool).await {
+                Ok(rows) => {
+                    return rows
+                        .iter()
+                        .map(|row| {
+                            Ok((
+                                row.try_get::<String, _>(0)?,
+                                row.try_get::<Option<String>, _>(1)?,
+                            ))
+                        })
+                        .collect::<Result<_, sqlx::Error>>()
+                        .map_err(|e| self.failed(e.to_string()));
+                }
+                Err(e) => match classify(&e) {
+                    Failure::Transient(reason) => {
+                        if backoff.attempts() < 3 || backoff.attempts().is_multiple_of(20) {
+                            tracing::warn!(connector = %self.name, %reason, "poll failed; retrying");
+                        }
+                        backoff.wait().await;
+                    }
+                    Failure::Rows(_, reason) | Failure::Fatal(_, reason) => {
+                        return Err(self.failed(reason));
+                    }
+                },
+            }
+        }
+    }
+
+    fn failed(&self, reason: String) -> ConnectorError {
+        ConnectorError::Failed {
+            connector: self.name.clone(),
+            error_type: crate::error_type::ErrorType::Failed,
+            reason,
+        }
+    }
+
+    fn message(&self, document: String, id: Option<String>) -> Message {
+        let mut metadata = vec![("table".to_owned(), self.label.clone())];
+        let id_field = self.cursor.as_ref().is_some_and(|c| c.column == "id");
+        if let (true, Some(id)) = (id_field, &id) {
+            metadata.push(("id".to_owned(), id.clone()));
+        }
+        let payload = if self.raw_mode {
+            let mut out = format!(
+                "{{\"value\":{document},\"_metadata\":{{\"table\":{}",
+                serde_json::Value::from(self.label.as_str())
+            );
+            if let (true, Some(id)) = (id_field, &id) {
+                // The id column is an integer or numeric: its text is a JSON number.
+                out.push_str(",\"id\":");
+                out.push_str(id);
+            }
+            out.push_str("}}");
+            out.into_bytes()
+        } else {
+            document.into_bytes()
+        };
+        Message { payload, metadata }
+    }
+}
+
+#[async_trait]
+impl Source for PostgresSource {
+    async fn next_batch(&mut self, max: usize) -> Result<Option<SourceBatch>, ConnectorError> {
+        loop {
+            if let Some(at) = self.next_poll {
+                tokio::time::sleep_until(at.into()).await;
+            }
+            let rows = self.read_page(max).await?;
+            // A full page means more rows are waiting: read on without sleeping.
+            let full = self.cursor.is_some() && rows.len() >= max;
+            self.next_poll = (!full).then(|| Instant::now() + self.poll);
+            if rows.is_empty() {
+                continue;
+            }
+            if let Some((_, Some(last))) = rows.last() {
+                self.position = Some(last.clone());
+            }
+            let messages = rows
+                .into_iter()
+                .map(|(doc, id)| self.message(doc, id))
+                .collect();
+            return Ok(Some(SourceBatch::unacked(messages)));
+        }
+    }
+
+    async fn commit(&mut self, _token: AckToken) -> Result<(), ConnectorError> {
+        Ok(())
+    }
+}

@@ -1,0 +1,167 @@
+#!/usr/bin/env bash
+# Starts (or stops) the real servers the tests use, on 127.0.0.1 and non-standard
+# ports, under a state directory this script owns:
+#   PostgreSQL (Debian `postgresql`)           port 55432
+#   ClickHouse (Debian `clickhouse-server`)    HTTP port 18123, native port 19000
+#   Kafka protocol: `dataflow-kafka-mock`      (librdkafka's mock cluster in its own
+#                                               process; see tests/src/bin/kafka_mock.rs)
+#
+#   scripts/services.sh start   # installs what is missing, starts what is not running,
+#                               # prints the addresses as shell exports (idempotent)
+#   scripts/services.sh env     # prints the exports only
+#   scripts/services.sh stop    # stops exactly what `start` started (by PID)
+#
+# Progress goes to stderr; stdout carries only the exports, so
+# `eval "$(scripts/services.sh start)"` works.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+STATE="${DATAFLOW_SERVICES_DIR:-/tmp/dataflow-services}"
+PG_PORT="${DATAFLOW_PG_PORT:-55432}"
+CH_HTTP_PORT="${DATAFLOW_CH_HTTP_PORT:-18123}"
+CH_TCP_PORT="${DATAFLOW_CH_TCP_PORT:-19000}"
+KAFKA_MOCK="${DATAFLOW_KAFKA_MOCK:-$ROOT/target/release/dataflow-kafka-mock}"
+
+log() { echo "services: $*" >&2; }
+alive() { [ -n "${1:-}" ] && kill -0 "$1" 2>/dev/null; }
+pidof_file() { cat "$1" 2>/dev/null | head -1 || true; }
+
+as_postgres() {
+    if [ "$(id -u)" = 0 ]; then su postgres -s /bin/sh -c "$*"; else sh -c "$*"; fi
+}
+
+apt_install() {
+    if [ "$(id -u)" != 0 ]; then
+        log "need root to install $*"; exit 1
+    fi
+    if [ ! -f "$STATE/.apt-updated" ]; then
+        log "apt-get update"
+        apt-get update -qq >&2
+        touch "$STATE/.apt-updated"
+    fi
+    log "installing $*"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >&2
+}
+
+pg_bin() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1; }
+
+start_postgres() {
+    local bin data="$STATE/pg/data"
+    bin="$(pg_bin)"
+    if [ -z "$bin" ] || [ ! -x "$bin/initdb" ]; then
+        apt_install postgresql
+        bin="$(pg_bin)"
+    fi
+    mkdir -p "$STATE/pg"
+    chmod 755 "$STATE" "$STATE/pg"
+    [ "$(id -u)" = 0 ] && chown postgres "$STATE/pg"
+    if [ ! -f "$data/PG_VERSION" ]; then
+        log "initdb $data"
+        as_postgres "'$bin/initdb' -D '$data' -A trust -U postgres >'$STATE/pg/initdb.log' 2>&1"
+    fi
+    if alive "$(head -1 "$data/postmaster.pid" 2>/dev/null)"; then
+        log "PostgreSQL already running"
+        return
+    fi
+    log "starting PostgreSQL on 127.0.0.1:$PG_PORT"
+    as_postgres "'$bin/pg_ctl' -D '$data' -l '$STATE/pg/log' -w -t 60 \
+        -o \"-p $PG_PORT -k '$STATE/pg' -c listen_addresses=127.0.0.1 -c max_connections=200 -c fsync=off\" start" >&2
+    head -1 "$data/postmaster.pid" >"$STATE/pg.pid"
+}
+
+start_clickhouse() {
+    if ! command -v clickhouse-server >/dev/null 2>&1 && [ ! -x /usr/bin/clickhouse ]; then
+        apt_install clickhouse-server clickhouse-client
+    fi
+    if alive "$(pidof_file "$STATE/clickhouse.pid")"; then
+        log "ClickHouse already running"
+        return
+    fi
+    local dir="$STATE/ch"
+    mkdir -p "$dir/data" "$dir/tmp" "$dir/user_files" "$dir/format_schemas" "$dir/log"
+    cat >"$dir/config.xml" <<XML
+<?xml version="1.0"?>
+<yandex>
+    <logger>
+        <level>warning</level>
+        <log>$dir/log/server.log</log>
+        <errorlog>$dir/log/error.log</errorlog>
+    </logger>
+    <http_port>$CH_HTTP_PORT</http_port>
+    <tcp_port>$CH_TCP_PORT</tcp_port>
+    <listen_host>127.0.0.1</listen_host>
+    <path>$dir/data/</path>
+    <tmp_path>$dir/tmp/</tmp_path>
+    <user_files_path>$dir/user_files/</user_files_path>
+    <format_schema_path>$dir/format_schemas/</format_schema_path>
+    <users_config>/etc/clickhouse-server/users.xml</users_config>
+    <default_profile>default</default_profile>
+    <default_database>default</default_database>
+    <mark_cache_size>268435456</mark_cache_size>
+</yandex>
+XML
+    log "starting ClickHouse on 127.0.0.1:$CH_HTTP_PORT"
+    nohup clickhouse-server --config-file="$dir/config.xml" >"$dir/log/stdout.log" 2>&1 &
+    echo $! >"$STATE/clickhouse.pid"
+    for _ in $(seq 1 120); do
+        if curl -sf "http://127.0.0.1:$CH_HTTP_PORT/" --data-binary 'SELECT 1' >/dev/null 2>&1; then
+            return
+        fi
+        sleep 0.25
+    done
+    log "ClickHouse did not come up; see $dir/log"; exit 1
+}
+
+start_kafka() {
+    if alive "$(pidof_file "$STATE/kafka.pid")" && [ -s "$STATE/kafka.address" ]; then
+        log "Kafka mock broker already running"
+        return
+    fi
+    if [ ! -x "$KAFKA_MOCK" ]; then
+        log "building dataflow-kafka-mock"
+        (cd "$ROOT" && cargo build --release -q -p dataflow-tests --bin dataflow-kafka-mock) >&2
+    fi
+    rm -f "$STATE/kafka.address"
+    log "starting the Kafka mock broker"
+    nohup "$KAFKA_MOCK" --brokers 1 --address-file "$STATE/kafka.address" >"$STATE/kafka.log" 2>&1 &
+    echo $! >"$STATE/kafka.pid"
+    for _ in $(seq 1 100); do
+        [ -s "$STATE/kafka.address" ] && return
+        sleep 0.1
+    done
+    log "the Kafka mock broker did not come up; see $STATE/kafka.log"; exit 1
+}
+
+print_env() {
+    echo "export DATAFLOW_TEST_PG_URL='postgres://postgres@127.0.0.1:$PG_PORT/postgres'"
+    echo "export DATAFLOW_TEST_CLICKHOUSE_URL='http://127.0.0.1:$CH_HTTP_PORT'"
+    echo "export DATAFLOW_TEST_KAFKA_BROKERS='$(cat "$STATE/kafka.address" 2>/dev/null)'"
+    echo "export DATAFLOW_SERVICES_DIR='$STATE'"
+}
+
+stop_all() {
+    local pid
+    pid="$(pidof_file "$STATE/kafka.pid")"
+    if alive "$pid"; then log "stopping Kafka mock ($pid)"; kill "$pid"; fi
+    pid="$(pidof_file "$STATE/clickhouse.pid")"
+    if alive "$pid"; then log "stopping ClickHouse ($pid)"; kill "$pid"; fi
+    pid="$(pidof_file "$STATE/pg.pid")"
+    if alive "$pid"; then
+        log "stopping PostgreSQL ($pid)"
+        as_postgres "'$(pg_bin)/pg_ctl' -D '$STATE/pg/data' -m fast -w stop" >&2 || kill "$pid"
+    fi
+    rm -f "$STATE/kafka.pid" "$STATE/clickhouse.pid" "$STATE/pg.pid" "$STATE/kafka.address"
+}
+
+mkdir -p "$STATE"
+case "${1:-start}" in
+    start)
+        start_postgres
+        start_clickhouse
+        start_kafka
+        print_env
+        ;;
+    env) print_env ;;
+    stop) stop_all ;;
+    *) echo "usage: $0 start|env|stop" >&2; exit 2 ;;
+esac
