@@ -10,6 +10,7 @@
 #                               # prints the addresses as shell exports (idempotent)
 #   scripts/services.sh env     # prints the exports only
 #   scripts/services.sh stop    # stops exactly what `start` started (by PID)
+#   scripts/services.sh stop-postgres  # only PostgreSQL (outage tests)
 #
 # Progress goes to stderr; stdout carries only the exports, so
 # `eval "$(scripts/services.sh start)"` works.
@@ -163,5 +164,9 @@ case "${1:-start}" in
         ;;
     env) print_env ;;
     stop) stop_all ;;
-    *) echo "usage: $0 start|env|stop" >&2; exit 2 ;;
+    stop-postgres)
+        # For outage tests: stop only PostgreSQL; `start` brings it back.
+        as_postgres "'$(pg_bin)/pg_ctl' -D '$STATE/pg/data' -m fast -w stop" >&2
+        ;;
+    *) echo "usage: $0 start|env|stop|stop-postgres" >&2; exit 2 ;;
 esac

@@ -1,0 +1,252 @@
+//! The real servers `make services` starts (PostgreSQL, the Kafka-protocol broker),
+//! and small clients for arranging and checking test data on them.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{ClientConfig, Message};
+
+use crate::{processor_bin, workspace};
+
+fn service_env(name: &str) -> String {
+    match std::env::var(name) {
+        Ok(value) if !value.is_empty() => value,
+        _ => panic!(
+            "{name} is not set: start the test servers with `eval \"$(scripts/services.sh start)\"` (make test does this)"
+        ),
+    }
+}
+
+/// Bootstrap address of the test broker.
+pub fn kafka_brokers() -> String {
+    service_env("DATAFLOW_TEST_KAFKA_BROKERS")
+}
+
+/// URL of the test PostgreSQL server.
+pub fn pg_url() -> String {
+    service_env("DATAFLOW_TEST_PG_URL")
+}
+
+/// A name no other test run uses (`prefix_<pid>_<n>`), safe as topic, group or table.
+pub fn unique(prefix: &str) -> String {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "{prefix}_{}_{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Makes the broker create `topic` (it creates topics on first use, with four
+/// partitions: the mock cluster does not serve the CreateTopics admin call) and
+/// returns its partition count.
+pub fn create_topic(topic: &str) -> usize {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", kafka_brokers())
+        .set("allow.auto.create.topics", "true")
+        .create()
+        .expect("client");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(metadata) = consumer.fetch_metadata(Some(topic), Duration::from_secs(5))
+            && let Some(t) = metadata.topics().first()
+            && t.error().is_none()
+            && !t.partitions().is_empty()
+        {
+            return t.partitions().len();
+        }
+        assert!(Instant::now() < deadline, "topic {topic} was not created");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Produces `(partition, key, payload)` records and waits for every delivery.
+pub async fn produce(
+    topic: &str,
+    records: impl IntoIterator<Item = (i32, Option<String>, Vec<u8>)>,
+) {
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", kafka_brokers())
+        .set("linger.ms", "5")
+        .set("enable.idempotence", "true")
+        .create()
+        .expect("producer");
+    let mut pending = Vec::new();
+    for (partition, key, payload) in records {
+        let mut record = FutureRecord::<String, Vec<u8>>::to(topic)
+            .partition(partition)
+            .payload(&payload);
+        if let Some(key) = &key {
+            record = record.key(key);
+        }
+        loop {
+            match producer.send_result(record) {
+                Ok(delivery) => {
+                    pending.push(delivery);
+                    break;
+                }
+                Err((_, back)) => {
+                    record = back;
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+            }
+        }
+        if pending.len() >= 10_000 {
+            for delivery in pending.drain(..) {
+                delivery.await.expect("delivery").expect("delivered");
+            }
+        }
+    }
+    for delivery in pending {
+        delivery.await.expect("delivery").expect("delivered");
+    }
+}
+
+/// A consumed record.
+#[derive(Debug, Clone)]
+pub struct Consumed {
+    /// Partition.
+    pub partition: i32,
+    /// Key as text.
+    pub key: Option<String>,
+    /// Value.
+    pub payload: Vec<u8>,
+}
+
+/// Reads `topic` from the start until `count` records arrived (or `timeout`).
+pub fn consume(topic: &str, count: usize, timeout: Duration) -> Vec<Consumed> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", kafka_brokers())
+        .set("group.id", unique("checker"))
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    consumer.subscribe(&[topic]).expect("subscribe");
+    let deadline = Instant::now() + timeout;
+    let mut out = Vec::new();
+    while out.len() < count && Instant::now() < deadline {
+        if let Some(Ok(message)) = consumer.poll(Duration::from_millis(200)) {
+            out.push(Consumed {
+                partition: message.partition(),
+                key: message
+                    .key()
+                    .map(|k| String::from_utf8_lossy(k).into_owned()),
+                payload: message.payload().unwrap_or_default().to_vec(),
+            });
+        }
+    }
+    out
+}
+
+/// A pool on the test PostgreSQL server.
+pub async fn pg() -> sqlx::PgPool {
+    sqlx::postgres::PgPoolOptions::new()
+        .max_connections(2)
+        .connect(&pg_url())
+        .await
+        .expect("connect to the test PostgreSQL")
+}
+
+/// Runs SQL text (several statements allowed) on the test server.
+pub async fn pg_execute(sql: &str) {
+    use sqlx::Executor;
+    let pool = pg().await;
+    pool.execute(sqlx::AssertSqlSafe(sql.to_owned()))
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+}
+
+/// Runs `scripts/services.sh` with `action`.
+pub fn services(action: &str) {
+    let status = Command::new(workspace().join("scripts/services.sh"))
+        .arg(action)
+        .stdout(Stdio::null())
+        .status()
+        .expect("scripts/services.sh runs");
+    assert!(status.success(), "scripts/services.sh {action} failed");
+}
+
+/// A processor started in the background on a spec file.
+pub struct Running {
+    child: Child,
+    /// The spec file.
+    pub spec: PathBuf,
+    log: PathBuf,
+}
+
+impl Running {
+    /// Starts `dataflow-processor run --spec <spec>`; its output goes to `<spec>.log`.
+    pub fn start(spec: &Path) -> Self {
+        let log = spec.with_extension(format!("{}.log", std::process::id()));
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .expect("log file");
+        let err = out.try_clone().expect("log file");
+        let child = Command::new(processor_bin())
+            .args(["run", "--spec"])
+            .arg(spec)
+            .env("LOG_LEVEL", "info")
+            .stdout(Stdio::from(out))
+            .stderr(Stdio::from(err))
+            .spawn()
+            .expect("the processor binary runs (build it with `make build`)");
+        Self {
+            child,
+            spec: spec.to_owned(),
+            log,
+        }
+    }
+
+    /// SIGKILL, no chance to flush or commit.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM, then waits for a clean exit; returns the log.
+    pub fn stop(mut self) -> String {
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe {
+            libc::kill(self.child.id() as i32, libc::SIGTERM);
+        }
+        let status = self.child.wait().expect("wait for the processor");
+        let log = self.log();
+        assert!(status.success(), "processor exited with {status}:\n{log}");
+        log
+    }
+
+    /// Everything the processor printed so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Polls `check` every 200 ms until it returns `Some`, or panics after `timeout`.
+pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
