@@ -453,3 +453,50 @@ sink:
     assert_eq!(values[1]["_metadata"]["offset"], 1);
     assert!(values[1]["_metadata"].get("key").is_none());
 }
+
+/// A second processor joins the consumer group mid-run and the first one leaves
+/// later: partitions move twice, and every message still arrives.
+#[tokio::test(flavor = "multi_thread")]
+async fn rebalances_lose_nothing() {
+    const N: u64 = 60_000;
+    let topic = unique("orders");
+    let table = unique("orders_out");
+    let group = unique("g");
+    assert_eq!(create_topic(&topic), 4);
+    produce(&topic, orders(N, 4)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let spec = write_spec(&dir, &kafka_to_pg_spec(&topic, &group, &table, 50));
+
+    let first = Running::start(&spec);
+    eventually("progress", Duration::from_secs(60), || async {
+        (count(&table).await.0 >= 5_000).then_some(())
+    })
+    .await;
+    let second_dir = tempfile::tempdir().unwrap();
+    let second_spec = write_spec(&second_dir, &kafka_to_pg_spec(&topic, &group, &table, 50));
+    let second = Running::start(&second_spec);
+    eventually(
+        "both members consuming",
+        Duration::from_secs(60),
+        || async {
+            let assigned = second
+                .log()
+                .contains("kafka partitions assigned partitions=[");
+            (assigned && count(&table).await.0 >= 20_000).then_some(())
+        },
+    )
+    .await;
+    let first_log = first.stop();
+    assert!(
+        first_log.contains("kafka partitions revoked"),
+        "{first_log}"
+    );
+    let (rows, distinct) = eventually("every message", Duration::from_secs(180), || async {
+        let (rows, distinct) = count(&table).await;
+        (distinct >= N as i64).then_some((rows, distinct))
+    })
+    .await;
+    second.stop();
+    assert_eq!(distinct, N as i64);
+    assert!(rows >= N as i64);
+}
