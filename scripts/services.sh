@@ -114,7 +114,7 @@ XML
 }
 
 start_kafka() {
-    if alive "$(pidof_file "$STATE/kafka.pid")" && [ -s "$STATE/kafka.address" ]; then
+    if alive "$(pidof_file "$STATE/kafka.pid")" && [ -s "$STATE/kafka.address" ] && [ -s "$STATE/kafka.control" ]; then
         log "Kafka mock broker already running"
         return
     fi
@@ -122,9 +122,10 @@ start_kafka() {
         log "building dataflow-kafka-mock"
         (cd "$ROOT" && cargo build --release -q -p dataflow-tests --bin dataflow-kafka-mock) >&2
     fi
-    rm -f "$STATE/kafka.address"
+    rm -f "$STATE/kafka.address" "$STATE/kafka.control"
     log "starting the Kafka mock broker"
-    nohup "$KAFKA_MOCK" --brokers 1 --address-file "$STATE/kafka.address" >"$STATE/kafka.log" 2>&1 &
+    nohup "$KAFKA_MOCK" --brokers 1 --address-file "$STATE/kafka.address" \
+        --control-file "$STATE/kafka.control" >"$STATE/kafka.log" 2>&1 &
     echo $! >"$STATE/kafka.pid"
     for _ in $(seq 1 100); do
         [ -s "$STATE/kafka.address" ] && return
@@ -137,6 +138,7 @@ print_env() {
     echo "export DATAFLOW_TEST_PG_URL='postgres://postgres@127.0.0.1:$PG_PORT/postgres'"
     echo "export DATAFLOW_TEST_CLICKHOUSE_URL='http://127.0.0.1:$CH_HTTP_PORT'"
     echo "export DATAFLOW_TEST_KAFKA_BROKERS='$(cat "$STATE/kafka.address" 2>/dev/null)'"
+    echo "export DATAFLOW_TEST_KAFKA_CONTROL='$(cat "$STATE/kafka.control" 2>/dev/null)'"
     echo "export DATAFLOW_SERVICES_DIR='$STATE'"
 }
 
@@ -151,7 +153,7 @@ stop_all() {
         log "stopping PostgreSQL ($pid)"
         as_postgres "'$(pg_bin)/pg_ctl' -D '$STATE/pg/data' -m fast -w stop" >&2 || kill "$pid"
     fi
-    rm -f "$STATE/kafka.pid" "$STATE/clickhouse.pid" "$STATE/pg.pid" "$STATE/kafka.address"
+    rm -f "$STATE/kafka.pid" "$STATE/clickhouse.pid" "$STATE/pg.pid" "$STATE/kafka.address" "$STATE/kafka.control"
 }
 
 mkdir -p "$STATE"

@@ -41,9 +41,24 @@ pub fn unique(prefix: &str) -> String {
     )
 }
 
-/// Makes the broker create `topic` (it creates topics on first use, with four
-/// partitions: the mock cluster does not serve the CreateTopics admin call) and
-/// returns its partition count.
+/// Creates `topic` with `partitions` partitions through the test broker's control
+/// port (see `dataflow-kafka-mock`), and waits until clients see it.
+pub fn create_topic_with(topic: &str, partitions: usize) {
+    use std::io::{BufRead, BufReader, Write};
+    let address = service_env("DATAFLOW_TEST_KAFKA_CONTROL");
+    let mut stream =
+        std::net::TcpStream::connect(&address).expect("connect to the broker's control port");
+    writeln!(stream, "create-topic {topic} {partitions}").expect("send control command");
+    let mut answer = String::new();
+    BufReader::new(&stream)
+        .read_line(&mut answer)
+        .expect("control answer");
+    assert_eq!(answer.trim(), "ok", "create-topic {topic}");
+    assert_eq!(create_topic(topic), partitions);
+}
+
+/// Makes the broker create `topic` by asking for it (topics are created on first
+/// use, with four partitions) and returns its partition count.
 pub fn create_topic(topic: &str) -> usize {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", kafka_brokers())

@@ -8,8 +8,8 @@ use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
 use dataflow_tests::services::{
-    Running, consume, create_topic, eventually, kafka_brokers, pg, pg_execute, pg_url, produce,
-    unique,
+    Running, consume, create_topic, create_topic_with, eventually, kafka_brokers, pg, pg_execute,
+    pg_url, produce, unique,
 };
 use serde_json::{Value, json};
 use sqlx::Row;
@@ -79,8 +79,9 @@ async fn kafka_to_postgres_exactly_once_in_partition_order() {
     const N: u64 = 100_000;
     let topic = unique("orders");
     let table = unique("orders_out");
-    assert_eq!(create_topic(&topic), 4);
-    produce(&topic, orders(N, 4)).await;
+    // Eight partitions keep each under the test broker's 5 MB retention.
+    create_topic_with(&topic, 8);
+    produce(&topic, orders(N, 8)).await;
 
     let dir = tempfile::tempdir().unwrap();
     let spec = write_spec(&dir, &kafka_to_pg_spec(&topic, &unique("g"), &table, 1000));
@@ -121,8 +122,9 @@ async fn sigkill_twice_mid_run_loses_nothing() {
     let topic = unique("orders");
     let table = unique("orders_out");
     let group = unique("g");
-    assert_eq!(create_topic(&topic), 4);
-    produce(&topic, orders(N, 4)).await;
+    // Eight partitions keep each under the test broker's 5 MB retention.
+    create_topic_with(&topic, 8);
+    produce(&topic, orders(N, 8)).await;
     let dir = tempfile::tempdir().unwrap();
     // Small batches make the run long enough to interrupt twice.
     let spec = write_spec(&dir, &kafka_to_pg_spec(&topic, &group, &table, 50));
@@ -462,8 +464,9 @@ async fn rebalances_lose_nothing() {
     let topic = unique("orders");
     let table = unique("orders_out");
     let group = unique("g");
-    assert_eq!(create_topic(&topic), 4);
-    produce(&topic, orders(N, 4)).await;
+    // Eight partitions keep each under the test broker's 5 MB retention.
+    create_topic_with(&topic, 8);
+    produce(&topic, orders(N, 8)).await;
     let dir = tempfile::tempdir().unwrap();
     let spec = write_spec(&dir, &kafka_to_pg_spec(&topic, &group, &table, 50));
 

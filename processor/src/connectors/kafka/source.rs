@@ -66,6 +66,9 @@ fn sorted(set: &HashSet<i32>) -> Vec<i32> {
     v
 }
 
+/// How long a batch may wait for more messages after its first one.
+const LINGER: Duration = Duration::from_millis(5);
+
 /// Next offsets to commit, per partition.
 struct Position(BTreeMap<i32, i64>);
 
@@ -269,17 +272,26 @@ impl Source for KafkaSource {
                 }
             }
         }
+        // Then fill the batch with what arrives within a short linger: under load
+        // batches come out full, when idle the first message waits at most LINGER.
+        let linger = tokio::time::Instant::now() + LINGER;
         while batch.messages.len() + batch.rejected.len() < max {
-            match consumer.recv().now_or_never() {
-                Some(Ok(record)) => {
+            let next = match consumer.recv().now_or_never() {
+                Some(next) => next,
+                None => match tokio::time::timeout_at(linger, consumer.recv()).await {
+                    Ok(next) => next,
+                    Err(_) => break,
+                },
+            };
+            match next {
+                Ok(record) => {
                     position.insert(record.partition(), record.offset() + 1);
                     self.convert(&record, &mut batch).await;
                 }
-                Some(Err(e)) => {
+                Err(e) => {
                     tracing::warn!(connector = %self.name, error = %e, "kafka consumer error");
                     break;
                 }
-                None => break,
             }
         }
         batch.ack = Some(AckToken(Box::new(Position(position))));

@@ -1,9 +1,9 @@
 //! The PostgreSQL sink.
 //!
-//! A batch is one statement: the messages travel as a single JSON array parameter
-//! and the server expands it (`jsonb_array_elements` into a `data` column, or
-//! `jsonb_populate_recordset` onto the table's columns), so a batch costs one round
-//! trip whatever its size. When the server refuses a batch because of a row
+//! A batch is one round trip whatever its size. Whole messages into a `data` column
+//! go in with `COPY ... FROM STDIN` (the fastest path PostgreSQL has); upserts and
+//! column mapping use one `INSERT ... SELECT` whose single parameter is a JSON array
+//! of the messages, expanded by the server (`jsonb_populate_recordset`). When the server refuses a batch because of a row
 //! (constraint violation, bad value), the batch is retried row by row and only the
 //! offending rows are rejected. Lost connections are retried with backoff, the
 //! same batch in the same order.
@@ -297,15 +297,20 @@ impl PostgresSink {
     }
 
     /// Checks each message and marks the columns it uses; bad ones are rejected.
+    /// `single`: the messages are being inserted one at a time.
     fn screen(
         &self,
         messages: Vec<Message>,
+        single: bool,
         used: &mut [bool],
         rejected: &mut Vec<Rejected>,
     ) -> Vec<Message> {
         let mut good = Vec::with_capacity(messages.len());
         for message in messages {
             let check = match &self.layout {
+                // Whole messages are checked by the server; a batch it refuses is
+                // retried row by row, where each message is checked here first.
+                Layout::Data { .. } if !single => Ok(()),
                 Layout::Data { .. } => serde_json::from_slice::<IgnoredAny>(&message.payload)
                     .map(|_| ())
                     .map_err(|e| format!("not valid JSON: {e}")),
@@ -332,7 +337,7 @@ impl PostgresSink {
             Layout::Data { .. } => 0,
         };
         let mut used = vec![false; columns];
-        let messages = self.screen(messages, &mut used, &mut rejected);
+        let messages = self.screen(messages, false, &mut used, &mut rejected);
         if messages.is_empty() {
             return Ok(rejected);
         }
@@ -346,17 +351,22 @@ impl PostgresSink {
             }
             return Ok(rejected);
         }
-        let sql = self.statement(&used);
-        let array = json_array(&messages);
-        match self
-            .retrying("insert", || {
+        let first_try = if matches!(self.layout, Layout::Data { .. }) && self.conflict.is_none() {
+            let rows = copy_text(&messages);
+            self.retrying("copy", || self.copy(&rows)).await?
+        } else {
+            let sql = self.statement(&used);
+            let array = json_array(&messages);
+            self.retrying("insert", || {
                 sqlx::query(AssertSqlSafe(sql.as_str()))
                     .bind(array.as_str())
                     .execute(&self.pool)
             })
             .await?
-        {
-            Ok(_) => return Ok(rejected),
+            .map(|_| ())
+        };
+        match first_try {
+            Ok(()) => return Ok(rejected),
             Err((_, reason)) if messages.len() > 1 => {
                 tracing::debug!(connector = %self.name, %reason, rows = messages.len(), "batch refused; inserting row by row");
             }
@@ -371,10 +381,12 @@ impl PostgresSink {
         }
         for message in messages {
             let mut used = vec![false; columns];
-            // Already screened: marking cannot fail now.
-            if let Layout::Columns(names) = &self.layout {
-                let _ = mark_columns(&message.payload, names, &mut used);
-            }
+            let Some(message) = self
+                .screen(vec![message], true, &mut used, &mut rejected)
+                .pop()
+            else {
+                continue;
+            };
             let sql = self.statement(&used);
             let array = json_array(std::slice::from_ref(&message));
             if let Err((error_type, reason)) = self
@@ -396,7 +408,48 @@ impl PostgresSink {
     }
 }
 
-/// `[m1,m2,...]` from payloads already known to be JSON.
+impl PostgresSink {
+    /// Streams `rows` (COPY text format) into the `data` column.
+    async fn copy(&self, rows: &[u8]) -> Result<(), sqlx::Error> {
+        let mut conn = self.pool.acquire().await?;
+        let statement = format!("COPY {} (data) FROM STDIN", self.table);
+        let mut copy = conn.copy_in_raw(&statement).await?;
+        if let Err(e) = copy.send(rows).await {
+            // The connection may be gone; aborting is best effort.
+            let _ = copy.abort("send failed").await;
+            return Err(e);
+        }
+        copy.finish().await.map(|_| ())
+    }
+}
+
+/// One COPY text-format line per payload: backslash, newline, carriage return and
+/// tab escaped, so any JSON text (which may contain raw whitespace) survives.
+fn copy_text(messages: &[Message]) -> Vec<u8> {
+    let size = messages.iter().map(|m| m.payload.len() + 1).sum::<usize>();
+    let mut out = Vec::with_capacity(size + size / 16);
+    for message in messages {
+        let mut rest = message.payload.as_slice();
+        while let Some(at) = rest
+            .iter()
+            .position(|b| matches!(b, b'\\' | b'\n' | b'\r' | b'\t'))
+        {
+            out.extend_from_slice(&rest[..at]);
+            out.extend_from_slice(match rest[at] {
+                b'\\' => b"\\\\",
+                b'\n' => b"\\n",
+                b'\r' => b"\\r",
+                _ => b"\\t",
+            });
+            rest = &rest[at + 1..];
+        }
+        out.extend_from_slice(rest);
+        out.push(b'\n');
+    }
+    out
+}
+
+/// `[m1,m2,...]` from the payloads.
 fn json_array(messages: &[Message]) -> String {
     let size = messages.iter().map(|m| m.payload.len() + 1).sum::<usize>() + 2;
     let mut out = Vec::with_capacity(size);
@@ -408,7 +461,8 @@ fn json_array(messages: &[Message]) -> String {
         out.extend_from_slice(&message.payload);
     }
     out.push(b']');
-    // Payloads passed the JSON check, so they are UTF-8.
+    // A payload that is not UTF-8 (so not JSON) empties the text; the server refuses
+    // it, and the row-by-row retry then names the bad message.
     String::from_utf8(out).unwrap_or_default()
 }
 
@@ -507,6 +561,18 @@ mod tests {
         assert_eq!(used, [false, true, true]);
         assert!(mark_columns(b"[1,2]", &columns, &mut used).is_err());
         assert!(mark_columns(br#"{"name":"a"} x"#, &columns, &mut used).is_err());
+    }
+
+    #[test]
+    fn copy_lines_escape_what_copy_interprets() {
+        let m = |p: &[u8]| Message {
+            payload: p.to_vec(),
+            metadata: Vec::new(),
+        };
+        assert_eq!(
+            copy_text(&[m(br#"{"a":"x\"y"}"#), m(b"{\n\t\"b\":1}")]),
+            b"{\"a\":\"x\\\\\"y\"}\n{\\n\\t\"b\":1}\n".to_vec()
+        );
     }
 
     #[test]
