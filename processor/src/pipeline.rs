@@ -203,6 +203,9 @@ async fn sleep_until(deadline: Option<Instant>) {
     }
 }
 
+/// How often background sink writes are checked for completion.
+const SETTLE_INTERVAL: Duration = Duration::from_millis(10);
+
 /// Slot of the main sink in [`Writers::outlets`].
 const MAIN: usize = 0;
 /// Slot of the error sink.
@@ -318,7 +321,10 @@ impl Writers {
         let count = messages.len() as u64;
         outlet.handed += count;
         let rejected = outlet.sink.write(messages).await?;
-        self.summary.written += count - rejected.len() as u64;
+        // What comes back may include messages of earlier writes (a sink writing in
+        // the background reports them late); all were counted as written once.
+        self.summary.written += count;
+        self.summary.written -= rejected.len() as u64;
         self.reject(slot, rejected).await
     }
 
@@ -380,16 +386,31 @@ impl Writers {
         Ok(())
     }
 
-    /// The earliest time a buffering sink wants its timer flush.
+    /// The earliest time a buffering sink wants its timer flush, or background
+    /// writes want collecting.
     fn next_deadline(&self) -> Option<Instant> {
+        let settle = self
+            .outlets
+            .iter()
+            .flatten()
+            .any(|o| o.sink.in_flight())
+            .then(|| Instant::now() + SETTLE_INTERVAL);
         self.outlets
             .iter()
             .flatten()
             .filter_map(|o| o.sink.flush_deadline())
+            .chain(settle)
             .min()
     }
 
     async fn flush_due(&mut self) -> Result<(), PipelineError> {
+        for slot in 0..self.outlets.len() {
+            let rejected = match self.outlets[slot].as_mut() {
+                Some(outlet) if outlet.sink.in_flight() => outlet.sink.settle().await?,
+                _ => continue,
+            };
+            self.account_late_rejections(slot, rejected).await?;
+        }
         let now = Instant::now();
         for slot in 0..self.outlets.len() {
             let due = self.outlets[slot]
@@ -408,6 +429,16 @@ impl Writers {
             Some(outlet) => outlet.sink.flush().await?,
             None => return Ok(()),
         };
+        self.account_late_rejections(slot, rejected).await
+    }
+
+    /// Messages refused after `write` returned (by a flush or a background write):
+    /// they were counted as written, so move them to the error count.
+    async fn account_late_rejections(
+        &mut self,
+        slot: usize,
+        rejected: Vec<Rejected>,
+    ) -> Result<(), PipelineError> {
         if slot == ERRORS {
             for r in &rejected {
                 tracing::error!(reason = %r.reason, "the error sink refused an error record; it is lost");

@@ -145,6 +145,18 @@ pub trait Sink: Send {
     fn flush_deadline(&self) -> Option<Instant> {
         None
     }
+
+    /// Collects background writes that have finished (without waiting for others
+    /// or starting new ones); returns what they refused.
+    async fn settle(&mut self) -> Result<Vec<Rejected>, ConnectorError> {
+        Ok(Vec::new())
+    }
+
+    /// Whether writes are running in the background; the pipeline then comes back
+    /// shortly to [`Sink::settle`] them, so acknowledgements are not held back.
+    fn in_flight(&self) -> bool {
+        false
+    }
 }
 
 /// Opens the source described by `spec` (at spec path `path`).

@@ -1,20 +1,23 @@
 //! The PostgreSQL sink.
 //!
-//! A batch is one round trip whatever its size. Whole messages into a `data` column
-//! go in with `COPY ... FROM STDIN` (the fastest path PostgreSQL has); upserts and
-//! column mapping use one `INSERT ... SELECT` whose single parameter is a JSON array
-//! of the messages, expanded by the server (`jsonb_populate_recordset`). When the server refuses a batch because of a row
+//! A batch is one statement whatever its size. Large batches of whole messages into
+//! a `data` column go in with `COPY ... FROM STDIN` (the fastest path PostgreSQL
+//! has); everything else uses one `INSERT ... SELECT` whose single parameter is a
+//! JSON array of the messages, expanded by the server (`jsonb_array_elements`, or
+//! `jsonb_populate_recordset` onto the table's columns). When the server refuses a batch because of a row
 //! (constraint violation, bad value), the batch is retried row by row and only the
 //! offending rows are rejected. Lost connections are retried with backoff, the
 //! same batch in the same order.
 
 use std::fmt::Write as _;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use dataflow_api::connectors::{DEFAULT_FLUSH_INTERVAL_SECS, PostgresqlSinkSpec};
 use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
 use sqlx::{AssertSqlSafe, PgPool, Row};
+use tokio::task::JoinHandle;
 
 use super::errors::{Failure, classify};
 use super::ident::{QualifiedName, quote};
@@ -27,6 +30,12 @@ use crate::wasm::Message;
 /// so memory stays bounded.
 const TIMER_ONLY_CAP: usize = 50_000;
 
+/// Batches smaller than this go in with one INSERT rather than COPY. COPY needs
+/// two writes (data, then the end marker) and sqlx leaves Nagle's algorithm on, so
+/// a batch that fits in one TCP segment waits for the server's delayed ACK (~40 ms);
+/// large batches span many segments, are acknowledged at once, and gain from COPY.
+const COPY_MIN_BYTES: usize = 256 * 1024;
+
 /// How messages land in the table.
 enum Layout {
     /// The whole message into the `data` column (`jsonb` or `json`).
@@ -35,17 +44,30 @@ enum Layout {
     Columns(Vec<String>),
 }
 
-/// Writes into one table.
+/// Writes into one table. One batch may be in flight while the next fills, so the
+/// server's work overlaps ours; batches still land one after another, in order.
 pub struct PostgresSink {
+    writer: Arc<TableWriter>,
+    batch_size: usize,
+    interval: Option<Duration>,
+    buffer: Vec<Message>,
+    oldest: Option<Instant>,
+    in_flight: Option<InFlight>,
+}
+
+/// A batch being written in the background.
+struct InFlight {
+    rows: usize,
+    task: JoinHandle<Result<Vec<Rejected>, ConnectorError>>,
+}
+
+/// The table and how to write a batch into it.
+struct TableWriter {
     name: String,
     pool: PgPool,
     table: QualifiedName,
     layout: Layout,
     conflict: Option<Vec<String>>,
-    batch_size: usize,
-    interval: Option<Duration>,
-    buffer: Vec<Message>,
-    oldest: Option<Instant>,
 }
 
 impl PostgresSink {
@@ -70,22 +92,12 @@ impl PostgresSink {
         })?;
         let name = format!("postgresql sink {table_text}");
         let pool = super::pool(path, url, 2)?;
-        let mut sink = Self {
+        let mut sink = TableWriter {
             name,
             pool,
             table,
             layout: Layout::Data { jsonb: true },
             conflict: None,
-            batch_size: spec.batch_size.unwrap_or(1) as usize,
-            interval: match spec
-                .batch_flush_interval_seconds
-                .unwrap_or(DEFAULT_FLUSH_INTERVAL_SECS)
-            {
-                0 => None,
-                secs => Some(Duration::from_secs(secs)),
-            },
-            buffer: Vec::new(),
-            oldest: None,
         };
         if spec.auto_create_table == Some(true) {
             sink.create_table().await?;
@@ -124,9 +136,48 @@ impl PostgresSink {
             }
             sink.conflict = Some(keys);
         }
-        Ok(sink)
+        Ok(Self {
+            writer: Arc::new(sink),
+            batch_size: spec.batch_size.unwrap_or(1) as usize,
+            interval: match spec
+                .batch_flush_interval_seconds
+                .unwrap_or(DEFAULT_FLUSH_INTERVAL_SECS)
+            {
+                0 => None,
+                secs => Some(Duration::from_secs(secs)),
+            },
+            buffer: Vec::new(),
+            oldest: None,
+            in_flight: None,
+        })
     }
 
+    /// Waits for the batch in flight, if any.
+    async fn settle_in_flight(&mut self) -> Result<Vec<Rejected>, ConnectorError> {
+        match self.in_flight.take() {
+            Some(in_flight) => in_flight.task.await.map_err(|e| ConnectorError::Failed {
+                connector: self.writer.name.clone(),
+                error_type: ErrorType::Failed,
+                reason: format!("the batch writer stopped: {e}"),
+            })?,
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// Starts writing `batch` once the previous batch is done; returns what the
+    /// previous batch had refused.
+    async fn launch(&mut self, batch: Vec<Message>) -> Result<Vec<Rejected>, ConnectorError> {
+        let rejected = self.settle_in_flight().await?;
+        let writer = self.writer.clone();
+        self.in_flight = Some(InFlight {
+            rows: batch.len(),
+            task: tokio::spawn(async move { writer.insert(batch).await }),
+        });
+        Ok(rejected)
+    }
+}
+
+impl TableWriter {
     async fn retrying<T, F, Fut>(
         &self,
         what: &str,
@@ -351,7 +402,11 @@ impl PostgresSink {
             }
             return Ok(rejected);
         }
-        let first_try = if matches!(self.layout, Layout::Data { .. }) && self.conflict.is_none() {
+        let bytes: usize = messages.iter().map(|m| m.payload.len()).sum();
+        let first_try = if matches!(self.layout, Layout::Data { .. })
+            && self.conflict.is_none()
+            && bytes >= COPY_MIN_BYTES
+        {
             let rows = copy_text(&messages);
             self.retrying("copy", || self.copy(&rows)).await?
         } else {
@@ -408,7 +463,7 @@ impl PostgresSink {
     }
 }
 
-impl PostgresSink {
+impl TableWriter {
     /// Streams `rows` (COPY text format) into the `data` column.
     async fn copy(&self, rows: &[u8]) -> Result<(), sqlx::Error> {
         let mut conn = self.pool.acquire().await?;
@@ -508,7 +563,7 @@ impl Sink for PostgresSink {
             while self.buffer.len() >= self.batch_size {
                 let rest = self.buffer.split_off(self.batch_size);
                 let chunk = std::mem::replace(&mut self.buffer, rest);
-                rejected.extend(self.insert(chunk).await?);
+                rejected.extend(self.launch(chunk).await?);
             }
             if self.buffer.is_empty() {
                 self.oldest = None;
@@ -529,18 +584,30 @@ impl Sink for PostgresSink {
         while !self.buffer.is_empty() {
             let rest = self.buffer.split_off(chunk.min(self.buffer.len()));
             let batch = std::mem::replace(&mut self.buffer, rest);
-            rejected.extend(self.insert(batch).await?);
+            rejected.extend(self.launch(batch).await?);
         }
+        rejected.extend(self.settle_in_flight().await?);
         self.oldest = None;
         Ok(rejected)
     }
 
     fn buffered(&self) -> usize {
-        self.buffer.len()
+        self.buffer.len() + self.in_flight.as_ref().map_or(0, |f| f.rows)
     }
 
     fn flush_deadline(&self) -> Option<Instant> {
         Some(self.oldest? + self.interval?)
+    }
+
+    async fn settle(&mut self) -> Result<Vec<Rejected>, ConnectorError> {
+        match &self.in_flight {
+            Some(in_flight) if in_flight.task.is_finished() => self.settle_in_flight().await,
+            _ => Ok(Vec::new()),
+        }
+    }
+
+    fn in_flight(&self) -> bool {
+        self.in_flight.is_some()
     }
 }
 
