@@ -141,7 +141,8 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             batch_size: args.batch_size,
             ..PipelineConfig::default()
         };
-        pipeline::run(&loaded.spec, chain, shutdown, config).await
+        let flow = format!("{namespace}/{name}");
+        pipeline::run(&loaded.spec, &flow, chain, shutdown, config).await
     })?;
     eprintln!("{summary}");
     Ok(ExitCode::SUCCESS)

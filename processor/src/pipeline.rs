@@ -91,14 +91,18 @@ struct Processed {
 
 /// Runs the flow until the source is exhausted or `shutdown` is cancelled; then
 /// drains what is in flight, flushes every sink and returns the summary.
+///
+/// `flow` names the DataFlow (`namespace/name`); sources that keep their position
+/// in the origin system key it by this name.
 pub async fn run(
     spec: &DataFlowSpec,
+    flow: &str,
     chain: TransformChain,
     shutdown: CancellationToken,
     config: PipelineConfig,
 ) -> Result<Summary, PipelineError> {
     let started = Instant::now();
-    let mut source = open_source("spec.source", &spec.source).await?;
+    let mut source = open_source("spec.source", &spec.source, flow).await?;
     let mut writers = Writers::open(spec).await?;
 
     let (batch_tx, mut batch_rx) = mpsc::channel::<SourceBatch>(config.queue_depth);

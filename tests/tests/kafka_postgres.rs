@@ -503,3 +503,61 @@ async fn rebalances_lose_nothing() {
     assert_eq!(distinct, N as i64);
     assert!(rows >= N as i64);
 }
+
+/// The PostgreSQL source keeps its committed position in the source database, so a
+/// restarted processor goes on after the last row it wrote instead of starting over.
+#[tokio::test(flavor = "multi_thread")]
+async fn postgres_source_resumes_after_restart() {
+    let table = unique("ledger");
+    pg_execute(&format!(
+        "CREATE TABLE {table} (id BIGSERIAL PRIMARY KEY, amount INT);
+         INSERT INTO {table} (amount) SELECT g FROM generate_series(1, 10) g;"
+    ))
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.jsonl");
+    let spec = write_spec(
+        &dir,
+        &format!(
+            r#"
+apiVersion: dataflow.dataflow.io/v1
+kind: DataFlow
+metadata: {{name: {table}, namespace: tests}}
+spec:
+  source:
+    type: postgresql
+    postgresql: {{connectionString: "{pg}", table: {table}, pollInterval: 1}}
+  sink:
+    type: file
+    file: {{path: "{out}"}}
+"#,
+            pg = pg_url(),
+            out = out.display()
+        ),
+    );
+    let lines = || std::fs::read_to_string(&out).unwrap_or_default();
+    let running = Running::start(&spec);
+    eventually("first rows", Duration::from_secs(30), || async {
+        (lines().lines().count() >= 10).then_some(())
+    })
+    .await;
+    // Let the commit of the last batch land, then stop.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    running.stop();
+    pg_execute(&format!(
+        "INSERT INTO {table} (amount) VALUES (11), (12), (13)"
+    ))
+    .await;
+    let running = Running::start(&spec);
+    eventually("new rows", Duration::from_secs(30), || async {
+        (lines().lines().count() >= 13).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    running.stop();
+    let ids: Vec<i64> = dataflow_tests::json_lines(&lines())
+        .iter()
+        .map(|v| v["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ids, (1..=13).collect::<Vec<_>>(), "each row once, in order");
+}

@@ -159,8 +159,13 @@ pub trait Sink: Send {
     }
 }
 
-/// Opens the source described by `spec` (at spec path `path`).
-pub async fn open_source(path: &str, spec: &SourceSpec) -> Result<Box<dyn Source>, ConnectorError> {
+/// Opens the source described by `spec` (at spec path `path`) for the DataFlow
+/// `flow` (`namespace/name`).
+pub async fn open_source(
+    path: &str,
+    spec: &SourceSpec,
+    flow: &str,
+) -> Result<Box<dyn Source>, ConnectorError> {
     let missing = |block: &str| ConnectorError::MissingBlock {
         path: format!("{path}.{block}"),
     };
@@ -183,7 +188,7 @@ pub async fn open_source(path: &str, spec: &SourceSpec) -> Result<Box<dyn Source
                 .postgresql
                 .as_ref()
                 .ok_or_else(|| missing("postgresql"))?;
-            Box::new(postgres::PostgresSource::open(&format!("{path}.postgresql"), pg).await?)
+            Box::new(postgres::PostgresSource::open(&format!("{path}.postgresql"), pg, flow).await?)
         }
         other => {
             return Err(ConnectorError::Unsupported {

@@ -12,6 +12,7 @@ use async_trait::async_trait;
 use dataflow_api::connectors::{DEFAULT_POLL_INTERVAL_SECS, PostgresqlSourceSpec};
 use sqlx::{AssertSqlSafe, Column, Executor, PgPool, Row, SqlSafeStr, Statement, TypeInfo};
 
+use super::cursor_store::CursorStore;
 use super::errors::{Failure, classify};
 use super::ident::{QualifiedName, quote};
 use crate::connectors::settings::{optional, required};
@@ -35,11 +36,19 @@ pub struct PostgresSource {
     poll: Duration,
     next_poll: Option<Instant>,
     raw_mode: bool,
+    store: Option<CursorStore>,
 }
+
+/// The cursor value of the last row of a batch.
+struct Position(String);
 
 impl PostgresSource {
     /// Connects and inspects the rows' columns (spec path `path`).
-    pub async fn open(path: &str, spec: &PostgresqlSourceSpec) -> Result<Self, ConnectorError> {
+    pub async fn open(
+        path: &str,
+        spec: &PostgresqlSourceSpec,
+        flow: &str,
+    ) -> Result<Self, ConnectorError> {
         let url = required(
             spec.connection_string.as_deref(),
             spec.connection_string_secret_ref.as_ref(),
@@ -88,10 +97,25 @@ impl PostgresSource {
             ),
             next_poll: None,
             raw_mode: spec.raw_mode.unwrap_or(false),
+            store: None,
         };
         source.cursor = source.find_cursor(path).await?;
-        if source.cursor.is_none() {
-            tracing::warn!(connector = %source.name, "no id or created_at column: every poll reads all rows again");
+        match &source.cursor {
+            Some(cursor) => {
+                let (store, saved) = CursorStore::open(
+                    source.pool.clone(),
+                    flow,
+                    &source.relation,
+                    cursor.column,
+                    &source.name,
+                )
+                .await;
+                source.position = saved;
+                source.store = Some(store);
+            }
+            None => {
+                tracing::warn!(connector = %source.name, "no id or created_at column: every poll reads all rows again");
+            }
         }
         Ok(source)
     }
@@ -264,18 +288,24 @@ impl Source for PostgresSource {
             if rows.is_empty() {
                 continue;
             }
-            if let Some((_, Some(last))) = rows.last() {
+            let last = rows.last().and_then(|(_, position)| position.clone());
+            if let Some(last) = &last {
                 self.position = Some(last.clone());
             }
             let messages = rows
                 .into_iter()
                 .map(|(doc, id)| self.message(doc, id))
                 .collect();
-            return Ok(Some(SourceBatch::unacked(messages)));
+            let mut batch = SourceBatch::unacked(messages);
+            batch.ack = last.map(|p| AckToken(Box::new(Position(p))));
+            return Ok(Some(batch));
         }
     }
 
-    async fn commit(&mut self, _token: AckToken) -> Result<(), ConnectorError> {
+    async fn commit(&mut self, token: AckToken) -> Result<(), ConnectorError> {
+        if let (Some(store), Ok(position)) = (&self.store, token.0.downcast::<Position>()) {
+            store.save(&position.0, &self.name).await;
+        }
         Ok(())
     }
 }
