@@ -1,0 +1,212 @@
+//! Wiring of the DataFlow controller: what it watches and what wakes it.
+//!
+//! - DataFlows (the primary resource).
+//! - Deployments and ConfigMaps it owns (status changes, edits by hand).
+//! - Secrets and transform ConfigMaps a DataFlow references: a change wakes only
+//!   the DataFlows that reference the changed object.
+//! - The operator's own Deployment: when its images change, every DataFlow is
+//!   reconciled so processors move to the new processor image.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use dataflow_api::DataFlow;
+use futures::{Stream, StreamExt, future};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use kube::runtime::controller::Controller;
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client, ResourceExt};
+
+use crate::reconcile::{self, Context};
+use crate::references::{self, ObjectKey};
+
+/// The DataFlows in `dataflows` that use the Secret `secret`.
+pub fn using_secret(dataflows: &[Arc<DataFlow>], secret: &ObjectKey) -> Vec<ObjectRef<DataFlow>> {
+    dataflows
+        .iter()
+        .filter(|df| {
+            let namespace = df.namespace().unwrap_or_default();
+            references::secret_keys(&df.spec, &namespace).contains(secret)
+        })
+        .map(|df| ObjectRef::from_obj(df.as_ref()))
+        .collect()
+}
+
+/// The DataFlows in `dataflows` that load a custom transform from `config_map`.
+pub fn using_config_map(
+    dataflows: &[Arc<DataFlow>],
+    config_map: &ObjectKey,
+) -> Vec<ObjectRef<DataFlow>> {
+    dataflows
+        .iter()
+        .filter(|df| {
+            let namespace = df.namespace().unwrap_or_default();
+            references::transform_config_maps(&df.spec, &namespace).contains(config_map)
+        })
+        .map(|df| ObjectRef::from_obj(df.as_ref()))
+        .collect()
+}
+
+/// Container images of a Deployment's pod template.
+pub fn images(deployment: &Deployment) -> Vec<String> {
+    deployment
+        .spec
+        .template
+        .spec
+        .as_ref()
+        .map(|pod| {
+            pod.containers
+                .iter()
+                .filter_map(|c| c.image.clone())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Turns a stream of the operator's own Deployment into one tick per image change
+/// (the first sighting is not a change).
+pub fn image_changes(
+    deployments: impl Stream<Item = Deployment> + Send + 'static,
+) -> impl Stream<Item = ()> + Send + 'static {
+    deployments
+        .scan(None::<Vec<String>>, |last, deployment| {
+            let now = images(&deployment);
+            let changed = last.as_ref().is_some_and(|before| *before != now);
+            *last = Some(now);
+            future::ready(Some(changed))
+        })
+        .filter(|changed| future::ready(*changed))
+        .map(|_| ())
+}
+
+fn object_key(namespace: Option<String>, name: String) -> ObjectKey {
+    ObjectKey::new(namespace.unwrap_or_default(), name)
+}
+
+/// Runs the controller until `shutdown` resolves.
+pub async fn run(
+    client: Client,
+    ctx: Arc<Context>,
+    operator_deployment: Option<ObjectKey>,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) {
+    let managed =
+        watcher::Config::default().labels("app.kubernetes.io/managed-by=dataflow-operator");
+    let controller = Controller::new(
+        Api::<DataFlow>::all(client.clone()),
+        watcher::Config::default(),
+    );
+    let store: Store<DataFlow> = controller.store();
+    let secrets_store = store.clone();
+    let mut controller = controller
+        .owns(Api::<Deployment>::all(client.clone()), managed.clone())
+        .owns(Api::<ConfigMap>::all(client.clone()), managed)
+        .watches(
+            Api::<Secret>::all(client.clone()),
+            watcher::Config::default(),
+            move |secret: Secret| {
+                let key = object_key(secret.namespace(), secret.name_any());
+                using_secret(&secrets_store.state(), &key)
+            },
+        )
+        .watches(
+            Api::<ConfigMap>::all(client.clone()),
+            watcher::Config::default(),
+            move |config_map: ConfigMap| {
+                let key = object_key(config_map.namespace(), config_map.name_any());
+                using_config_map(&store.state(), &key)
+            },
+        );
+    if let Some(own) = operator_deployment {
+        let api: Api<Deployment> = Api::namespaced(client.clone(), &own.namespace);
+        let config = watcher::Config::default().fields(&format!("metadata.name={}", own.name));
+        let deployments = watcher(api, config)
+            .applied_objects()
+            .filter_map(|event| future::ready(event.ok()));
+        controller = controller.reconcile_all_on(image_changes(deployments));
+    }
+    controller
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile::reconcile, reconcile::error_policy, ctx)
+        .for_each(|result| {
+            if let Err(error) = result {
+                tracing::debug!(%error, "controller event");
+            }
+            future::ready(())
+        })
+        .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::apps::v1::DeploymentSpec;
+    use k8s_openapi::api::core::v1::{Container, PodSpec, PodTemplateSpec};
+
+    fn dataflow(name: &str, secret: &str, config_map: &str) -> Arc<DataFlow> {
+        let yaml = format!(
+            r#"
+apiVersion: dataflow.dataflow.io/v1
+kind: DataFlow
+metadata: {{name: {name}, namespace: team}}
+spec:
+  source: {{type: kafka, kafka: {{brokers: [b], topic: t, consumerGroupSecretRef: {{name: {secret}, key: g}}}}}}
+  sink: {{type: stdout}}
+  transformations:
+    - type: wasm
+      wasm: {{configMapRef: {{name: {config_map}, key: t.wasm}}}}
+"#
+        );
+        Arc::new(serde_norway::from_str(&yaml).unwrap())
+    }
+
+    #[test]
+    fn changes_map_to_the_dataflows_that_use_them() {
+        let all = vec![dataflow("a", "s1", "c1"), dataflow("b", "s2", "c1")];
+        let hit = using_secret(&all, &ObjectKey::new("team", "s1"));
+        assert_eq!(
+            hit.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(),
+            ["a"]
+        );
+        assert!(using_secret(&all, &ObjectKey::new("other", "s1")).is_empty());
+        let hit = using_config_map(&all, &ObjectKey::new("team", "c1"));
+        assert_eq!(hit.len(), 2);
+        assert!(using_config_map(&all, &ObjectKey::new("team", "c2")).is_empty());
+    }
+
+    fn operator(image: &str, replicas: i32) -> Deployment {
+        Deployment {
+            spec: DeploymentSpec {
+                replicas: Some(replicas),
+                template: PodTemplateSpec {
+                    spec: Some(PodSpec {
+                        containers: vec![Container {
+                            name: "operator".into(),
+                            image: Some(image.into()),
+                            ..Container::default()
+                        }],
+                        ..PodSpec::default()
+                    }),
+                    ..PodTemplateSpec::default()
+                },
+                ..DeploymentSpec::default()
+            },
+            ..Deployment::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn only_image_changes_tick() {
+        let seen = futures::stream::iter(vec![
+            operator("op:1", 1),
+            operator("op:1", 2),
+            operator("op:2", 2),
+            operator("op:2", 1),
+            operator("op:3", 1),
+        ]);
+        let ticks: Vec<()> = image_changes(seen).collect().await;
+        assert_eq!(ticks.len(), 2);
+    }
+}

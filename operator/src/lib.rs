@@ -1,0 +1,26 @@
+//! The DataFlow operator: turns `DataFlow` resources into processor Deployments.
+//!
+//! The reconcile loop resolves every `*SecretRef` and custom transform a DataFlow
+//! uses, writes the resolved spec to a ConfigMap, runs the processor as a
+//! Deployment that mounts it, and reports the Deployment's state in the DataFlow's
+//! status. Most of the work is in pure functions (`desired`, `secrets`,
+//! `transforms`, `status`) so it can be tested field by field; `reconcile` is the
+//! thin layer that talks to the API server.
+
+pub mod controller;
+pub mod crd;
+pub mod desired;
+pub mod leader;
+pub mod reconcile;
+pub mod references;
+pub mod secrets;
+pub mod status;
+pub mod telemetry;
+pub mod transforms;
+pub mod webhook;
+
+/// Field manager used for every server-side apply and patch the operator makes.
+pub const FIELD_MANAGER: &str = "dataflow-operator";
+
+/// Finalizer that lets the operator clean up and report `Stopped` on delete.
+pub const FINALIZER: &str = "dataflow.dataflow.io/cleanup";

@@ -1,0 +1,237 @@
+//! `dataflow-operator`: runs the DataFlow controller, or prints the CRD.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand};
+use dataflow_operator::desired::ProcessorSettings;
+use dataflow_operator::leader::{self, LeaseTiming};
+use dataflow_operator::reconcile::Context;
+use dataflow_operator::references::ObjectKey;
+use dataflow_operator::telemetry::Metrics;
+use dataflow_operator::webhook::Validator;
+use dataflow_operator::{controller, crd};
+use kube::Client;
+use kube::runtime::events::{Recorder, Reporter};
+use tokio_util::sync::CancellationToken;
+
+/// Kubernetes operator for DataFlow resources.
+#[derive(Parser)]
+#[command(name = "dataflow-operator", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the controller (and, when configured, the webhook).
+    Run(RunArgs),
+    /// Print the DataFlow CustomResourceDefinition as YAML.
+    Crd,
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// Processor image for DataFlow Deployments.
+    #[arg(long, env = "PROCESSOR_IMAGE")]
+    processor_image: String,
+    /// LOG_LEVEL given to processors.
+    #[arg(long, env = "PROCESSOR_LOG_LEVEL", default_value = "info")]
+    processor_log_level: String,
+    /// Address of /metrics, /healthz and /readyz.
+    #[arg(long, env = "METRICS_ADDR", default_value = "0.0.0.0:9090")]
+    metrics_addr: SocketAddr,
+    /// Elect a leader among replicas through a Lease (turn off only with one replica).
+    #[arg(long, env = "LEADER_ELECTION", default_value_t = true, action = clap::ArgAction::Set)]
+    leader_election: bool,
+    /// This replica's identity in the election (the pod name in cluster).
+    #[arg(long, env = "POD_NAME")]
+    identity: Option<String>,
+    /// Namespace of the operator: holds the Lease and its own Deployment.
+    #[arg(long, env = "OPERATOR_NAMESPACE")]
+    operator_namespace: Option<String>,
+    /// The operator's own Deployment; when its image changes every DataFlow is
+    /// reconciled.
+    #[arg(long, env = "OPERATOR_DEPLOYMENT_NAME")]
+    operator_deployment_name: Option<String>,
+    /// Serve the validating webhook here (HTTPS); needs the cert and key.
+    #[arg(long, env = "WEBHOOK_ADDR", requires_all = ["webhook_cert", "webhook_key"])]
+    webhook_addr: Option<SocketAddr>,
+    /// PEM certificate of the webhook.
+    #[arg(long, env = "WEBHOOK_CERT_FILE")]
+    webhook_cert: Option<PathBuf>,
+    /// PEM private key of the webhook.
+    #[arg(long, env = "WEBHOOK_KEY_FILE")]
+    webhook_key: Option<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Crd => match crd::crd_yaml() {
+            Ok(yaml) => {
+                print!("{yaml}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Run(args) => {
+            init_logging();
+            let runtime = match tokio::runtime::Runtime::new() {
+                Ok(runtime) => runtime,
+                Err(e) => {
+                    eprintln!("error: cannot start the async runtime: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match runtime.block_on(run(args)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    tracing::error!("{e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+/// `LOG_LEVEL` (debug|info|warn|error); JSON lines unless on a terminal.
+fn init_logging() {
+    use std::io::IsTerminal;
+    let level = std::env::var("LOG_LEVEL").unwrap_or_else(|_| "info".into());
+    let filter = tracing_subscriber::EnvFilter::try_new(format!(
+        "{level},kube_lease_manager=warn,kube_runtime=warn,hyper=warn"
+    ))
+    .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if std::io::stderr().is_terminal() {
+        builder.init();
+    } else {
+        builder.json().flatten_event(true).init();
+    }
+}
+
+async fn run(args: RunArgs) -> anyhow::Result<()> {
+    rustls::crypto::ring::default_provider()
+        .install_default()
+        .map_err(|_| anyhow::anyhow!("a TLS crypto provider is already installed"))?;
+    let client = Client::try_default()
+        .await
+        .context("cannot reach the Kubernetes API (in cluster config or KUBECONFIG)")?;
+    let metrics = Metrics::new()?;
+    let shutdown = CancellationToken::new();
+    tokio::spawn(stop_on_signal(shutdown.clone()));
+
+    let metrics_server = tokio::spawn(metrics.clone().serve(args.metrics_addr));
+
+    if let Some(addr) = args.webhook_addr {
+        let (Some(cert), Some(key)) = (args.webhook_cert.clone(), args.webhook_key.clone()) else {
+            anyhow::bail!("--webhook-addr needs --webhook-cert and --webhook-key");
+        };
+        let listener = std::net::TcpListener::bind(addr)
+            .with_context(|| format!("cannot listen on {addr} for the webhook"))?;
+        listener.set_nonblocking(true)?;
+        let validator = Arc::new(Validator::new(client.clone(), metrics.clone()));
+        tokio::spawn(async move {
+            if let Err(e) = validator.serve(listener, &cert, &key).await {
+                tracing::error!("{e}");
+            }
+        });
+    }
+
+    let identity = args
+        .identity
+        .clone()
+        .unwrap_or_else(|| format!("dataflow-operator-{}", std::process::id()));
+    let reporter = Reporter {
+        controller: dataflow_operator::FIELD_MANAGER.into(),
+        instance: Some(identity.clone()),
+    };
+    let ctx = Arc::new(Context::new(
+        client.clone(),
+        ProcessorSettings {
+            image: args.processor_image.clone(),
+            log_level: args.processor_log_level.clone(),
+        },
+        Recorder::new(client.clone(), reporter),
+        metrics.clone(),
+    ));
+    let own_deployment = match (&args.operator_namespace, &args.operator_deployment_name) {
+        (Some(namespace), Some(name)) => Some(ObjectKey::new(namespace.clone(), name.clone())),
+        _ => None,
+    };
+    metrics.set_ready(true);
+
+    if args.leader_election {
+        let namespace = args
+            .operator_namespace
+            .clone()
+            .unwrap_or_else(|| client.default_namespace().to_owned());
+        let election = leader::join(
+            client.clone(),
+            &namespace,
+            &identity,
+            LeaseTiming::default(),
+        )
+        .await
+        .context("cannot join the leader election")?;
+        tracing::info!(%identity, %namespace, lease = leader::LEASE_NAME, "waiting for the lease");
+        leader::while_leading(
+            election.leading,
+            shutdown.clone(),
+            metrics.clone(),
+            |lost| {
+                controller::run(
+                    client.clone(),
+                    ctx.clone(),
+                    own_deployment.clone(),
+                    lost.wait(),
+                )
+            },
+        )
+        .await;
+        // Dropping the receiver makes the election task release the lease.
+        match election.task.await {
+            Ok(Ok(_)) => tracing::info!("lease released"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "lease release failed"),
+            Err(e) => tracing::warn!(error = %e, "election task failed"),
+        }
+    } else {
+        let stop = shutdown.clone();
+        controller::run(client, ctx, own_deployment, async move {
+            stop.cancelled().await
+        })
+        .await;
+    }
+    metrics_server.abort();
+    Ok(())
+}
+
+async fn stop_on_signal(shutdown: CancellationToken) {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot watch SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate => {}
+    }
+    tracing::info!("shutting down");
+    shutdown.cancel();
+}

@@ -1,0 +1,369 @@
+//! One reconcile pass for one DataFlow, following the seed's loop: on delete clean
+//! up and report `Stopped`; otherwise validate, resolve secrets and custom
+//! transforms, apply the ConfigMap and Deployment (server-side apply), and report
+//! the Deployment's state in the status.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use dataflow_api::{DataFlow, Phase};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, ServiceAccount};
+use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{DeleteParams, Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event as KubeEvent, EventType, Recorder};
+use kube::runtime::finalizer::{self, Event};
+use kube::{Api, Client, Resource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tracing::Instrument;
+
+use crate::desired::{self, ProcessorSettings};
+use crate::references::{self, ObjectKey};
+use crate::status::{self, Observation};
+use crate::telemetry::Metrics;
+use crate::{FIELD_MANAGER, FINALIZER, secrets, transforms};
+
+/// How long to wait before looking again when nothing changes.
+pub const RESYNC: Duration = Duration::from_secs(300);
+/// How long to wait after a failed pass.
+pub const RETRY: Duration = Duration::from_secs(15);
+
+/// What every reconcile pass shares.
+pub struct Context {
+    /// API client.
+    pub client: Client,
+    /// How processor Deployments look.
+    pub settings: ProcessorSettings,
+    /// Publishes Kubernetes Events.
+    pub recorder: Recorder,
+    /// Operator metrics.
+    pub metrics: Metrics,
+    passes: AtomicU64,
+}
+
+impl Context {
+    /// A context for the controller.
+    pub fn new(
+        client: Client,
+        settings: ProcessorSettings,
+        recorder: Recorder,
+        metrics: Metrics,
+    ) -> Self {
+        Self {
+            client,
+            settings,
+            recorder,
+            metrics,
+            passes: AtomicU64::new(0),
+        }
+    }
+}
+
+/// A failed reconcile pass (retried after [`RETRY`]).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// An API call failed.
+    #[error("kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    /// The DataFlow did not come from the API server.
+    #[error(transparent)]
+    Desired(#[from] desired::DesiredError),
+    /// The resolved spec cannot be serialized.
+    #[error("cannot serialize the resolved spec: {0}")]
+    Serialize(#[from] serde_json::Error),
+    /// Adding or removing the finalizer failed, or the inner pass did.
+    #[error("{0}")]
+    Finalizer(#[source] Box<finalizer::Error<Error>>),
+}
+
+/// Reconciles one DataFlow.
+pub async fn reconcile(dataflow: Arc<DataFlow>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let pass = ctx.passes.fetch_add(1, Ordering::Relaxed);
+    let span = tracing::info_span!(
+        "reconcile",
+        dataflow_name = %dataflow.name_any(),
+        dataflow_namespace = dataflow.namespace().unwrap_or_default(),
+        reconcile_id = pass,
+    );
+    let started = Instant::now();
+    let result = async {
+        let namespace = dataflow
+            .namespace()
+            .ok_or_else(|| desired::DesiredError::NotStored(dataflow.name_any()))?;
+        let api: Api<DataFlow> = Api::namespaced(ctx.client.clone(), &namespace);
+        finalizer::finalizer(&api, FINALIZER, dataflow, |event| async {
+            match event {
+                Event::Apply(dataflow) => apply(&dataflow, &ctx).await,
+                Event::Cleanup(dataflow) => cleanup(&dataflow, &ctx).await,
+            }
+        })
+        .await
+        .map_err(|e| Error::Finalizer(Box::new(e)))
+    }
+    .instrument(span.clone())
+    .await;
+    ctx.metrics.reconciled(result.is_ok(), started.elapsed());
+    if let Err(error) = &result {
+        span.in_scope(|| tracing::warn!(%error, "reconcile failed; retrying"));
+    }
+    result
+}
+
+/// What the controller does after a failed pass.
+pub fn error_policy(_dataflow: Arc<DataFlow>, _error: &Error, _ctx: Arc<Context>) -> Action {
+    Action::requeue(RETRY)
+}
+
+async fn apply(dataflow: &DataFlow, ctx: &Context) -> Result<Action, Error> {
+    let namespace = dataflow.namespace().unwrap_or_default();
+    let name = dataflow.name_any();
+    let observation = match resolve(dataflow, &namespace, ctx).await? {
+        Ok(resolved) => deploy(dataflow, &namespace, &name, resolved, ctx).await?,
+        Err(failure) => {
+            // Nothing is applied for a spec that cannot be resolved: a running
+            // processor keeps its last good spec, and the user sees why here.
+            publish(
+                ctx,
+                dataflow,
+                EventType::Warning,
+                failure.reason,
+                &failure.message,
+                "Reconcile",
+            )
+            .await;
+            Observation::failed(failure.reason, failure.message)
+        }
+    };
+    write_status(dataflow, &namespace, &name, &observation, ctx).await?;
+    Ok(Action::requeue(RESYNC))
+}
+
+/// A spec that cannot become a processor, and why (no secret values inside).
+struct Unresolvable {
+    reason: &'static str,
+    message: String,
+}
+
+/// The resolved spec and the custom transforms it mounts.
+struct Resolved {
+    spec_json: String,
+    plan: transforms::TransformPlan,
+}
+
+async fn resolve(
+    dataflow: &DataFlow,
+    namespace: &str,
+    ctx: &Context,
+) -> Result<Result<Resolved, Unresolvable>, Error> {
+    if let Err(errors) = dataflow_api::validate(&dataflow.spec) {
+        return Ok(Err(Unresolvable {
+            reason: "InvalidSpec",
+            message: errors.to_string(),
+        }));
+    }
+    let mut secrets = BTreeMap::new();
+    for key in references::secret_keys(&dataflow.spec, namespace) {
+        let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &key.namespace);
+        if let Some(secret) = api.get_opt(&key.name).await? {
+            secrets.insert(key, secret);
+        }
+    }
+    let spec = serde_json::to_value(&dataflow.spec)?;
+    let mut resolved = match secrets::substitute(&spec, namespace, &secrets) {
+        Ok(resolved) => resolved,
+        Err(e) => {
+            return Ok(Err(Unresolvable {
+                reason: e.reason(),
+                message: e.to_string(),
+            }));
+        }
+    };
+    let mut config_maps = BTreeMap::new();
+    for ObjectKey { namespace, name } in
+        references::transform_config_maps(&dataflow.spec, namespace)
+    {
+        let api: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &namespace);
+        if let Some(cm) = api.get_opt(&name).await? {
+            config_maps.insert(name, cm);
+        }
+    }
+    let plan = match transforms::plan(&mut resolved, namespace, &config_maps) {
+        Ok(plan) => plan,
+        Err(e) => {
+            return Ok(Err(Unresolvable {
+                reason: "TransformNotFound",
+                message: e.to_string(),
+            }));
+        }
+    };
+    Ok(Ok(Resolved {
+        spec_json: serde_json::to_string(&resolved)?,
+        plan,
+    }))
+}
+
+async fn deploy(
+    dataflow: &DataFlow,
+    namespace: &str,
+    name: &str,
+    resolved: Resolved,
+    ctx: &Context,
+) -> Result<Observation, Error> {
+    let hash = desired::spec_hash(&resolved.spec_json, &resolved.plan);
+    let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), namespace);
+    let deployment_name = desired::deployment_name(name);
+    let previous_hash = deployments.get_opt(&deployment_name).await?.map(|d| {
+        d.spec
+            .template
+            .metadata
+            .and_then(|m| m.annotations)
+            .and_then(|a| a.get(desired::SPEC_HASH_ANNOTATION).cloned())
+            .unwrap_or_default()
+    });
+
+    apply_object(
+        ctx,
+        namespace,
+        &desired::config_map(dataflow, &resolved.spec_json)?,
+    )
+    .await?;
+    apply_object(ctx, namespace, &desired::service_account(dataflow)?).await?;
+    apply_object(ctx, namespace, &desired::status_role(dataflow)?).await?;
+    apply_object(ctx, namespace, &desired::status_role_binding(dataflow)?).await?;
+    let deployment = desired::deployment(dataflow, &ctx.settings, &resolved.plan, &hash)?;
+    let applied: Deployment = apply_object(ctx, namespace, &deployment).await?;
+
+    match previous_hash {
+        None => {
+            let note = format!(
+                "created Deployment {deployment_name} and ConfigMap {}",
+                desired::config_map_name(name)
+            );
+            publish(ctx, dataflow, EventType::Normal, "Created", &note, "Create").await;
+        }
+        Some(previous) if previous != hash => {
+            let note = format!(
+                "spec, secrets or transforms changed: rolling Deployment {deployment_name}"
+            );
+            publish(ctx, dataflow, EventType::Normal, "Updated", &note, "Update").await;
+        }
+        Some(_) => {}
+    }
+    Ok(status::from_deployment(Some(&applied)))
+}
+
+async fn apply_object<K>(ctx: &Context, namespace: &str, object: &K) -> Result<K, Error>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + Serialize
+        + std::fmt::Debug,
+{
+    let api: Api<K> = Api::namespaced(ctx.client.clone(), namespace);
+    let name = object.meta().name.clone().unwrap_or_default();
+    let mut body = serde_json::to_value(object)?;
+    // Server-side apply needs the type in the body; k8s-openapi leaves it out.
+    if let Some(map) = body.as_object_mut() {
+        map.insert("apiVersion".into(), K::api_version(&()).into());
+        map.insert("kind".into(), K::kind(&()).into());
+    }
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    Ok(api.patch(&name, &params, &Patch::Apply(&body)).await?)
+}
+
+async fn write_status(
+    dataflow: &DataFlow,
+    namespace: &str,
+    name: &str,
+    observation: &Observation,
+    ctx: &Context,
+) -> Result<(), Error> {
+    let now = Time(Timestamp::now());
+    let next = status::next_status(
+        dataflow.status.as_ref(),
+        dataflow.metadata.generation,
+        observation,
+        now,
+    );
+    if let Some(body) = status::patch(dataflow.status.as_ref(), &next) {
+        let api: Api<DataFlow> = Api::namespaced(ctx.client.clone(), namespace);
+        api.patch_status(name, &PatchParams::default(), &Patch::Merge(&body))
+            .await?;
+    }
+    Ok(())
+}
+
+async fn cleanup(dataflow: &DataFlow, ctx: &Context) -> Result<Action, Error> {
+    let namespace = dataflow.namespace().unwrap_or_default();
+    let name = dataflow.name_any();
+    delete::<Deployment>(ctx, &namespace, &desired::deployment_name(&name)).await?;
+    delete::<ConfigMap>(ctx, &namespace, &desired::config_map_name(&name)).await?;
+    let account = desired::processor_account_name(&name);
+    delete::<RoleBinding>(ctx, &namespace, &account).await?;
+    delete::<Role>(ctx, &namespace, &account).await?;
+    delete::<ServiceAccount>(ctx, &namespace, &account).await?;
+    let observation = Observation {
+        phase: Phase::Stopped,
+        message: "DataFlow deleted; processor removed".into(),
+        applied: Ok(()),
+    };
+    write_status(dataflow, &namespace, &name, &observation, ctx).await?;
+    publish(
+        ctx,
+        dataflow,
+        EventType::Normal,
+        "Deleted",
+        "processor Deployment and ConfigMap removed",
+        "Delete",
+    )
+    .await;
+    Ok(Action::await_change())
+}
+
+async fn delete<K>(ctx: &Context, namespace: &str, name: &str) -> Result<(), Error>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug,
+{
+    let api: Api<K> = Api::namespaced(ctx.client.clone(), namespace);
+    match api.delete(name, &DeleteParams::background()).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Publishes an Event about the DataFlow. Failing to publish is logged, never
+/// fatal: events are advisory. Notes carry names, never secret values.
+async fn publish(
+    ctx: &Context,
+    dataflow: &DataFlow,
+    kind: EventType,
+    reason: &str,
+    note: &str,
+    action: &str,
+) {
+    let event = KubeEvent {
+        type_: kind,
+        reason: reason.to_owned(),
+        note: Some(note.to_owned()),
+        action: action.to_owned(),
+        secondary: None,
+    };
+    if let Err(error) = ctx
+        .recorder
+        .publish(&event, &dataflow.object_ref(&()))
+        .await
+    {
+        tracing::warn!(%error, reason, "cannot publish event");
+    }
+}

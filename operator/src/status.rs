@@ -1,0 +1,262 @@
+//! The operator's part of a DataFlow's status: phase, message, conditions and
+//! `observedGeneration`. The counters belong to the processor, which patches them
+//! itself; the operator's patch never touches them.
+
+use dataflow_api::{DataFlowStatus, Phase};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use serde_json::{Value, json};
+
+/// Condition type: the processor is up.
+pub const READY: &str = "Ready";
+/// Condition type: the spec was resolved and applied.
+pub const RECONCILED: &str = "Reconciled";
+
+/// What one reconcile pass found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Observation {
+    /// Phase to report.
+    pub phase: Phase,
+    /// Detail for `status.message`.
+    pub message: String,
+    /// `Reconciled` condition: `Ok(())` when applied, else reason and message.
+    pub applied: Result<(), (String, String)>,
+}
+
+impl Observation {
+    /// A failure before anything could be applied (missing secret, bad transform).
+    pub fn failed(reason: &str, message: String) -> Self {
+        Self {
+            phase: Phase::Error,
+            message: message.clone(),
+            applied: Err((reason.to_owned(), message)),
+        }
+    }
+}
+
+/// Phase and message from the processor Deployment's status.
+pub fn from_deployment(deployment: Option<&Deployment>) -> Observation {
+    let applied = Ok(());
+    let Some(deployment) = deployment else {
+        return Observation {
+            phase: Phase::Pending,
+            message: "waiting for the processor Deployment".into(),
+            applied,
+        };
+    };
+    let desired = deployment.spec.replicas.unwrap_or(1);
+    let status = deployment.status.clone().unwrap_or_default();
+    let ready = status.ready_replicas.unwrap_or(0);
+    if ready > 0 {
+        return Observation {
+            phase: Phase::Running,
+            message: format!("{ready}/{desired} processor replicas ready"),
+            applied,
+        };
+    }
+    let failure = status.conditions.unwrap_or_default().into_iter().find(|c| {
+        let is = |kind: &str, status: &str| {
+            c.type_.as_deref() == Some(kind) && c.status.as_deref() == Some(status)
+        };
+        is("ReplicaFailure", "True") || is("Progressing", "False")
+    });
+    if let Some(condition) = failure {
+        let reason = condition.reason.or(condition.type_).unwrap_or_default();
+        let detail = condition.message.unwrap_or_default();
+        return Observation {
+            phase: Phase::Error,
+            message: format!("processor Deployment failed: {reason}: {detail}"),
+            applied,
+        };
+    }
+    let message = if desired == 0 {
+        "spec.replicas is 0: no processor runs".to_owned()
+    } else {
+        format!("0/{desired} processor replicas ready")
+    };
+    Observation {
+        phase: Phase::Pending,
+        message,
+        applied,
+    }
+}
+
+fn condition(
+    current: &[Condition],
+    kind: &str,
+    ok: bool,
+    reason: &str,
+    message: &str,
+    generation: Option<i64>,
+    now: &Time,
+) -> Condition {
+    let status = if ok { "True" } else { "False" };
+    // Keep the transition time unless the status flips, as Kubernetes expects.
+    let since = current
+        .iter()
+        .find(|c| c.type_ == kind && c.status == status)
+        .map_or_else(|| now.clone(), |c| c.last_transition_time.clone());
+    Condition {
+        type_: kind.to_owned(),
+        status: status.to_owned(),
+        reason: reason.to_owned(),
+        message: message.to_owned(),
+        observed_generation: generation,
+        last_transition_time: since,
+    }
+}
+
+/// The operator-owned status fields after `observation`.
+pub fn next_status(
+    current: Option<&DataFlowStatus>,
+    generation: Option<i64>,
+    observation: &Observation,
+    now: Time,
+) -> DataFlowStatus {
+    let existing = current.map(|s| s.conditions.as_slice()).unwrap_or_default();
+    let phase_name = phase_name(observation.phase);
+    let ready = condition(
+        existing,
+        READY,
+        observation.phase == Phase::Running,
+        phase_name,
+        &observation.message,
+        generation,
+        &now,
+    );
+    let reconciled = match &observation.applied {
+        Ok(()) => condition(
+            existing,
+            RECONCILED,
+            true,
+            "Applied",
+            "resolved spec and processor Deployment are applied",
+            generation,
+            &now,
+        ),
+        Err((reason, message)) => condition(
+            existing, RECONCILED, false, reason, message, generation, &now,
+        ),
+    };
+    DataFlowStatus {
+        phase: Some(observation.phase),
+        message: Some(observation.message.clone()),
+        observed_generation: generation,
+        conditions: vec![ready, reconciled],
+        ..DataFlowStatus::default()
+    }
+}
+
+/// A JSON merge patch for the status subresource carrying only the operator's
+/// fields, or `None` when they already hold these values (so a second pass writes
+/// nothing).
+pub fn patch(current: Option<&DataFlowStatus>, next: &DataFlowStatus) -> Option<Value> {
+    let unchanged = current.is_some_and(|c| {
+        c.phase == next.phase
+            && c.message == next.message
+            && c.observed_generation == next.observed_generation
+            && c.conditions == next.conditions
+    });
+    (!unchanged).then(|| {
+        json!({"status": {
+            "phase": next.phase,
+            "message": next.message,
+            "observedGeneration": next.observed_generation,
+            "conditions": next.conditions,
+        }})
+    })
+}
+
+/// The phase as it appears in the API.
+pub fn phase_name(phase: Phase) -> &'static str {
+    match phase {
+        Phase::Pending => "Pending",
+        Phase::Running => "Running",
+        Phase::Error => "Error",
+        Phase::Stopped => "Stopped",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::apps::v1::{DeploymentCondition, DeploymentSpec, DeploymentStatus};
+    use k8s_openapi::jiff::Timestamp;
+
+    fn deployment(ready: i32, conditions: Vec<DeploymentCondition>) -> Deployment {
+        Deployment {
+            spec: DeploymentSpec {
+                replicas: Some(2),
+                ..DeploymentSpec::default()
+            },
+            status: Some(DeploymentStatus {
+                ready_replicas: Some(ready),
+                conditions: Some(conditions),
+                ..DeploymentStatus::default()
+            }),
+            ..Deployment::default()
+        }
+    }
+
+    fn time(seconds: i64) -> Time {
+        Time(Timestamp::from_second(seconds).unwrap())
+    }
+
+    #[test]
+    fn phases_from_the_deployment() {
+        assert_eq!(from_deployment(None).phase, Phase::Pending);
+        let running = from_deployment(Some(&deployment(1, vec![])));
+        assert_eq!(running.phase, Phase::Running);
+        assert_eq!(running.message, "1/2 processor replicas ready");
+        assert_eq!(
+            from_deployment(Some(&deployment(0, vec![]))).phase,
+            Phase::Pending
+        );
+        let stuck = DeploymentCondition {
+            type_: Some("Progressing".into()),
+            status: Some("False".into()),
+            reason: Some("ProgressDeadlineExceeded".into()),
+            message: Some("ReplicaSet has timed out progressing.".into()),
+            ..DeploymentCondition::default()
+        };
+        let failed = from_deployment(Some(&deployment(0, vec![stuck])));
+        assert_eq!(failed.phase, Phase::Error);
+        assert!(
+            failed.message.contains("ProgressDeadlineExceeded"),
+            "{}",
+            failed.message
+        );
+    }
+
+    #[test]
+    fn second_pass_patches_nothing_and_keeps_transition_times() {
+        let seen = from_deployment(None);
+        let first = next_status(None, Some(1), &seen, time(100));
+        assert!(patch(None, &first).is_some());
+        let second = next_status(Some(&first), Some(1), &seen, time(200));
+        assert_eq!(second.conditions[0].last_transition_time, time(100));
+        assert_eq!(patch(Some(&first), &second), None);
+
+        let running = from_deployment(Some(&deployment(2, vec![])));
+        let third = next_status(Some(&second), Some(1), &running, time(300));
+        assert_eq!(third.conditions[0].status, "True");
+        assert_eq!(third.conditions[0].last_transition_time, time(300));
+        assert_eq!(third.conditions[1].last_transition_time, time(100));
+        let body = patch(Some(&second), &third).unwrap();
+        assert_eq!(body["status"]["phase"], "Running");
+        assert!(body["status"].get("processedCount").is_none());
+    }
+
+    #[test]
+    fn failure_sets_reconciled_false() {
+        let failed = Observation::failed("SecretNotFound", "spec.x: secret a/b not found".into());
+        let status = next_status(None, Some(4), &failed, time(1));
+        assert_eq!(status.phase, Some(Phase::Error));
+        assert_eq!(status.observed_generation, Some(4));
+        let reconciled = &status.conditions[1];
+        assert_eq!(
+            (reconciled.status.as_str(), reconciled.reason.as_str()),
+            ("False", "SecretNotFound")
+        );
+    }
+}
