@@ -1,0 +1,426 @@
+//! Reconcile scenarios against a fake API server (see `support`): no real
+//! Kubernetes API server can run on the test machine, so requests go through
+//! `tower-test`'s mock service to an in-process fake that answers as the API
+//! server does. Each scenario checks the calls the operator makes and the state
+//! they leave behind.
+
+mod support;
+
+use std::sync::Arc;
+
+use dataflow_api::DataFlow;
+use dataflow_operator::desired::ProcessorSettings;
+use dataflow_operator::reconcile::{Context, reconcile};
+use dataflow_operator::telemetry::Metrics;
+use kube::runtime::events::{Recorder, Reporter};
+use serde_json::{Value, json};
+use support::FakeApi;
+
+const DF: &str = "/apis/dataflow.dataflow.io/v1/namespaces/team/dataflows/orders";
+const DEPLOYMENT: &str = "/apis/apps/v1/namespaces/team/deployments/dataflow-orders";
+const CONFIG_MAP: &str = "/api/v1/namespaces/team/configmaps/dataflow-orders-spec";
+const SECRET: &str = "/api/v1/namespaces/team/secrets/pg";
+const HASH: &str = "dataflow.dataflow.io/spec-hash";
+const PASSWORD: &str = "postgres://app:s3cret-pass@db:5432/app";
+
+fn manifest(table: &str, finalized: bool) -> Value {
+    let finalizers = if finalized {
+        json!(["dataflow.dataflow.io/cleanup"])
+    } else {
+        json!([])
+    };
+    json!({
+        "apiVersion": "dataflow.dataflow.io/v1",
+        "kind": "DataFlow",
+        "metadata": {"name": "orders", "namespace": "team", "uid": "uid-1", "generation": 1,
+                     "finalizers": finalizers},
+        "spec": {
+            "source": {"type": "kafka", "kafka": {"brokers": ["kafka:9092"], "topic": "orders", "consumerGroup": "g"}},
+            "sink": {"type": "postgresql", "postgresql": {
+                "table": table,
+                "connectionStringSecretRef": {"name": "pg", "key": "url"}}}
+        }
+    })
+}
+
+fn secret(value: &str) -> Value {
+    use base64_free::encode;
+    json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "pg", "namespace": "team"},
+           "data": {"url": encode(value.as_bytes())}})
+}
+
+/// Base64 without pulling a crate in just for tests.
+mod base64_free {
+    pub fn encode(bytes: &[u8]) -> String {
+        const TABLE: &[u8; 64] =
+            b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        let mut out = String::new();
+        for chunk in bytes.chunks(3) {
+            let b = [
+                chunk[0],
+                *chunk.get(1).unwrap_or(&0),
+                *chunk.get(2).unwrap_or(&0),
+            ];
+            let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+            for i in 0..4 {
+                if i <= chunk.len() {
+                    out.push(TABLE[((n >> (18 - 6 * i)) & 63) as usize] as char);
+                } else {
+                    out.push('=');
+                }
+            }
+        }
+        out
+    }
+}
+
+fn context(fake: &FakeApi, image: &str) -> Arc<Context> {
+    let client = fake.client();
+    let reporter = Reporter {
+        controller: "dataflow-operator".into(),
+        instance: Some("test".into()),
+    };
+    Arc::new(Context::new(
+        client.clone(),
+        ProcessorSettings {
+            image: image.into(),
+            log_level: "info".into(),
+        },
+        Recorder::new(client, reporter),
+        Metrics::new().unwrap(),
+    ))
+}
+
+async fn pass(fake: &FakeApi, image: &str) -> Vec<support::Call> {
+    let stored: DataFlow = serde_json::from_value(fake.get(DF).unwrap()).unwrap();
+    reconcile(Arc::new(stored), context(fake, image))
+        .await
+        .unwrap();
+    fake.take_calls()
+}
+
+fn lines(calls: &[support::Call]) -> Vec<String> {
+    calls.iter().map(support::Call::line).collect()
+}
+
+fn events(calls: &[support::Call]) -> Vec<(String, String)> {
+    calls
+        .iter()
+        .filter(|c| c.method == "POST" && c.path.ends_with("/events"))
+        .map(|c| {
+            (
+                c.body["reason"].as_str().unwrap_or_default().to_owned(),
+                c.body["note"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect()
+}
+
+fn hash(fake: &FakeApi) -> String {
+    fake.get(DEPLOYMENT).unwrap()["spec"]["template"]["metadata"]["annotations"][HASH]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+fn created_flow() -> FakeApi {
+    let fake = FakeApi::default();
+    fake.put(DF, manifest("orders", true));
+    fake.put(SECRET, secret(PASSWORD));
+    fake
+}
+
+#[tokio::test]
+async fn new_dataflow_gets_its_finalizer_first() {
+    let fake = FakeApi::default();
+    fake.put(DF, manifest("orders", false));
+    let calls = pass(&fake, "img:1").await;
+    assert_eq!(lines(&calls), [format!("PATCH {DF}")]);
+    assert_eq!(
+        fake.get(DF).unwrap()["metadata"]["finalizers"],
+        json!(["dataflow.dataflow.io/cleanup"])
+    );
+}
+
+#[tokio::test]
+async fn create_applies_everything_and_reports_pending() {
+    let fake = created_flow();
+    let calls = pass(&fake, "img:1").await;
+    let applied: Vec<_> = calls
+        .iter()
+        .filter(|c| c.method == "PATCH" && c.content_type.starts_with("application/apply-patch"))
+        .map(|c| c.path.clone())
+        .collect();
+    assert_eq!(
+        applied,
+        [
+            CONFIG_MAP.to_owned(),
+            "/api/v1/namespaces/team/serviceaccounts/dataflow-orders-processor".into(),
+            "/apis/rbac.authorization.k8s.io/v1/namespaces/team/roles/dataflow-orders-processor".into(),
+            "/apis/rbac.authorization.k8s.io/v1/namespaces/team/rolebindings/dataflow-orders-processor".into(),
+            DEPLOYMENT.into(),
+        ]
+    );
+    for call in calls
+        .iter()
+        .filter(|c| c.content_type.starts_with("application/apply-patch"))
+    {
+        assert!(
+            call.query.contains("fieldManager=dataflow-operator"),
+            "{}",
+            call.query
+        );
+        assert!(call.query.contains("force=true"), "{}", call.query);
+    }
+
+    // The resolved spec has the secret's value and no reference left.
+    let cm = fake.get(CONFIG_MAP).unwrap();
+    let resolved: Value = serde_json::from_str(cm["data"]["spec.json"].as_str().unwrap()).unwrap();
+    assert_eq!(resolved["sink"]["postgresql"]["connectionString"], PASSWORD);
+    assert!(
+        !cm["data"]["spec.json"]
+            .as_str()
+            .unwrap()
+            .contains("SecretRef")
+    );
+
+    let deployment = fake.get(DEPLOYMENT).unwrap();
+    assert_eq!(
+        deployment["spec"]["template"]["spec"]["containers"][0]["image"],
+        "img:1"
+    );
+    assert_eq!(deployment["metadata"]["ownerReferences"][0]["uid"], "uid-1");
+    assert_eq!(hash(&fake).len(), 64);
+
+    let status = &fake.get(DF).unwrap()["status"];
+    assert_eq!(status["phase"], "Pending");
+    assert_eq!(status["observedGeneration"], 1);
+    assert_eq!(status["conditions"][1]["type"], "Reconciled");
+    assert_eq!(status["conditions"][1]["status"], "True");
+
+    let events = events(&calls);
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].0, "Created");
+    // No secret value anywhere but the ConfigMap.
+    for call in &calls {
+        if call.path != CONFIG_MAP {
+            assert!(
+                !call.body.to_string().contains("s3cret-pass"),
+                "{}",
+                call.line()
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn second_pass_changes_nothing() {
+    let fake = created_flow();
+    let first = pass(&fake, "img:1").await;
+    let second = pass(&fake, "img:1").await;
+    // Same applies with the same bodies, no status write, no event.
+    let applies = |calls: &[support::Call]| -> Vec<(String, Value)> {
+        calls
+            .iter()
+            .filter(|c| c.content_type.starts_with("application/apply-patch"))
+            .map(|c| (c.path.clone(), c.body.clone()))
+            .collect()
+    };
+    assert_eq!(applies(&first), applies(&second));
+    assert!(
+        !second.iter().any(|c| c.path.ends_with("/status")),
+        "{:?}",
+        lines(&second)
+    );
+    assert!(events(&second).is_empty(), "{:?}", events(&second));
+}
+
+#[tokio::test]
+async fn spec_change_rolls_the_hash() {
+    let fake = created_flow();
+    pass(&fake, "img:1").await;
+    let before = hash(&fake);
+    let mut changed = fake.get(DF).unwrap();
+    changed["spec"]["sink"]["postgresql"]["table"] = json!("orders_v2");
+    changed["metadata"]["generation"] = json!(2);
+    fake.put(DF, changed);
+    let calls = pass(&fake, "img:1").await;
+    assert_ne!(hash(&fake), before);
+    assert_eq!(events(&calls)[0].0, "Updated");
+    assert_eq!(fake.get(DF).unwrap()["status"]["observedGeneration"], 2);
+}
+
+#[tokio::test]
+async fn secret_change_rolls_the_hash() {
+    let fake = created_flow();
+    pass(&fake, "img:1").await;
+    let before = hash(&fake);
+    fake.put(SECRET, secret("postgres://app:rotated@db:5432/app"));
+    let calls = pass(&fake, "img:1").await;
+    assert_ne!(hash(&fake), before);
+    assert_eq!(events(&calls)[0].0, "Updated");
+    assert!(!events(&calls)[0].1.contains("rotated"));
+}
+
+#[tokio::test]
+async fn missing_secret_is_an_error_status_not_a_crash() {
+    let fake = FakeApi::default();
+    fake.put(DF, manifest("orders", true));
+    let calls = pass(&fake, "img:1").await;
+    assert!(fake.get(DEPLOYMENT).is_none());
+    assert!(fake.get(CONFIG_MAP).is_none());
+    let status = &fake.get(DF).unwrap()["status"];
+    assert_eq!(status["phase"], "Error");
+    assert_eq!(
+        status["message"],
+        "spec.sink.postgresql.connectionStringSecretRef: secret team/pg not found"
+    );
+    assert_eq!(status["conditions"][1]["reason"], "SecretNotFound");
+    let events = events(&calls);
+    assert_eq!(events[0].0, "SecretNotFound");
+
+    // A secret without the key names secret and key.
+    fake.put(
+        SECRET,
+        json!({"metadata": {"name": "pg"}, "data": {"other": "eA=="}}),
+    );
+    pass(&fake, "img:1").await;
+    assert_eq!(
+        fake.get(DF).unwrap()["status"]["message"],
+        "spec.sink.postgresql.connectionStringSecretRef: secret team/pg has no key \"url\""
+    );
+}
+
+#[tokio::test]
+async fn invalid_spec_is_reported_with_field_paths() {
+    let fake = created_flow();
+    let mut bad = fake.get(DF).unwrap();
+    bad["spec"]["transformations"] = json!([{"type": "mask", "mask": {"fields": []}}]);
+    fake.put(DF, bad);
+    pass(&fake, "img:1").await;
+    let status = &fake.get(DF).unwrap()["status"];
+    assert_eq!(status["phase"], "Error");
+    assert!(
+        status["message"]
+            .as_str()
+            .unwrap()
+            .contains("spec.transformations[0].mask.fields: must not be empty"),
+        "{status}"
+    );
+    assert!(fake.get(DEPLOYMENT).is_none());
+}
+
+#[tokio::test]
+async fn custom_transform_is_mounted_and_its_bytes_roll_the_hash() {
+    let fake = created_flow();
+    let mut with_wasm = fake.get(DF).unwrap();
+    with_wasm["spec"]["transformations"] = json!([
+        {"type": "wasm", "wasm": {"configMapRef": {"name": "pii", "key": "pii.wasm"}}}
+    ]);
+    fake.put(DF, with_wasm);
+    pass(&fake, "img:1").await;
+    let status = &fake.get(DF).unwrap()["status"];
+    assert_eq!(status["conditions"][1]["reason"], "TransformNotFound");
+    assert!(
+        status["message"]
+            .as_str()
+            .unwrap()
+            .contains("configmap team/pii not found"),
+        "{status}"
+    );
+
+    let pii = "/api/v1/namespaces/team/configmaps/pii";
+    fake.put(
+        pii,
+        json!({"metadata": {"name": "pii"}, "binaryData": {"pii.wasm": "AGFzbQ=="}}),
+    );
+    pass(&fake, "img:1").await;
+    let cm = fake.get(CONFIG_MAP).unwrap();
+    let resolved: Value = serde_json::from_str(cm["data"]["spec.json"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        resolved["transformations"][0]["wasm"],
+        json!({"path": "/etc/dataflow-transforms/pii/pii.wasm"})
+    );
+    let pod = &fake.get(DEPLOYMENT).unwrap()["spec"]["template"]["spec"];
+    let volume = pod["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["configMap"]["name"] == "pii")
+        .unwrap();
+    assert_eq!(volume["configMap"]["items"][0]["key"], "pii.wasm");
+    let before = hash(&fake);
+
+    fake.put(
+        pii,
+        json!({"metadata": {"name": "pii"}, "binaryData": {"pii.wasm": "AGFzbQE="}}),
+    );
+    let calls = pass(&fake, "img:1").await;
+    assert_ne!(hash(&fake), before);
+    assert_eq!(events(&calls)[0].0, "Updated");
+}
+
+#[tokio::test]
+async fn new_operator_image_moves_processors() {
+    let fake = created_flow();
+    pass(&fake, "img:1").await;
+    pass(&fake, "img:2").await;
+    let deployment = fake.get(DEPLOYMENT).unwrap();
+    assert_eq!(
+        deployment["spec"]["template"]["spec"]["containers"][0]["image"],
+        "img:2"
+    );
+}
+
+#[tokio::test]
+async fn running_deployment_sets_running() {
+    let fake = created_flow();
+    pass(&fake, "img:1").await;
+    let mut deployment = fake.get(DEPLOYMENT).unwrap();
+    deployment["status"] = json!({"replicas": 1, "readyReplicas": 1});
+    fake.put(DEPLOYMENT, deployment);
+    pass(&fake, "img:1").await;
+    let status = &fake.get(DF).unwrap()["status"];
+    assert_eq!(status["phase"], "Running");
+    assert_eq!(status["conditions"][0]["status"], "True");
+}
+
+#[tokio::test]
+async fn delete_cleans_up_and_reports_stopped() {
+    let fake = created_flow();
+    pass(&fake, "img:1").await;
+    let mut deleting = fake.get(DF).unwrap();
+    deleting["metadata"]["deletionTimestamp"] = json!("2026-11-23T00:00:00Z");
+    fake.put(DF, deleting);
+    let calls = pass(&fake, "img:1").await;
+    let deletes: Vec<_> = calls
+        .iter()
+        .filter(|c| c.method == "DELETE")
+        .map(|c| c.path.rsplit('/').nth(1).unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        deletes,
+        [
+            "deployments",
+            "configmaps",
+            "rolebindings",
+            "roles",
+            "serviceaccounts"
+        ]
+    );
+    assert!(fake.get(DEPLOYMENT).is_none());
+    assert!(fake.get(CONFIG_MAP).is_none());
+    let stored = fake.get(DF).unwrap();
+    assert_eq!(stored["status"]["phase"], "Stopped");
+    assert_eq!(stored["metadata"]["finalizers"], json!([]));
+    assert_eq!(events(&calls)[0].0, "Deleted");
+}
+
+#[tokio::test]
+async fn api_failure_is_an_error_to_retry() {
+    let fake = created_flow();
+    fake.fail(&format!("PATCH {DEPLOYMENT}"), 500, "InternalError");
+    let stored: DataFlow = serde_json::from_value(fake.get(DF).unwrap()).unwrap();
+    let result = reconcile(Arc::new(stored), context(&fake, "img:1")).await;
+    assert!(result.is_err());
+}

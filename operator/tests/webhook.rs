@@ -1,0 +1,218 @@
+//! The validating webhook over real HTTPS (rustls server, certificate made for
+//! the test) with AdmissionReview v1 JSON as the API server sends it. ConfigMaps
+//! of custom transforms come from the fake API server in `support`, since no real
+//! API server can run here.
+
+mod support;
+
+use std::sync::Arc;
+
+use dataflow_operator::telemetry::Metrics;
+use dataflow_operator::webhook::{PATH, Validator};
+use serde_json::{Value, json};
+use support::FakeApi;
+
+struct Server {
+    url: String,
+    client: reqwest::Client,
+    _dir: tempfile::TempDir,
+}
+
+async fn start(fake: &FakeApi) -> Server {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cert = dir.path().join("tls.crt");
+    let key = dir.path().join("tls.key");
+    std::fs::write(&cert, certified.cert.pem()).unwrap();
+    std::fs::write(&key, certified.signing_key.serialize_pem()).unwrap();
+
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let validator = Arc::new(Validator::new(fake.client(), Metrics::new().unwrap()));
+    tokio::spawn(async move { validator.serve(listener, &cert, &key).await });
+
+    let ca = reqwest::Certificate::from_pem(certified.cert.pem().as_bytes()).unwrap();
+    let client = reqwest::Client::builder()
+        .add_root_certificate(ca)
+        .build()
+        .unwrap();
+    Server {
+        url: format!("https://localhost:{port}{PATH}"),
+        client,
+        _dir: dir,
+    }
+}
+
+fn review(spec: Value) -> Value {
+    json!({
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": "705ab4f5-6393-11e8-b7cc-42010a800002",
+            "kind": {"group": "dataflow.dataflow.io", "version": "v1", "kind": "DataFlow"},
+            "resource": {"group": "dataflow.dataflow.io", "version": "v1", "resource": "dataflows"},
+            "requestKind": {"group": "dataflow.dataflow.io", "version": "v1", "kind": "DataFlow"},
+            "requestResource": {"group": "dataflow.dataflow.io", "version": "v1", "resource": "dataflows"},
+            "name": "orders",
+            "namespace": "team",
+            "operation": "CREATE",
+            "userInfo": {"username": "admin", "groups": ["system:authenticated"]},
+            "object": {
+                "apiVersion": "dataflow.dataflow.io/v1",
+                "kind": "DataFlow",
+                "metadata": {"name": "orders", "namespace": "team"},
+                "spec": spec
+            },
+            "oldObject": null,
+            "dryRun": false,
+            "options": {"apiVersion": "meta.k8s.io/v1", "kind": "CreateOptions"}
+        }
+    })
+}
+
+async fn answer(server: &Server, spec: Value) -> Value {
+    let response = server
+        .client
+        .post(&server.url)
+        .json(&review(spec))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["apiVersion"], "admission.k8s.io/v1");
+    assert_eq!(body["kind"], "AdmissionReview");
+    assert_eq!(
+        body["response"]["uid"],
+        "705ab4f5-6393-11e8-b7cc-42010a800002"
+    );
+    body["response"].clone()
+}
+
+fn good_spec() -> Value {
+    json!({
+        "source": {"type": "kafka", "kafka": {"brokers": ["k:9092"], "topic": "t", "consumerGroup": "g"}},
+        "sink": {"type": "postgresql", "postgresql": {"table": "t",
+                 "connectionStringSecretRef": {"name": "pg", "key": "url"}}},
+        "transformations": [{"type": "timestamp"}]
+    })
+}
+
+#[tokio::test]
+async fn valid_dataflow_is_allowed() {
+    let fake = FakeApi::default();
+    let server = start(&fake).await;
+    let response = answer(&server, good_spec()).await;
+    assert_eq!(response["allowed"], true, "{response}");
+}
+
+#[tokio::test]
+async fn every_problem_is_listed_with_its_path() {
+    let fake = FakeApi::default();
+    let server = start(&fake).await;
+    let mut spec = good_spec();
+    spec["transformations"] = json!([
+        {"type": "timestamp"},
+        {"type": "mask", "mask": {"fields": []}},
+        {"type": "filter", "filter": {"condition": ""}}
+    ]);
+    spec["source"]["kafka"]["topic"] = json!("");
+    let response = answer(&server, spec).await;
+    assert_eq!(response["allowed"], false);
+    let message = response["status"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("spec.transformations[1].mask.fields: must not be empty"),
+        "{message}"
+    );
+    assert!(
+        message.contains("spec.transformations[2].filter"),
+        "{message}"
+    );
+    assert!(message.contains("spec.source.kafka.topic"), "{message}");
+}
+
+#[tokio::test]
+async fn unknown_fields_are_denied_with_the_path() {
+    let fake = FakeApi::default();
+    let server = start(&fake).await;
+    let mut spec = good_spec();
+    spec["source"]["kafka"]["topicz"] = json!("x");
+    let response = answer(&server, spec).await;
+    assert_eq!(response["allowed"], false);
+    let message = response["status"]["message"].as_str().unwrap();
+    assert!(message.contains("spec.source.kafka"), "{message}");
+    assert!(message.contains("topicz"), "{message}");
+}
+
+#[tokio::test]
+async fn wasm_transforms_are_checked_in_their_config_maps() {
+    use base64::Engine as _;
+    let fake = FakeApi::default();
+    let encode = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
+    fake.put(
+        "/api/v1/namespaces/team/configmaps/transforms",
+        json!({"metadata": {"name": "transforms", "namespace": "team"}, "binaryData": {
+            "good.wasm": encode(dataflow_processor::wasm::BUILTINS_COMPONENT),
+            // A core module, not a component of our world.
+            "core.wasm": encode(b"\0asm\x01\0\0\0"),
+        }}),
+    );
+    let server = start(&fake).await;
+    let mut spec = good_spec();
+    spec["transformations"] = json!([
+        {"type": "wasm", "wasm": {"configMapRef": {"name": "transforms", "key": "good.wasm"},
+                                  "config": {"type": "timestamp", "config": {}}}}
+    ]);
+    let response = answer(&server, spec.clone()).await;
+    assert_eq!(response["allowed"], true, "{response}");
+
+    spec["transformations"] = json!([
+        {"type": "wasm", "wasm": {"configMapRef": {"name": "transforms", "key": "core.wasm"}}},
+        {"type": "wasm", "wasm": {"configMapRef": {"name": "transforms", "key": "absent.wasm"}}},
+        {"type": "wasm", "wasm": {"configMapRef": {"name": "missing", "key": "x.wasm"}}},
+        {"type": "wasm", "wasm": {"configMapRef": {"name": "transforms", "key": "good.wasm"},
+                                  "sha256": "0000000000000000000000000000000000000000000000000000000000000000"}}
+    ]);
+    let response = answer(&server, spec).await;
+    assert_eq!(response["allowed"], false);
+    let message = response["status"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("spec.transformations[0].wasm.configMapRef: "),
+        "{message}"
+    );
+    assert!(
+        message.contains("spec.transformations[1].wasm.configMapRef: configmap team/transforms has no key \"absent.wasm\""),
+        "{message}"
+    );
+    assert!(
+        message.contains(
+            "spec.transformations[2].wasm.configMapRef: configmap team/missing not found"
+        ),
+        "{message}"
+    );
+    assert!(
+        message.contains("spec.transformations[3].wasm.sha256"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn deletes_are_always_allowed() {
+    let fake = FakeApi::default();
+    let server = start(&fake).await;
+    let mut body = review(json!({"nonsense": true}));
+    body["request"]["operation"] = json!("DELETE");
+    let response: Value = server
+        .client
+        .post(&server.url)
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(response["response"]["allowed"], true);
+}
