@@ -54,4 +54,42 @@ mod tests {
         let brokers = &kafka["properties"]["brokers"]["description"];
         assert!(brokers.as_str().is_some_and(|d| !d.is_empty()), "{kafka:#}");
     }
+
+    /// The API server only accepts structural schemas: every node has a `type`,
+    /// except int-or-string and preserve-unknown-fields nodes.
+    #[test]
+    fn schema_is_structural() {
+        fn walk(node: &serde_json::Value, path: &str, bad: &mut Vec<String>) {
+            let flag = |key: &str| node.get(key).and_then(serde_json::Value::as_bool) == Some(true);
+            if node.get("type").is_none()
+                && !flag("x-kubernetes-int-or-string")
+                && !flag("x-kubernetes-preserve-unknown-fields")
+            {
+                bad.push(path.to_owned());
+            }
+            for key in ["anyOf", "oneOf", "allOf", "$ref"] {
+                if node.get(key).is_some() {
+                    bad.push(format!("{path} ({key})"));
+                }
+            }
+            if let Some(props) = node
+                .get("properties")
+                .and_then(serde_json::Value::as_object)
+            {
+                for (name, child) in props {
+                    walk(child, &format!("{path}.{name}"), bad);
+                }
+            }
+            for key in ["items", "additionalProperties"] {
+                if let Some(child) = node.get(key).filter(|c| c.is_object()) {
+                    walk(child, &format!("{path}.{key}"), bad);
+                }
+            }
+        }
+        let crd = DataFlow::crd();
+        let schema = serde_json::to_value(&crd.spec.versions[0].schema).unwrap();
+        let mut bad = Vec::new();
+        walk(&schema["openAPIV3Schema"], "", &mut bad);
+        assert!(bad.is_empty(), "not structural: {bad:?}");
+    }
 }

@@ -29,7 +29,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the controller (and, when configured, the webhook).
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Print the DataFlow CustomResourceDefinition as YAML.
     Crd,
 }
@@ -91,7 +91,7 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            match runtime.block_on(run(args)) {
+            match runtime.block_on(run(*args)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     tracing::error!("{e:#}");

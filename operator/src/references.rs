@@ -47,12 +47,12 @@ pub struct FoundSecretRef {
 }
 
 /// Calls `visit` for every `*SecretRef` object in a spec given as JSON, with the
-/// field path, the containing object and the field name. Values that do not parse
+/// field path. Values that do not parse
 /// as a SecretRef are passed as `Err` with the reason, so callers can report them.
 pub fn walk_secret_refs(
     value: &Value,
     path: &str,
-    visit: &mut dyn FnMut(&str, &str, Result<SecretRef, String>),
+    visit: &mut dyn FnMut(&str, Result<SecretRef, String>),
 ) {
     match value {
         Value::Object(map) => {
@@ -61,7 +61,7 @@ pub fn walk_secret_refs(
                 if key.ends_with(SECRET_REF_SUFFIX) && child.is_object() {
                     let parsed = serde_json::from_value::<SecretRef>(child.clone())
                         .map_err(|e| e.to_string());
-                    visit(&child_path, key, parsed);
+                    visit(&child_path, parsed);
                 } else {
                     walk_secret_refs(child, &child_path, visit);
                 }
@@ -82,7 +82,7 @@ pub fn secret_refs(spec: &DataFlowSpec) -> Vec<FoundSecretRef> {
         return Vec::new();
     };
     let mut found = Vec::new();
-    walk_secret_refs(&json, "spec", &mut |field, _, parsed| {
+    walk_secret_refs(&json, "spec", &mut |field, parsed| {
         if let Ok(secret) = parsed {
             found.push(FoundSecretRef {
                 field: field.to_owned(),

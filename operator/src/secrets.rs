@@ -86,7 +86,7 @@ pub fn substitute(
     // mutating at once would fight the borrow checker for no gain.
     let mut resolved: BTreeMap<String, String> = BTreeMap::new();
     let mut first_error = None;
-    walk_secret_refs(spec, "spec", &mut |field, _, parsed| {
+    walk_secret_refs(spec, "spec", &mut |field, parsed| {
         if first_error.is_some() {
             return;
         }

@@ -6,5 +6,7 @@ pub mod connectors;
 pub mod error_record;
 pub mod error_type;
 pub mod pipeline;
+pub mod progress;
 pub mod spec;
+pub mod status_report;
 pub mod wasm;

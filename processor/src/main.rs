@@ -3,12 +3,16 @@
 use std::io::{BufRead, BufReader, BufWriter, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use dataflow_processor::chain::TransformChain;
 use dataflow_processor::pipeline::{self, PipelineConfig};
+use dataflow_processor::progress::Progress;
 use dataflow_processor::spec::{self, LoadedSpec};
+use dataflow_processor::status_report::StatusReporter;
 use dataflow_processor::wasm::{Message, WasmRuntime};
 use tokio_util::sync::CancellationToken;
 
@@ -61,6 +65,13 @@ struct RunArgs {
     /// Messages per batch.
     #[arg(long, default_value_t = PipelineConfig::default().batch_size)]
     batch_size: usize,
+    /// Publish processed/error counts in the DataFlow's status through the
+    /// Kubernetes API (default: on inside a cluster, off elsewhere).
+    #[arg(long, env = "DATAFLOW_REPORT_STATUS", action = clap::ArgAction::Set)]
+    report_status: Option<bool>,
+    /// Seconds between status reports.
+    #[arg(long, default_value_t = 10)]
+    status_interval_seconds: u64,
 }
 
 #[derive(Args)]
@@ -133,19 +144,68 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
+    let report_status = args
+        .report_status
+        .unwrap_or_else(|| std::env::var_os("KUBERNETES_SERVICE_HOST").is_some());
+    let interval = Duration::from_secs(args.status_interval_seconds.max(1));
     let summary = runtime.block_on(async {
         let shutdown = CancellationToken::new();
         tokio::spawn(stop_on_signal(shutdown.clone()));
         tracing::info!(dataflow_name = %name, dataflow_namespace = %namespace, "processor started");
+        let progress = Arc::new(Progress::default());
+        let stop_reporting = CancellationToken::new();
+        let reporter = if report_status {
+            start_status_reporter(
+                &namespace,
+                &name,
+                progress.clone(),
+                interval,
+                &stop_reporting,
+            )
+            .await
+        } else {
+            None
+        };
         let config = PipelineConfig {
             batch_size: args.batch_size,
+            progress: Some(progress),
             ..PipelineConfig::default()
         };
         let flow = format!("{namespace}/{name}");
-        pipeline::run(&loaded.spec, &flow, chain, shutdown, config).await
+        let result = pipeline::run(&loaded.spec, &flow, chain, shutdown, config).await;
+        stop_reporting.cancel();
+        if let Some(reporter) = reporter
+            && let Err(error) = reporter.await
+        {
+            tracing::warn!(%error, "status reporter failed");
+        }
+        result
     })?;
     eprintln!("{summary}");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Starts publishing counts to the DataFlow's status; without a reachable API
+/// server the flow runs on and says so.
+async fn start_status_reporter(
+    namespace: &str,
+    name: &str,
+    progress: Arc<Progress>,
+    interval: Duration,
+    stop: &CancellationToken,
+) -> Option<tokio::task::JoinHandle<()>> {
+    // kube's TLS is rustls; pick its crypto once for the process.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    match kube::Client::try_default().await {
+        Ok(client) => {
+            let reporter = StatusReporter::new(client, namespace, name, progress).await;
+            Some(tokio::spawn(reporter.run(interval, stop.clone())))
+        }
+        Err(error) => {
+            tracing::warn!(%error, "no Kubernetes API: the DataFlow status will not show counts");
+            None
+        }
+    }
 }
 
 /// Cancels `shutdown` on SIGTERM or SIGINT: the pipeline stops reading, drains and

@@ -8,6 +8,7 @@
 
 use std::collections::VecDeque;
 use std::fmt;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use dataflow_api::{DataFlowSpec, SinkSpec, TransformType};
@@ -19,15 +20,18 @@ use crate::connectors::{
     AckToken, ConnectorError, Rejected, Sink, Source, SourceBatch, open_sink, open_source,
 };
 use crate::error_record::ErrorRecord;
+use crate::progress::Progress;
 use crate::wasm::Message;
 
 /// Tuning of the pipeline.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct PipelineConfig {
     /// Messages per source batch (and per Wasm call).
     pub batch_size: usize,
     /// Batches that may wait in each queue.
     pub queue_depth: usize,
+    /// Where to publish live totals (for the status reporter and metrics).
+    pub progress: Option<Arc<Progress>>,
 }
 
 impl Default for PipelineConfig {
@@ -35,6 +39,7 @@ impl Default for PipelineConfig {
         Self {
             batch_size: 1024,
             queue_depth: 4,
+            progress: None,
         }
     }
 }
@@ -103,7 +108,7 @@ pub async fn run(
 ) -> Result<Summary, PipelineError> {
     let started = Instant::now();
     let mut source = open_source("spec.source", &spec.source, flow).await?;
-    let mut writers = Writers::open(spec).await?;
+    let mut writers = Writers::open(spec, config.progress.clone()).await?;
 
     let (batch_tx, mut batch_rx) = mpsc::channel::<SourceBatch>(config.queue_depth);
     let (out_tx, mut out_rx) = mpsc::channel::<Processed>(config.queue_depth);
@@ -242,10 +247,14 @@ struct Writers {
     pending: VecDeque<(AckToken, Vec<u64>)>,
     summary: Summary,
     unreported_errors: u64,
+    progress: Option<Arc<Progress>>,
 }
 
 impl Writers {
-    async fn open(spec: &DataFlowSpec) -> Result<Self, PipelineError> {
+    async fn open(
+        spec: &DataFlowSpec,
+        progress: Option<Arc<Progress>>,
+    ) -> Result<Self, PipelineError> {
         let main = open_sink("spec.sink", &spec.sink).await?;
         let errors = match &spec.errors {
             Some(errors) => Some(Outlet {
@@ -278,6 +287,7 @@ impl Writers {
             pending: VecDeque::new(),
             summary: Summary::default(),
             unreported_errors: 0,
+            progress,
         })
     }
 
@@ -292,6 +302,9 @@ impl Writers {
         }
         self.summary.errors += processed.errors.len() as u64;
         self.write_errors(processed.errors).await?;
+        if let Some(progress) = &self.progress {
+            progress.update(self.summary.processed, self.summary.errors);
+        }
         if let Some(ack) = processed.ack {
             let required = self
                 .outlets

@@ -312,10 +312,10 @@ fn json_patch(target: &mut Value, ops: &Value) {
                 if let Some(container) = target.pointer_mut(&parent_path) {
                     match container {
                         Value::Array(items) => {
-                            if let Ok(i) = last.parse::<usize>() {
-                                if i < items.len() {
-                                    items.remove(i);
-                                }
+                            if let Ok(i) = last.parse::<usize>()
+                                && i < items.len()
+                            {
+                                items.remove(i);
                             }
                         }
                         Value::Object(map) => {

@@ -1,0 +1,132 @@
+//! Publishing the processor's counters in its DataFlow's status.
+//!
+//! The operator gives each processor a ServiceAccount allowed to `get` and `patch`
+//! the status of its own DataFlow and nothing else. Every interval the reporter
+//! merge-patches `processedCount`, `errorCount` and `lastProcessedTime`; the
+//! operator owns the other status fields and never writes these.
+//!
+//! Counts continue from what the status held when the processor started, so the
+//! `Processed` column keeps growing across restarts and spec changes.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use dataflow_api::DataFlow;
+use kube::api::{Patch, PatchParams};
+use kube::{Api, Client};
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+use crate::progress::{Progress, ProgressSnapshot};
+
+/// Field manager of the processor's status patches.
+pub const FIELD_MANAGER: &str = "dataflow-processor";
+
+/// Publishes `progress` to the status of DataFlow `namespace/name`.
+pub struct StatusReporter {
+    api: Api<DataFlow>,
+    name: String,
+    progress: Arc<Progress>,
+    baseline: ProgressSnapshot,
+    last_sent: Option<ProgressSnapshot>,
+    last_error: Option<String>,
+}
+
+impl StatusReporter {
+    /// A reporter for DataFlow `namespace/name`. Reads the current counts as the
+    /// baseline; a DataFlow that cannot be read starts from zero.
+    pub async fn new(client: Client, namespace: &str, name: &str, progress: Arc<Progress>) -> Self {
+        let api: Api<DataFlow> = Api::namespaced(client, namespace);
+        let baseline = match api.get_status(name).await {
+            Ok(dataflow) => {
+                let status = dataflow.status.unwrap_or_default();
+                ProgressSnapshot {
+                    processed: status
+                        .processed_count
+                        .and_then(|v| u64::try_from(v).ok())
+                        .unwrap_or(0),
+                    errors: status
+                        .error_count
+                        .and_then(|v| u64::try_from(v).ok())
+                        .unwrap_or(0),
+                    last_processed_ms: 0,
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot read the DataFlow status; counts start at zero");
+                ProgressSnapshot::default()
+            }
+        };
+        Self {
+            api,
+            name: name.to_owned(),
+            progress,
+            baseline,
+            last_sent: None,
+            last_error: None,
+        }
+    }
+
+    /// Sends the counts if they changed since the last report. Failures are
+    /// logged once per distinct error and retried at the next report.
+    pub async fn report(&mut self) {
+        let now = self.progress.snapshot();
+        if self.last_sent == Some(now) || (self.last_sent.is_none() && now.last_processed_ms == 0) {
+            return;
+        }
+        let mut status = serde_json::Map::new();
+        let total =
+            |base: u64, own: u64| i64::try_from(base.saturating_add(own)).unwrap_or(i64::MAX);
+        status.insert(
+            "processedCount".into(),
+            json!(total(self.baseline.processed, now.processed)),
+        );
+        status.insert(
+            "errorCount".into(),
+            json!(total(self.baseline.errors, now.errors)),
+        );
+        if let Some(time) = chrono::DateTime::from_timestamp_millis(now.last_processed_ms)
+            .filter(|_| now.last_processed_ms > 0)
+        {
+            status.insert(
+                "lastProcessedTime".into(),
+                json!(time.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+            );
+        }
+        let patch = json!({ "status": status });
+        let params = PatchParams {
+            field_manager: Some(FIELD_MANAGER.into()),
+            ..PatchParams::default()
+        };
+        match self
+            .api
+            .patch_status(&self.name, &params, &Patch::Merge(&patch))
+            .await
+        {
+            Ok(_) => {
+                self.last_sent = Some(now);
+                self.last_error = None;
+            }
+            Err(error) => {
+                let text = error.to_string();
+                if self.last_error.as_deref() != Some(text.as_str()) {
+                    tracing::warn!(error = %text, "cannot update the DataFlow status");
+                    self.last_error = Some(text);
+                }
+            }
+        }
+    }
+
+    /// Reports every `interval` until `stop` is cancelled, then once more.
+    pub async fn run(mut self, interval: Duration, stop: CancellationToken) {
+        let mut ticker = tokio::time::interval(interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => break,
+                _ = ticker.tick() => self.report().await,
+            }
+        }
+        self.report().await;
+    }
+}
