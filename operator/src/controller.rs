@@ -7,10 +7,11 @@
 //! - The operator's own Deployment: when its images change, every DataFlow is
 //!   reconciled so processors move to the new processor image.
 
+use std::collections::BTreeSet;
 use std::future::Future;
 use std::sync::Arc;
 
-use dataflow_api::DataFlow;
+use dataflow_api::{DataFlow, DataFlowSpec};
 use futures::{Stream, StreamExt, future};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
@@ -22,16 +23,23 @@ use kube::{Api, Client, ResourceExt};
 use crate::reconcile::{self, Context};
 use crate::references::{self, ObjectKey};
 
-/// The DataFlows in `dataflows` that use the Secret `secret`.
-pub fn using_secret(dataflows: &[Arc<DataFlow>], secret: &ObjectKey) -> Vec<ObjectRef<DataFlow>> {
+/// The DataFlows in `dataflows` whose `references` (as listed for the DataFlow's
+/// namespace) include `wanted`.
+fn referencing(
+    dataflows: &[Arc<DataFlow>],
+    wanted: &ObjectKey,
+    references: fn(&DataFlowSpec, &str) -> BTreeSet<ObjectKey>,
+) -> Vec<ObjectRef<DataFlow>> {
     dataflows
         .iter()
-        .filter(|df| {
-            let namespace = df.namespace().unwrap_or_default();
-            references::secret_keys(&df.spec, &namespace).contains(secret)
-        })
+        .filter(|df| references(&df.spec, &df.namespace().unwrap_or_default()).contains(wanted))
         .map(|df| ObjectRef::from_obj(df.as_ref()))
         .collect()
+}
+
+/// The DataFlows in `dataflows` that use the Secret `secret`.
+pub fn using_secret(dataflows: &[Arc<DataFlow>], secret: &ObjectKey) -> Vec<ObjectRef<DataFlow>> {
+    referencing(dataflows, secret, references::secret_keys)
 }
 
 /// The DataFlows in `dataflows` that load a custom transform from `config_map`.
@@ -39,14 +47,7 @@ pub fn using_config_map(
     dataflows: &[Arc<DataFlow>],
     config_map: &ObjectKey,
 ) -> Vec<ObjectRef<DataFlow>> {
-    dataflows
-        .iter()
-        .filter(|df| {
-            let namespace = df.namespace().unwrap_or_default();
-            references::transform_config_maps(&df.spec, &namespace).contains(config_map)
-        })
-        .map(|df| ObjectRef::from_obj(df.as_ref()))
-        .collect()
+    referencing(dataflows, config_map, references::transform_config_maps)
 }
 
 /// Container images of a Deployment's pod template.
