@@ -11,7 +11,9 @@
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use http::{Request, Response, StatusCode};
 use kube::Client;
@@ -47,12 +49,81 @@ pub struct FakeApi {
     calls: Arc<Mutex<Vec<Call>>>,
     /// Status code to answer every request whose `"METHOD path"` starts with a key.
     failures: Arc<Mutex<BTreeMap<String, (u16, String)>>>,
+    /// Every change, in order, for LIST resource versions and WATCH streams.
+    changes: Arc<Mutex<Vec<Change>>>,
+    version: Arc<AtomicU64>,
+}
+
+/// One change to a stored object, as a watch event.
+#[derive(Debug, Clone)]
+struct Change {
+    version: u64,
+    path: String,
+    kind: &'static str,
+    object: Value,
+}
+
+/// Where a path points: a collection (`name` is `None`) or one object.
+#[derive(Debug, PartialEq)]
+struct Location {
+    prefix: String,
+    namespace: Option<String>,
+    resource: String,
+    name: Option<String>,
+}
+
+fn locate(path: &str) -> Option<Location> {
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let prefix_len = match segments.first() {
+        Some(&"api") => 2,
+        Some(&"apis") => 3,
+        _ => return None,
+    };
+    let prefix = segments.get(..prefix_len)?.join("/");
+    let location = |namespace: Option<&str>, resource: &str, name: Option<&str>| Location {
+        prefix: prefix.clone(),
+        namespace: namespace.map(str::to_owned),
+        resource: resource.to_owned(),
+        name: name.map(str::to_owned),
+    };
+    match segments.get(prefix_len..)? {
+        [resource] => Some(location(None, resource, None)),
+        ["namespaces", namespace, resource] => Some(location(Some(namespace), resource, None)),
+        ["namespaces", namespace, resource, name, ..] => {
+            Some(location(Some(namespace), resource, Some(name)))
+        }
+        _ => None,
+    }
+}
+
+/// Whether the object at `path` belongs to the collection `list`, given the
+/// request's field selector (only `metadata.name=...` is understood).
+fn in_collection(list: &Location, path: &str, field_selector: &str) -> bool {
+    let Some(object) = locate(path) else {
+        return false;
+    };
+    let name_ok = match field_selector.strip_prefix("metadata.name=") {
+        Some(wanted) => object.name.as_deref() == Some(wanted),
+        None => true,
+    };
+    object.name.is_some()
+        && object.prefix == list.prefix
+        && object.resource == list.resource
+        && (list.namespace.is_none() || list.namespace == object.namespace)
+        && name_ok
 }
 
 impl FakeApi {
     /// Stores an object at its API path.
-    pub fn put(&self, path: &str, object: Value) {
-        self.objects.lock().unwrap().insert(path.to_owned(), object);
+    pub fn put(&self, path: &str, mut object: Value) {
+        let mut objects = self.objects.lock().unwrap();
+        let kind = if objects.contains_key(path) {
+            "MODIFIED"
+        } else {
+            "ADDED"
+        };
+        self.record(path, kind, &mut object);
+        objects.insert(path.to_owned(), object);
     }
 
     /// The object stored at `path`.
@@ -94,17 +165,85 @@ impl FakeApi {
                         .to_owned(),
                     body,
                 };
-                let (code, answer) = fake.answer(&call);
-                fake.calls.lock().unwrap().push(call);
-                let response = Response::builder()
-                    .status(code)
-                    .header("content-type", "application/json")
-                    .body(Body::from(serde_json::to_vec(&answer).unwrap_or_default()))
-                    .unwrap_or_else(|_| Response::new(Body::empty()));
-                respond.send_response(response);
+                fake.calls.lock().unwrap().push(call.clone());
+                let fake = fake.clone();
+                // Answer concurrently: a WATCH waits for changes while others go on.
+                tokio::spawn(async move {
+                    let (code, bytes) = if is_watch(&call) {
+                        (StatusCode::OK, fake.watch(&call).await)
+                    } else {
+                        let (code, answer) = fake.answer(&call);
+                        (code, serde_json::to_vec(&answer).unwrap_or_default())
+                    };
+                    let response = Response::builder()
+                        .status(code)
+                        .header("content-type", "application/json")
+                        .body(Body::from(bytes))
+                        .unwrap_or_else(|_| Response::new(Body::empty()));
+                    respond.send_response(response);
+                });
             }
         });
         Client::new(service, "default")
+    }
+
+    /// Stamps `object` with the next resource version and logs the change.
+    fn record(&self, path: &str, kind: &'static str, object: &mut Value) {
+        let version = self.version.fetch_add(1, Ordering::SeqCst) + 1;
+        if object.is_object() {
+            object["metadata"]["resourceVersion"] = Value::String(version.to_string());
+        }
+        self.changes.lock().unwrap().push(Change {
+            version,
+            path: path.to_owned(),
+            kind,
+            object: object.clone(),
+        });
+    }
+
+    /// A WATCH: the changes in the collection after the requested version, as
+    /// newline-delimited events. With none, it waits a little and ends the stream
+    /// empty, as a server's watch timeout does; the client then watches again.
+    async fn watch(&self, call: &Call) -> Vec<u8> {
+        let Some(list) = locate(&call.path) else {
+            return Vec::new();
+        };
+        let since: u64 = query_value(&call.query, "resourceVersion")
+            .parse()
+            .unwrap_or(0);
+        let selector = decode(&query_value(&call.query, "fieldSelector"));
+        for _ in 0..15 {
+            let events: Vec<Value> = self
+                .changes
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|c| c.version > since && in_collection(&list, &c.path, &selector))
+                .map(|c| json!({"type": c.kind, "object": c.object}))
+                .collect();
+            if !events.is_empty() {
+                let mut out = Vec::new();
+                for event in events {
+                    out.extend(serde_json::to_vec(&event).unwrap_or_default());
+                    out.push(b'\n');
+                }
+                return out;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Vec::new()
+    }
+
+    fn list(&self, objects: &BTreeMap<String, Value>, list: &Location, call: &Call) -> Value {
+        let selector = decode(&query_value(&call.query, "fieldSelector"));
+        let items: Vec<Value> = objects
+            .iter()
+            .filter(|(path, _)| in_collection(list, path, &selector))
+            .map(|(_, object)| object.clone())
+            .collect();
+        json!({"apiVersion": "v1", "kind": "List",
+               "metadata": {"resourceVersion": self.version.load(Ordering::SeqCst).to_string()},
+               "items": items})
     }
 
     fn answer(&self, call: &Call) -> (StatusCode, Value) {
@@ -121,6 +260,10 @@ impl FakeApi {
         }
         let mut objects = self.objects.lock().unwrap();
         match call.method.as_str() {
+            "GET" if locate(&call.path).is_some_and(|l| l.name.is_none()) => {
+                let list = locate(&call.path).expect("checked above");
+                (StatusCode::OK, self.list(&objects, &list, call))
+            }
             "GET" => match objects.get(&call.path) {
                 Some(object) => (StatusCode::OK, object.clone()),
                 None => not_found(&call.path),
@@ -134,11 +277,16 @@ impl FakeApi {
                 if objects.contains_key(&path) {
                     return status(409, "AlreadyExists", &format!("{path} already exists"));
                 }
-                objects.insert(path, call.body.clone());
-                (StatusCode::CREATED, call.body.clone())
+                let mut created = call.body.clone();
+                self.record(&path, "ADDED", &mut created);
+                objects.insert(path, created.clone());
+                (StatusCode::CREATED, created)
             }
             "DELETE" => match objects.remove(&call.path) {
-                Some(object) => (StatusCode::OK, object),
+                Some(mut object) => {
+                    self.record(&call.path, "DELETED", &mut object);
+                    (StatusCode::OK, object)
+                }
                 None => not_found(&call.path),
             },
             "PATCH" => {
@@ -181,6 +329,20 @@ impl FakeApi {
                     }
                     object
                 };
+                let mut patched = patched;
+                // Like the API server, a patch that changes nothing keeps the
+                // resource version and sends no watch event.
+                if let Some(old) = objects.get(&target)
+                    && without_version(old) == without_version(&patched)
+                {
+                    return (StatusCode::OK, old.clone());
+                }
+                let kind = if objects.contains_key(&target) {
+                    "MODIFIED"
+                } else {
+                    "ADDED"
+                };
+                self.record(&target, kind, &mut patched);
                 objects.insert(target, patched.clone());
                 (StatusCode::OK, patched)
             }
@@ -234,9 +396,30 @@ impl FakeApi {
                 objects.insert(owner_key, Value::String(manager.to_owned()));
             }
         }
+        self.record(target, "MODIFIED", &mut lease);
         objects.insert(target.to_owned(), lease.clone());
         (StatusCode::OK, lease)
     }
+}
+
+fn without_version(object: &Value) -> Value {
+    let mut copy = object.clone();
+    if let Some(meta) = copy.get_mut("metadata").and_then(Value::as_object_mut) {
+        meta.remove("resourceVersion");
+    }
+    copy
+}
+
+fn is_watch(call: &Call) -> bool {
+    call.method == "GET" && matches!(query_value(&call.query, "watch").as_str(), "true" | "1")
+}
+
+/// Percent-decoding of the few characters selectors use.
+fn decode(text: &str) -> String {
+    text.replace("%3D", "=")
+        .replace("%3d", "=")
+        .replace("%2C", ",")
+        .replace("%2F", "/")
 }
 
 fn query_value(query: &str, key: &str) -> String {
