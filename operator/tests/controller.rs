@@ -7,7 +7,7 @@
 mod support;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use dataflow_operator::controller;
 use dataflow_operator::desired::ProcessorSettings;
@@ -16,7 +16,7 @@ use dataflow_operator::references::ObjectKey;
 use dataflow_operator::telemetry::Metrics;
 use kube::runtime::events::{Recorder, Reporter};
 use serde_json::{Value, json};
-use support::FakeApi;
+use support::{FakeApi, until};
 use tokio_util::sync::CancellationToken;
 
 fn dataflow(name: &str, secret: &str) -> Value {
@@ -59,17 +59,6 @@ fn applies_to(calls: &[support::Call], name: &str) -> usize {
         .iter()
         .filter(|c| c.method == "PATCH" && c.path == path)
         .count()
-}
-
-async fn until(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
-    let start = Instant::now();
-    while start.elapsed() < timeout {
-        if check() {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    check()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use dataflow_operator::leader::{self, LEASE_NAME, LeaseTiming};
 use dataflow_operator::telemetry::Metrics;
 use serde_json::json;
-use support::FakeApi;
+use support::{FakeApi, until};
 use tokio_util::sync::CancellationToken;
 
 const LEASE: &str =
@@ -59,17 +59,6 @@ async fn replica(fake: &FakeApi, identity: &str) -> Replica {
         shutdown,
         done,
     }
-}
-
-async fn until(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
-    let start = Instant::now();
-    while start.elapsed() < timeout {
-        if check() {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    check()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

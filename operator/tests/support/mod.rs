@@ -402,6 +402,18 @@ impl FakeApi {
     }
 }
 
+/// Polls `check` every 20 ms until it holds or `timeout` passes; the last answer.
+pub async fn until(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let start = std::time::Instant::now();
+    while start.elapsed() < timeout {
+        if check() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    check()
+}
+
 fn without_version(object: &Value) -> Value {
     let mut copy = object.clone();
     if let Some(meta) = copy.get_mut("metadata").and_then(Value::as_object_mut) {
