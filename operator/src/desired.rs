@@ -13,11 +13,12 @@ use dataflow_api::DataFlow;
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
 use k8s_openapi::api::core::v1::{
     Capabilities, ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource,
-    EnvVar, KeyToPath, PodSecurityContext, PodSpec, PodTemplateSpec, SeccompProfile,
-    SecurityContext, ServiceAccount, Volume, VolumeMount,
+    EnvVar, HTTPGetAction, KeyToPath, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
+    SeccompProfile, SecurityContext, ServiceAccount, Volume, VolumeMount,
 };
 use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::{Resource, ResourceExt};
 use sha2::{Digest, Sha256};
 
@@ -200,6 +201,22 @@ pub fn status_role_binding(dataflow: &DataFlow) -> Result<RoleBinding, DesiredEr
     })
 }
 
+/// An HTTP probe of the processor's metrics port (served by `--metrics-addr`).
+/// The endpoint comes up once the transforms are compiled, hence the delay.
+fn http_probe(path: &str, period_seconds: i32, initial_delay_seconds: i32) -> Probe {
+    Probe {
+        http_get: Some(HTTPGetAction {
+            path: Some(path.to_owned()),
+            port: IntOrString::String("metrics".to_owned()),
+            ..HTTPGetAction::default()
+        }),
+        period_seconds: Some(period_seconds),
+        initial_delay_seconds: Some(initial_delay_seconds),
+        failure_threshold: Some(3),
+        ..Probe::default()
+    }
+}
+
 /// The processor Deployment.
 pub fn deployment(
     dataflow: &DataFlow,
@@ -276,6 +293,7 @@ pub fn deployment(
             format!("--spec-path={SPEC_DIR}/{SPEC_KEY}"),
             format!("--namespace={}", owned.namespace),
             format!("--name={}", owned.name),
+            format!("--metrics-addr=0.0.0.0:{METRICS_PORT}"),
         ]),
         env: Some(vec![
             env("LOG_LEVEL", &settings.log_level),
@@ -287,6 +305,8 @@ pub fn deployment(
             protocol: Some("TCP".to_owned()),
             ..ContainerPort::default()
         }]),
+        liveness_probe: Some(http_probe("/healthz", 10, 15)),
+        readiness_probe: Some(http_probe("/readyz", 5, 2)),
         resources: spec.resources.clone(),
         volume_mounts: Some(mounts),
         security_context: Some(SecurityContext {
@@ -448,8 +468,18 @@ spec:
             [
                 "--spec-path=/etc/dataflow/spec.json",
                 "--namespace=team",
-                "--name=orders"
+                "--name=orders",
+                "--metrics-addr=0.0.0.0:9090"
             ]
+        );
+        let liveness = container.liveness_probe.as_ref().unwrap();
+        let get = liveness.http_get.as_ref().unwrap();
+        assert_eq!(get.path.as_deref(), Some("/healthz"));
+        assert_eq!(get.port, IntOrString::String("metrics".into()));
+        let readiness = container.readiness_probe.as_ref().unwrap();
+        assert_eq!(
+            readiness.http_get.as_ref().unwrap().path.as_deref(),
+            Some("/readyz")
         );
         let env = container.env.as_ref().unwrap();
         assert_eq!(env[0].name, "LOG_LEVEL");

@@ -2,65 +2,29 @@
 //! `/metrics`, `/healthz`, `/readyz` endpoints.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use axum::Router;
-use axum::extract::State;
-use axum::http::{StatusCode, header};
-use axum::response::IntoResponse;
-use axum::routing::get;
+use dataflow_processor::telemetry::Exporter;
+pub use dataflow_processor::telemetry::TelemetryError;
 use opentelemetry::KeyValue;
-use opentelemetry::metrics::{Counter, Gauge, Histogram, MeterProvider};
-use opentelemetry_sdk::metrics::SdkMeterProvider;
-use prometheus::{Encoder, TextEncoder};
+use opentelemetry::metrics::{Counter, Gauge, Histogram};
 
-/// Why telemetry could not start.
-#[derive(Debug, thiserror::Error)]
-pub enum TelemetryError {
-    /// The exporter could not be built.
-    #[error("metrics exporter: {0}")]
-    Exporter(String),
-    /// The listener could not bind.
-    #[error("metrics endpoint {addr}: {source}")]
-    Bind {
-        /// Address.
-        addr: SocketAddr,
-        /// Cause.
-        source: std::io::Error,
-    },
-}
-
-/// The operator's instruments.
-#[derive(Clone)]
+/// The operator's instruments, served by the processor's [`Exporter`] (the same
+/// Prometheus output and endpoints in both binaries).
+#[derive(Clone, Debug)]
 pub struct Metrics {
-    registry: prometheus::Registry,
-    _provider: SdkMeterProvider,
+    exporter: Exporter,
     reconciles: Counter<u64>,
     reconcile_duration: Histogram<f64>,
     leader: Gauge<u64>,
     reviews: Counter<u64>,
-    ready: Arc<AtomicBool>,
-}
-
-impl std::fmt::Debug for Metrics {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Metrics").finish_non_exhaustive()
-    }
 }
 
 impl Metrics {
     /// Creates the instruments on a fresh Prometheus registry.
     pub fn new() -> Result<Self, TelemetryError> {
-        let registry = prometheus::Registry::new();
-        let exporter = opentelemetry_prometheus::exporter()
-            .with_registry(registry.clone())
-            .without_target_info()
-            .build()
-            .map_err(|e| TelemetryError::Exporter(e.to_string()))?;
-        let provider = SdkMeterProvider::builder().with_reader(exporter).build();
-        let meter = provider.meter("dataflow-operator");
+        let exporter = Exporter::new()?;
+        let meter = exporter.meter("dataflow-operator");
         Ok(Self {
             reconciles: meter
                 .u64_counter("dataflow_operator_reconciles")
@@ -82,9 +46,7 @@ impl Metrics {
                 .u64_counter("dataflow_operator_webhook_reviews")
                 .with_description("Admission reviews answered, by outcome (allowed, denied)")
                 .build(),
-            registry,
-            _provider: provider,
-            ready: Arc::new(AtomicBool::new(false)),
+            exporter,
         })
     }
 
@@ -109,54 +71,18 @@ impl Metrics {
 
     /// Marks the operator ready (or not) for `/readyz`.
     pub fn set_ready(&self, ready: bool) {
-        self.ready.store(ready, Ordering::Relaxed);
+        self.exporter.set_ready(ready);
     }
 
     /// The current metrics in Prometheus text format.
     pub fn render(&self) -> String {
-        let mut out = Vec::new();
-        if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut out) {
-            tracing::warn!(error = %e, "cannot encode metrics");
-        }
-        String::from_utf8_lossy(&out).into_owned()
+        self.exporter.render()
     }
 
-    /// The HTTP routes: `/metrics`, `/healthz`, `/readyz`.
-    pub fn router(&self) -> Router {
-        Router::new()
-            .route("/metrics", get(metrics))
-            .route("/healthz", get(|| async { "ok" }))
-            .route("/readyz", get(readyz))
-            .with_state(self.clone())
-    }
-
-    /// Serves [`Metrics::router`] on `addr` until the process ends.
+    /// Serves `/metrics`, `/healthz` and `/readyz` on `addr` until the process ends.
     pub async fn serve(self, addr: SocketAddr) -> Result<(), TelemetryError> {
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .map_err(|source| TelemetryError::Bind { addr, source })?;
-        tracing::info!(%addr, "serving /metrics, /healthz and /readyz");
-        axum::serve(listener, self.router())
-            .await
-            .map_err(|source| TelemetryError::Bind { addr, source })
-    }
-}
-
-async fn metrics(State(metrics): State<Metrics>) -> impl IntoResponse {
-    (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        metrics.render(),
-    )
-}
-
-async fn readyz(State(metrics): State<Metrics>) -> impl IntoResponse {
-    if metrics.ready.load(Ordering::Relaxed) {
-        (StatusCode::OK, "ready")
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "starting")
+        let listener = Exporter::bind(addr).await?;
+        self.exporter.serve(listener).await
     }
 }
 

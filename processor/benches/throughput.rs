@@ -192,21 +192,28 @@ transformations:
     )
     .expect("write spec");
     let binary = processor_binary();
-    let mut best = f64::MAX;
+    // Metrics off and on, interleaved so both see the same machine noise.
+    let mut best = [f64::MAX; 2];
     for _ in 0..RUNS {
-        let _ = std::fs::remove_file(&out);
-        let start = Instant::now();
-        let status = Command::new(&binary)
-            .args(["run", "--spec"])
-            .arg(&spec)
-            .env("LOG_LEVEL", "warn")
-            .stderr(std::process::Stdio::null())
-            .status()
-            .expect("run processor");
-        assert!(status.success(), "processor failed");
-        best = best.min(start.elapsed().as_secs_f64());
+        for (with_metrics, best) in [false, true].into_iter().zip(&mut best) {
+            let _ = std::fs::remove_file(&out);
+            let mut command = Command::new(&binary);
+            command
+                .args(["run", "--spec"])
+                .arg(&spec)
+                .env("LOG_LEVEL", "warn")
+                .stderr(std::process::Stdio::null());
+            if with_metrics {
+                command.args(["--metrics-addr", "127.0.0.1:0"]);
+            }
+            let start = Instant::now();
+            let status = command.status().expect("run processor");
+            assert!(status.success(), "processor failed");
+            *best = best.min(start.elapsed().as_secs_f64());
+        }
     }
-    let rate = messages as f64 / best;
+    let rate = messages as f64 / best[0];
+    let metered = messages as f64 / best[1];
     println!(
         "end to end file -> chain -> file: {rate:.0} msg/s ({:.0}% of the chain-only rate), peak RSS {} MiB (corpus file {} MiB)",
         100.0 * rate / chain_rate,
@@ -214,6 +221,10 @@ transformations:
         std::fs::metadata(&corpus)
             .map(|m| m.len() >> 20)
             .unwrap_or(0)
+    );
+    println!(
+        "the same with metrics on (--metrics-addr): {metered:.0} msg/s ({:+.1}%)",
+        100.0 * (metered - rate) / rate
     );
     let _ = std::fs::remove_dir_all(&dir);
 }

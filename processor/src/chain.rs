@@ -7,13 +7,16 @@
 
 use std::borrow::Cow;
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use dataflow_api::{DataFlowSpec, TransformType};
 use serde::de::IgnoredAny;
 
 use crate::error_record::ErrorRecord;
 
-use crate::wasm::{ErrorKind, Limits, Message, Outcome, TransformInstance, WasmError, WasmRuntime};
+use crate::wasm::{
+    ErrorKind, Limits, Message, Outcome, StepCount, TransformInstance, WasmError, WasmRuntime,
+};
 
 /// Limits of the fused built-ins instance (our own code, so generous).
 const BUILTIN_LIMITS: Limits = Limits {
@@ -79,11 +82,40 @@ struct Group {
     instance: TransformInstance,
     first_index: usize,
     custom: bool,
+    steps: usize,
+}
+
+/// What one component call of the chain (a custom transform, or a run of fused
+/// built-ins) did with the last batch. The pipeline turns it into metrics.
+#[derive(Debug, Clone, Default)]
+pub struct GroupRun {
+    /// Spec index of the group's first transformation.
+    pub first_index: usize,
+    /// How many transformations the group runs (1 for a custom component).
+    pub steps: usize,
+    /// Whether this is a user component (`type: wasm`).
+    pub custom: bool,
+    /// Messages handed to the group.
+    pub received: u64,
+    /// Messages the group produced.
+    pub emitted: u64,
+    /// Wall time of the group's call (and of its replays after a failure).
+    pub elapsed: Duration,
+    /// Per-step counters reported by the fused built-ins; empty for a custom
+    /// component, or when the instance failed during the batch.
+    pub step_counts: Vec<StepCount>,
+    /// Instance rebuilds during the batch.
+    pub rebuilds: u64,
+    /// Calls stopped by the time limit during the batch.
+    pub timeouts: u64,
+    /// Calls stopped by the memory limit during the batch.
+    pub memory_limit_hits: u64,
 }
 
 /// The spec's transformations, ready to run.
 pub struct TransformChain {
     groups: Vec<Group>,
+    runs: Vec<GroupRun>,
     /// Keeps the engine's epoch ticker (and so the time limits) alive.
     _runtime: WasmRuntime,
 }
@@ -143,13 +175,29 @@ impl TransformChain {
                 instance,
                 first_index: index,
                 custom: true,
+                steps: 1,
             });
         }
         flush_builtins(runtime, &mut builtins, &mut pending, &mut groups)?;
+        let runs = groups
+            .iter()
+            .map(|g| GroupRun {
+                first_index: g.first_index,
+                steps: g.steps,
+                custom: g.custom,
+                ..GroupRun::default()
+            })
+            .collect();
         Ok(Self {
             groups,
+            runs,
             _runtime: runtime.clone(),
         })
+    }
+
+    /// What each component call did with the last batch, in chain order.
+    pub fn last_runs(&self) -> &[GroupRun] {
+        &self.runs
     }
 
     /// How many times instances were rebuilt after failures, over the chain's life.
@@ -170,8 +218,24 @@ impl TransformChain {
             origins = valid_origins;
         }
         let last = self.groups.len().saturating_sub(1);
-        for (g, group) in self.groups.iter_mut().enumerate() {
+        for (g, (group, run)) in self.groups.iter_mut().zip(&mut self.runs).enumerate() {
+            let started = Instant::now();
+            let before = (
+                group.instance.rebuilds(),
+                group.instance.timeouts(),
+                group.instance.memory_limit_hits(),
+            );
             let results = group.instance.call_isolating(&current);
+            run.received = current.len() as u64;
+            run.step_counts = if group.custom {
+                Vec::new()
+            } else {
+                group.instance.take_step_counts()
+            };
+            run.elapsed = started.elapsed();
+            run.rebuilds = group.instance.rebuilds() - before.0;
+            run.timeouts = group.instance.timeouts() - before.1;
+            run.memory_limit_hits = group.instance.memory_limit_hits() - before.2;
             let mut next = Vec::with_capacity(current.len());
             let mut next_origins = Vec::with_capacity(current.len());
             for (result, &origin) in results.into_iter().zip(&origins) {
@@ -215,6 +279,7 @@ impl TransformChain {
                 next = valid;
                 next_origins = valid_origins;
             }
+            run.emitted = next.len() as u64;
             current = Cow::Owned(next);
             origins = next_origins;
         }
@@ -257,6 +322,7 @@ fn flush_builtins(
         }
     };
     let steps: Vec<serde_json::Value> = pending.drain(..).map(|(_, step)| step).collect();
+    let step_count = steps.len();
     let config = serde_json::json!({ "steps": steps }).to_string();
     let instance = TransformInstance::create("builtins", pre, config, BUILTIN_LIMITS)
         .map_err(|source| ChainError { path, source })?;
@@ -264,6 +330,7 @@ fn flush_builtins(
         instance,
         first_index,
         custom: false,
+        steps: step_count,
     });
     Ok(())
 }

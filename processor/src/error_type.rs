@@ -17,7 +17,7 @@ pub enum ErrorType {
     ConstraintViolation,
     /// A failure that a retry may fix.
     Transient,
-    /// Anything else the destination reported.
+    /// Anything else the destination reported (`unknown` in records and metrics).
     Failed,
 }
 
@@ -31,7 +31,7 @@ impl ErrorType {
             ErrorType::AuthError => "auth_error",
             ErrorType::ConstraintViolation => "constraint_violation",
             ErrorType::Transient => "transient",
-            ErrorType::Failed => "failed",
+            ErrorType::Failed => "unknown",
         }
     }
 }

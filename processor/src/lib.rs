@@ -9,4 +9,5 @@ pub mod pipeline;
 pub mod progress;
 pub mod spec;
 pub mod status_report;
+pub mod telemetry;
 pub mod wasm;

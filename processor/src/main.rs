@@ -1,6 +1,7 @@
 //! `dataflow-processor`: run, validate or try out a DataFlow spec.
 
 use std::io::{BufRead, BufReader, BufWriter, IsTerminal, Write};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -13,8 +14,15 @@ use dataflow_processor::pipeline::{self, PipelineConfig};
 use dataflow_processor::progress::Progress;
 use dataflow_processor::spec::{self, LoadedSpec};
 use dataflow_processor::status_report::StatusReporter;
+use dataflow_processor::telemetry::Exporter;
 use dataflow_processor::wasm::{Message, WasmRuntime};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+/// Where `/metrics`, `/healthz` and `/readyz` are served inside a cluster when
+/// `--metrics-addr` is not given.
+const IN_CLUSTER_METRICS_ADDR: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 9090);
 
 /// Runs one DataFlow: source -> WebAssembly transforms -> sinks.
 #[derive(Parser)]
@@ -72,6 +80,10 @@ struct RunArgs {
     /// Seconds between status reports.
     #[arg(long, default_value_t = 10)]
     status_interval_seconds: u64,
+    /// Serve /metrics (Prometheus), /healthz and /readyz here (default: 0.0.0.0:9090
+    /// inside a cluster, none elsewhere).
+    #[arg(long, env = "METRICS_ADDR")]
+    metrics_addr: Option<SocketAddr>,
 }
 
 #[derive(Args)]
@@ -106,17 +118,26 @@ fn main() -> ExitCode {
     }
 }
 
-/// `LOG_LEVEL` (debug|info|warn|error) or `RUST_LOG` directives; logs go to stderr.
+/// `LOG_LEVEL` (debug|info|warn|error) or `RUST_LOG` directives; logs go to stderr,
+/// as JSON lines inside a cluster (or with `LOG_FORMAT=json`), readable text elsewhere.
 fn init_logging(default_level: &str) {
     let filter = std::env::var("RUST_LOG")
         .or_else(|_| std::env::var("LOG_LEVEL"))
         .unwrap_or_else(|_| default_level.to_owned());
-    tracing_subscriber::fmt()
+    let json = match std::env::var("LOG_FORMAT").as_deref() {
+        Ok("json") => true,
+        Ok("text") => false,
+        _ => std::env::var_os("KUBERNETES_SERVICE_HOST").is_some(),
+    };
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_target(false)
-        .init();
+        .with_target(false);
+    if json {
+        builder.json().flatten_event(true).init();
+    } else {
+        builder.with_ansi(std::io::stderr().is_terminal()).init();
+    }
 }
 
 fn load(path: &Path) -> anyhow::Result<(LoadedSpec, TransformChain)> {
@@ -148,41 +169,71 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         .report_status
         .unwrap_or_else(|| std::env::var_os("KUBERNETES_SERVICE_HOST").is_some());
     let interval = Duration::from_secs(args.status_interval_seconds.max(1));
-    let summary = runtime.block_on(async {
-        let shutdown = CancellationToken::new();
-        tokio::spawn(stop_on_signal(shutdown.clone()));
-        tracing::info!(dataflow_name = %name, dataflow_namespace = %namespace, "processor started");
-        let progress = Arc::new(Progress::default());
-        let stop_reporting = CancellationToken::new();
-        let reporter = if report_status {
-            start_status_reporter(
-                &namespace,
-                &name,
-                progress.clone(),
-                interval,
-                &stop_reporting,
-            )
-            .await
-        } else {
-            None
-        };
-        let config = PipelineConfig {
-            batch_size: args.batch_size,
-            progress: Some(progress),
-            ..PipelineConfig::default()
-        };
-        let flow = format!("{namespace}/{name}");
-        let result = pipeline::run(&loaded.spec, &flow, chain, shutdown, config).await;
-        stop_reporting.cancel();
-        if let Some(reporter) = reporter
-            && let Err(error) = reporter.await
-        {
-            tracing::warn!(%error, "status reporter failed");
+    let metrics_addr = args
+        .metrics_addr
+        .or_else(|| std::env::var_os("KUBERNETES_SERVICE_HOST").map(|_| IN_CLUSTER_METRICS_ADDR));
+    let span =
+        tracing::info_span!("dataflow", dataflow_name = %name, dataflow_namespace = %namespace);
+    let summary = runtime.block_on(
+        async {
+            let shutdown = CancellationToken::new();
+            tokio::spawn(stop_on_signal(shutdown.clone()));
+            let exporter = match metrics_addr {
+                Some(addr) => Some(start_metrics(addr).await?),
+                None => None,
+            };
+            tracing::info!("processor started");
+            let progress = Arc::new(Progress::default());
+            let stop_reporting = CancellationToken::new();
+            let reporter = if report_status {
+                start_status_reporter(
+                    &namespace,
+                    &name,
+                    progress.clone(),
+                    interval,
+                    &stop_reporting,
+                )
+                .await
+            } else {
+                None
+            };
+            let config = PipelineConfig {
+                batch_size: args.batch_size,
+                progress: Some(progress),
+                metrics: exporter,
+                ..PipelineConfig::default()
+            };
+            let flow = format!("{namespace}/{name}");
+            let result = pipeline::run(&loaded.spec, &flow, chain, shutdown, config).await;
+            stop_reporting.cancel();
+            if let Some(reporter) = reporter
+                && let Err(error) = reporter.await
+            {
+                tracing::warn!(%error, "status reporter failed");
+            }
+            anyhow::Ok(result?)
         }
-        result
-    })?;
+        .instrument(span),
+    )?;
     eprintln!("{summary}");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Binds the metrics address (a taken port fails the start) and serves it in the
+/// background.
+async fn start_metrics(addr: SocketAddr) -> anyhow::Result<Exporter> {
+    let exporter = Exporter::new()?;
+    let listener = Exporter::bind(addr).await?;
+    let serving = exporter.clone();
+    tokio::spawn(
+        async move {
+            if let Err(error) = serving.serve(listener).await {
+                tracing::error!(%error, "the metrics endpoint stopped");
+            }
+        }
+        .in_current_span(),
+    );
+    Ok(exporter)
 }
 
 /// Starts publishing counts to the DataFlow's status; without a reachable API

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use dataflow_api::{DataFlowSpec, SinkSpec, TransformType};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::chain::TransformChain;
 use crate::connectors::{
@@ -21,6 +22,7 @@ use crate::connectors::{
 };
 use crate::error_record::ErrorRecord;
 use crate::progress::Progress;
+use crate::telemetry::{Exporter, FlowLabels, FlowMetrics, SinkSlot};
 use crate::wasm::Message;
 
 /// Tuning of the pipeline.
@@ -32,6 +34,8 @@ pub struct PipelineConfig {
     pub queue_depth: usize,
     /// Where to publish live totals (for the status reporter and metrics).
     pub progress: Option<Arc<Progress>>,
+    /// Where to record the flow's metrics; none when nothing serves them.
+    pub metrics: Option<Exporter>,
 }
 
 impl Default for PipelineConfig {
@@ -40,6 +44,7 @@ impl Default for PipelineConfig {
             batch_size: 1024,
             queue_depth: 4,
             progress: None,
+            metrics: None,
         }
     }
 }
@@ -84,6 +89,13 @@ pub enum PipelineError {
     TransformStage,
 }
 
+/// A batch on its way from the source to the transform stage.
+struct Queued {
+    batch: SourceBatch,
+    /// When the source returned it (also when it entered the queue).
+    read_at: Instant,
+}
+
 /// A transformed batch, sorted by destination.
 struct Processed {
     main: Vec<Message>,
@@ -92,6 +104,53 @@ struct Processed {
     read: u64,
     filtered: u64,
     ack: Option<AckToken>,
+    /// When the source returned the batch.
+    read_at: Instant,
+    /// When the transform stage took it.
+    taken_at: Instant,
+    /// When it entered the writers' queue.
+    queued_at: Instant,
+}
+
+impl Processed {
+    fn message_count(&self) -> usize {
+        self.main.len() + self.routes.iter().map(Vec::len).sum::<usize>() + self.errors.len()
+    }
+}
+
+/// The sinks of the spec's router routes, in route order.
+fn route_sinks(spec: &DataFlowSpec) -> Vec<SinkSpec> {
+    spec.transformations
+        .iter()
+        .filter(|t| t.kind == TransformType::Router)
+        .filter_map(|t| t.router.as_ref())
+        .flat_map(|r| r.routes.iter().map(|route| route.sink.clone()))
+        .collect()
+}
+
+/// The flow's metrics, labelled with its namespace and name (`flow` is
+/// `namespace/name`) and its connectors.
+fn flow_metrics(
+    spec: &DataFlowSpec,
+    flow: &str,
+    exporter: &Exporter,
+    progress: Arc<Progress>,
+) -> FlowMetrics {
+    let (namespace, name) = flow.split_once('/').unwrap_or(("default", flow));
+    let labels = FlowLabels {
+        namespace,
+        name,
+        source_type: spec.source.kind.as_str(),
+        sink_type: spec.sink.kind.as_str(),
+        error_sink_type: spec.errors.as_ref().map(|e| e.kind.as_str()),
+        route_types: route_sinks(spec).iter().map(|s| s.kind.as_str()).collect(),
+        transformer_types: spec
+            .transformations
+            .iter()
+            .map(|t| t.kind.as_str())
+            .collect(),
+    };
+    FlowMetrics::new(exporter, &labels, progress)
 }
 
 /// Runs the flow until the source is exhausted or `shutdown` is cancelled; then
@@ -107,36 +166,95 @@ pub async fn run(
     config: PipelineConfig,
 ) -> Result<Summary, PipelineError> {
     let started = Instant::now();
-    let mut source = open_source("spec.source", &spec.source, flow).await?;
-    let mut writers = Writers::open(spec, config.progress.clone()).await?;
+    let progress = config.progress.clone().unwrap_or_default();
+    let metrics = config
+        .metrics
+        .as_ref()
+        .map(|exporter| Arc::new(flow_metrics(spec, flow, exporter, progress.clone())));
+    let result = run_flow(
+        spec,
+        flow,
+        chain,
+        shutdown,
+        config,
+        progress,
+        metrics.clone(),
+    )
+    .await;
+    if let Some(metrics) = &metrics {
+        metrics.stopped();
+    }
+    let mut summary = result?;
+    summary.elapsed = started.elapsed();
+    Ok(summary)
+}
 
-    let (batch_tx, mut batch_rx) = mpsc::channel::<SourceBatch>(config.queue_depth);
+async fn run_flow(
+    spec: &DataFlowSpec,
+    flow: &str,
+    chain: TransformChain,
+    shutdown: CancellationToken,
+    config: PipelineConfig,
+    progress: Arc<Progress>,
+    metrics: Option<Arc<FlowMetrics>>,
+) -> Result<Summary, PipelineError> {
+    let mut source = open_source("spec.source", &spec.source, flow).await?;
+    let mut writers = Writers::open(spec, progress, metrics.clone()).await?;
+    if let Some(metrics) = &metrics {
+        metrics.started();
+    }
+
+    let (batch_tx, mut batch_rx) = mpsc::channel::<Queued>(config.queue_depth);
     let (out_tx, mut out_rx) = mpsc::channel::<Processed>(config.queue_depth);
     let (ack_tx, mut ack_rx) = mpsc::unbounded_channel::<AckToken>();
 
     let batch_size = config.batch_size.max(1);
-    let reader = tokio::spawn(async move {
-        let result = read_loop(&mut *source, batch_size, &batch_tx, &mut ack_rx, &shutdown).await;
-        drop(batch_tx);
-        // Commit whatever the writers finish, then make the last commit durable.
-        let drained = async {
-            while let Some(token) = ack_rx.recv().await {
-                source.commit(token).await?;
+    let read_metrics = metrics.clone();
+    let reader = tokio::spawn(
+        async move {
+            let result = read_loop(
+                &mut *source,
+                batch_size,
+                &batch_tx,
+                &mut ack_rx,
+                &shutdown,
+                read_metrics.as_deref(),
+            )
+            .await;
+            drop(batch_tx);
+            // Commit whatever the writers finish, then make the last commit durable.
+            let drained = async {
+                while let Some(token) = ack_rx.recv().await {
+                    source.commit(token).await?;
+                }
+                source.close().await
             }
-            source.close().await
+            .await;
+            result.and(drained)
         }
-        .await;
-        result.and(drained)
-    });
+        .instrument(tracing::info_span!(
+            "source",
+            connector_type = spec.source.kind.as_str()
+        )),
+    );
 
     let original_sink = spec.sink.kind.as_str();
     let route_count = writers.routes.len();
+    let transform_metrics = metrics.clone();
+    let span = tracing::Span::current();
     let transformer = std::thread::Builder::new()
         .name("transform".into())
         .spawn(move || {
+            let _span = span.entered();
             let mut chain = chain;
-            while let Some(batch) = batch_rx.blocking_recv() {
-                let processed = transform_batch(&mut chain, batch, route_count, original_sink);
+            while let Some(queued) = batch_rx.blocking_recv() {
+                let processed = transform_batch(
+                    &mut chain,
+                    queued,
+                    route_count,
+                    original_sink,
+                    transform_metrics.as_deref(),
+                );
                 if out_tx.blocking_send(processed).is_err() {
                     break;
                 }
@@ -170,9 +288,7 @@ pub async fn run(
         return Err(PipelineError::TransformStage);
     }
     read.map_err(|_| PipelineError::TransformStage)??;
-    let mut summary = writers.summary;
-    summary.elapsed = started.elapsed();
-    Ok(summary)
+    Ok(writers.summary)
 }
 
 /// Reads batches until the source ends or shutdown, committing positions as the
@@ -180,20 +296,40 @@ pub async fn run(
 async fn read_loop(
     source: &mut dyn Source,
     batch_size: usize,
-    batch_tx: &mpsc::Sender<SourceBatch>,
+    batch_tx: &mpsc::Sender<Queued>,
     ack_rx: &mut mpsc::UnboundedReceiver<AckToken>,
     shutdown: &CancellationToken,
+    metrics: Option<&FlowMetrics>,
 ) -> Result<(), ConnectorError> {
     loop {
         while let Ok(token) = ack_rx.try_recv() {
             source.commit(token).await?;
         }
+        let reading = Instant::now();
         let batch = tokio::select! {
             biased;
             () = shutdown.cancelled() => return Ok(()),
-            batch = source.next_batch(batch_size) => batch?,
+            batch = source.next_batch(batch_size) => batch,
+        };
+        let batch = match batch {
+            Ok(batch) => batch,
+            Err(err) => {
+                if let Some(metrics) = metrics {
+                    metrics.read_failed(err.error_type().as_str());
+                }
+                return Err(err);
+            }
         };
         let Some(batch) = batch else { return Ok(()) };
+        let read_at = Instant::now();
+        if let Some(metrics) = metrics {
+            metrics.batch_read(
+                batch.messages.len(),
+                batch.rejected.iter().map(|r| r.error_type.as_str()),
+                read_at - reading,
+            );
+        }
+        let batch = Queued { batch, read_at };
         tokio::select! {
             biased;
             () = shutdown.cancelled() => {
@@ -227,12 +363,43 @@ struct Outlet {
     sink: Box<dyn Sink>,
     kind: &'static str,
     handed: u64,
+    /// Messages it refused, so far.
+    refused: u64,
+    /// Messages already reported to the metrics as durably written.
+    reported: u64,
 }
 
 impl Outlet {
-    /// Messages handed over that are now durable.
+    fn new(sink: Box<dyn Sink>, kind: &'static str) -> Self {
+        Self {
+            sink,
+            kind,
+            handed: 0,
+            refused: 0,
+            reported: 0,
+        }
+    }
+
+    /// Messages handed over that are now durable (written or refused).
     fn durable(&self) -> u64 {
         self.handed - self.sink.buffered() as u64
+    }
+
+    /// Messages written since the last call, for the metrics.
+    fn newly_written(&mut self) -> u64 {
+        let written = self.durable().saturating_sub(self.refused);
+        let new = written.saturating_sub(self.reported);
+        self.reported = self.reported.max(written);
+        new
+    }
+}
+
+/// The metrics name of an outlet slot.
+fn sink_slot(slot: usize) -> SinkSlot {
+    match slot {
+        MAIN => SinkSlot::Main,
+        ERRORS => SinkSlot::Errors,
+        route => SinkSlot::Route(route - ROUTES),
     }
 }
 
@@ -247,38 +414,29 @@ struct Writers {
     pending: VecDeque<(AckToken, Vec<u64>)>,
     summary: Summary,
     unreported_errors: u64,
-    progress: Option<Arc<Progress>>,
+    progress: Arc<Progress>,
+    metrics: Option<Arc<FlowMetrics>>,
 }
 
 impl Writers {
     async fn open(
         spec: &DataFlowSpec,
-        progress: Option<Arc<Progress>>,
+        progress: Arc<Progress>,
+        metrics: Option<Arc<FlowMetrics>>,
     ) -> Result<Self, PipelineError> {
         let main = open_sink("spec.sink", &spec.sink).await?;
         let errors = match &spec.errors {
-            Some(errors) => Some(Outlet {
-                sink: open_sink("spec.errors", errors).await?,
-                kind: errors.kind.as_str(),
-                handed: 0,
-            }),
+            Some(errors) => {
+                let sink = open_sink("spec.errors", errors).await?;
+                if let Some(metrics) = &metrics {
+                    metrics.sink_opened(SinkSlot::Errors);
+                }
+                Some(Outlet::new(sink, errors.kind.as_str()))
+            }
             None => None,
         };
-        let routes: Vec<SinkSpec> = spec
-            .transformations
-            .iter()
-            .filter(|t| t.kind == TransformType::Router)
-            .filter_map(|t| t.router.as_ref())
-            .flat_map(|r| r.routes.iter().map(|route| route.sink.clone()))
-            .collect();
-        let mut outlets = vec![
-            Some(Outlet {
-                sink: main,
-                kind: spec.sink.kind.as_str(),
-                handed: 0,
-            }),
-            errors,
-        ];
+        let routes = route_sinks(spec);
+        let mut outlets = vec![Some(Outlet::new(main, spec.sink.kind.as_str())), errors];
         outlets.extend(routes.iter().map(|_| None));
         Ok(Self {
             outlets,
@@ -288,10 +446,16 @@ impl Writers {
             summary: Summary::default(),
             unreported_errors: 0,
             progress,
+            metrics,
         })
     }
 
     async fn accept(&mut self, processed: Processed) -> Result<(), PipelineError> {
+        let accepting = Instant::now();
+        if let Some(metrics) = &self.metrics {
+            metrics.accepted(processed.message_count(), accepting - processed.queued_at);
+        }
+        let (read_at, taken_at) = (processed.read_at, processed.taken_at);
         self.summary.processed += processed.read;
         self.summary.filtered += processed.filtered;
         self.write(MAIN, processed.main).await?;
@@ -302,9 +466,12 @@ impl Writers {
         }
         self.summary.errors += processed.errors.len() as u64;
         self.write_errors(processed.errors).await?;
-        if let Some(progress) = &self.progress {
-            progress.update(self.summary.processed, self.summary.errors);
+        if let Some(metrics) = &self.metrics {
+            let now = Instant::now();
+            metrics.batch_written(now - accepting, now - taken_at, now - read_at);
         }
+        self.progress
+            .update(self.summary.processed, self.summary.errors);
         if let Some(ack) = processed.ack {
             let required = self
                 .outlets
@@ -326,18 +493,22 @@ impl Writers {
             let route = slot - ROUTES;
             let spec = &self.routes[route];
             let sink = open_sink(&format!("router route {route} sink"), spec).await?;
-            self.outlets[slot] = Some(Outlet {
-                sink,
-                kind: spec.kind.as_str(),
-                handed: 0,
-            });
+            if let Some(metrics) = &self.metrics {
+                metrics.sink_opened(SinkSlot::Route(route));
+            }
+            self.outlets[slot] = Some(Outlet::new(sink, spec.kind.as_str()));
         }
         let Some(outlet) = self.outlets[slot].as_mut() else {
             return Ok(());
         };
         let count = messages.len() as u64;
         outlet.handed += count;
-        let rejected = outlet.sink.write(messages).await?;
+        let writing = Instant::now();
+        let span = tracing::info_span!("sink", connector_type = outlet.kind);
+        let rejected = outlet.sink.write(messages).instrument(span).await?;
+        if let Some(metrics) = &self.metrics {
+            metrics.sink_wrote(sink_slot(slot), writing.elapsed(), rejected.is_empty());
+        }
         // What comes back may include messages of earlier writes (a sink writing in
         // the background reports them late); all were counted as written once.
         self.summary.written += count;
@@ -349,6 +520,15 @@ impl Writers {
     async fn reject(&mut self, slot: usize, rejected: Vec<Rejected>) -> Result<(), PipelineError> {
         if rejected.is_empty() {
             return Ok(());
+        }
+        if let Some(outlet) = self.outlets[slot].as_mut() {
+            outlet.refused += rejected.len() as u64;
+        }
+        if let Some(metrics) = &self.metrics {
+            metrics.sink_refused(
+                sink_slot(slot),
+                rejected.iter().map(|r| r.error_type.as_str()),
+            );
         }
         self.summary.errors += rejected.len() as u64;
         let kind = self.outlets[slot]
@@ -391,7 +571,16 @@ impl Writers {
             return Ok(());
         };
         errors.handed += records.len() as u64;
+        let writing = Instant::now();
         let refused = errors.sink.write(records).await?;
+        errors.refused += refused.len() as u64;
+        if let Some(metrics) = &self.metrics {
+            metrics.sink_wrote(SinkSlot::Errors, writing.elapsed(), refused.is_empty());
+            metrics.sink_refused(
+                SinkSlot::Errors,
+                refused.iter().map(|r| r.error_type.as_str()),
+            );
+        }
         for r in &refused {
             tracing::error!(
                 error_type = %r.error_type,
@@ -457,6 +646,15 @@ impl Writers {
         rejected: Vec<Rejected>,
     ) -> Result<(), PipelineError> {
         if slot == ERRORS {
+            if let Some(errors) = self.outlets[ERRORS].as_mut() {
+                errors.refused += rejected.len() as u64;
+            }
+            if let Some(metrics) = &self.metrics {
+                metrics.sink_refused(
+                    SinkSlot::Errors,
+                    rejected.iter().map(|r| r.error_type.as_str()),
+                );
+            }
             for r in &rejected {
                 tracing::error!(reason = %r.reason, "the error sink refused an error record; it is lost");
             }
@@ -474,8 +672,19 @@ impl Writers {
         self.flush_slot(ERRORS).await
     }
 
-    /// Sends on every ack whose batch is durable in every sink, in order.
+    /// Sends on every ack whose batch is durable in every sink, in order, and
+    /// reports newly durable messages to the metrics.
     fn release_acks(&mut self, acks: &mpsc::UnboundedSender<AckToken>) {
+        if let Some(metrics) = &self.metrics {
+            for (slot, outlet) in self.outlets.iter_mut().enumerate() {
+                if let Some(outlet) = outlet {
+                    let written = outlet.newly_written();
+                    if written > 0 {
+                        metrics.durable(sink_slot(slot), written);
+                    }
+                }
+            }
+        }
         while let Some((_, required)) = self.pending.front() {
             let durable = self
                 .outlets
@@ -496,12 +705,19 @@ impl Writers {
 /// Runs the chain over a batch and sorts the results by destination.
 fn transform_batch(
     chain: &mut TransformChain,
-    batch: SourceBatch,
+    queued: Queued,
     route_count: usize,
     original_sink: &str,
+    metrics: Option<&FlowMetrics>,
 ) -> Processed {
+    let taken_at = Instant::now();
+    let Queued { batch, read_at } = queued;
     let inputs = batch.messages;
+    if let Some(metrics) = metrics {
+        metrics.dequeued(inputs.len() + batch.rejected.len(), taken_at - read_at);
+    }
     let output = chain.run(&inputs);
+    let transformed_at = Instant::now();
     let mut main = Vec::with_capacity(output.outputs.len());
     let mut routes: Vec<Vec<Message>> = (0..route_count).map(|_| Vec::new()).collect();
     for message in output.outputs {
@@ -532,14 +748,27 @@ fn transform_batch(
             metadata: inputs[failure.origin].metadata.clone(),
         }))
         .collect();
-    Processed {
+    let mut processed = Processed {
         main,
         routes,
         errors,
         read: (inputs.len() + unreadable) as u64,
         filtered: output.filtered as u64,
         ack: batch.ack,
+        read_at,
+        taken_at,
+        queued_at: taken_at,
+    };
+    if let Some(metrics) = metrics {
+        metrics.transformed(
+            chain.last_runs(),
+            &output.failures,
+            transformed_at - taken_at,
+            processed.message_count(),
+        );
     }
+    processed.queued_at = Instant::now();
+    processed
 }
 
 fn route_of(message: &Message) -> Option<usize> {
@@ -550,6 +779,24 @@ fn route_of(message: &Message) -> Option<usize> {
         .and_then(|(_, v)| v.parse().ok())
 }
 
+/// A message's identity for logs: its source position (`topic/partition/offset`),
+/// else its `id` or `key` metadata, else empty.
+fn message_id(metadata: &[(String, String)]) -> String {
+    let get = |key: &str| {
+        metadata
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    };
+    match (get("topic"), get("partition"), get("offset")) {
+        (Some(topic), Some(partition), Some(offset)) => format!("{topic}/{partition}/{offset}"),
+        _ => get("id")
+            .or_else(|| get("key"))
+            .unwrap_or_default()
+            .to_owned(),
+    }
+}
+
 /// Without an error sink, failures are counted in the summary and logged: the
 /// first ten in full, then one in a thousand.
 fn log_dropped_errors(errors: &[Message], seen: &mut u64) {
@@ -557,6 +804,7 @@ fn log_dropped_errors(errors: &[Message], seen: &mut u64) {
         *seen += 1;
         if *seen <= 10 || (*seen).is_multiple_of(1000) {
             tracing::warn!(
+                message_id = message_id(&error.metadata),
                 errors_so_far = *seen,
                 record = %String::from_utf8_lossy(&error.payload),
                 "message failed and no error sink is configured"

@@ -196,3 +196,48 @@ fn a_trapping_instance_is_rebuilt_and_the_rest_of_the_batch_succeeds() {
     let again = c.run(&messages(&[r#"{"id": 99}"#.to_owned()]));
     assert_eq!(again.outputs.len(), 1);
 }
+
+/// What each batch reports for metrics: rebuilds, time-limit and memory-limit hits
+/// of a custom component, and per-step counts from the fused built-ins.
+#[test]
+fn batches_report_sandbox_events_and_step_counts() {
+    let docs: Vec<String> = (0..6)
+        .map(|i| json!({"id": i, "active": i % 2 == 0, "evil": i == 1}).to_string())
+        .collect();
+    for (mode, timeouts, memory_hits) in [("loop", 1, 0), ("oom", 0, 1)] {
+        let mut c = chain(&format!(
+            "source: {{type: stdin}}\nsink: {{type: stdout}}\ntransformations:\n  - {{type: filter, filter: {{condition: \"$.active || $.evil\"}}}}\n  - {{type: timestamp}}\n  - {{type: wasm, wasm: {{path: {}, config: {{mode: {mode}}}, limits: {{timeoutMs: 200, memoryMiB: 16}}}}}}\n",
+            component("dataflow_test_components").display()
+        ));
+        let output = c.run(&messages(&docs));
+        assert_eq!(output.outputs.len(), 3, "{mode}");
+        let runs = c.last_runs();
+        assert_eq!(runs.len(), 2);
+        let fused = &runs[0];
+        assert_eq!(
+            (fused.first_index, fused.steps, fused.custom),
+            (0, 2, false)
+        );
+        assert_eq!((fused.received, fused.emitted), (6, 4));
+        let steps: Vec<(u64, u64)> = fused
+            .step_counts
+            .iter()
+            .map(|s| (s.received, s.emitted))
+            .collect();
+        assert_eq!(steps, [(6, 4), (4, 4)]);
+        let custom = &runs[1];
+        assert_eq!(
+            (custom.first_index, custom.steps, custom.custom),
+            (2, 1, true)
+        );
+        assert_eq!((custom.received, custom.emitted), (4, 3));
+        assert!(custom.step_counts.is_empty());
+        // The batch call fails once, then the evil message alone fails again.
+        assert_eq!(
+            (custom.timeouts, custom.memory_limit_hits),
+            (2 * timeouts, 2 * memory_hits),
+            "{mode}"
+        );
+        assert!(custom.rebuilds >= 1, "{mode}");
+    }
+}

@@ -34,15 +34,29 @@ impl FileSource {
     }
 }
 
+/// How [`read_lines`] decides a batch is complete.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Fill {
+    /// Wait for `max` lines or the end of the input (files).
+    Full,
+    /// Stop at the first line not yet in the buffer, so interactive input flows
+    /// as it arrives (standard input).
+    Buffered,
+}
+
 /// Reads up to `max` non-blank lines from `reader` as messages.
-pub(super) async fn read_lines<R: AsyncBufReadExt + Unpin>(
-    reader: &mut R,
+pub(super) async fn read_lines<T: tokio::io::AsyncRead + Unpin>(
+    reader: &mut BufReader<T>,
     line: &mut Vec<u8>,
     max: usize,
+    fill: Fill,
     name: &str,
 ) -> Result<Option<SourceBatch>, ConnectorError> {
-    let mut messages = Vec::with_capacity(max);
+    let mut messages = Vec::with_capacity(max.min(1024));
     while messages.len() < max {
+        if fill == Fill::Buffered && !messages.is_empty() && !reader.buffer().contains(&b'\n') {
+            break;
+        }
         line.clear();
         let read = reader
             .read_until(b'\n', line)
@@ -68,7 +82,14 @@ pub(super) async fn read_lines<R: AsyncBufReadExt + Unpin>(
 #[async_trait]
 impl Source for FileSource {
     async fn next_batch(&mut self, max: usize) -> Result<Option<SourceBatch>, ConnectorError> {
-        read_lines(&mut self.reader, &mut self.line, max, &self.name).await
+        read_lines(
+            &mut self.reader,
+            &mut self.line,
+            max,
+            Fill::Full,
+            &self.name,
+        )
+        .await
     }
 
     async fn commit(&mut self, _token: AckToken) -> Result<(), ConnectorError> {

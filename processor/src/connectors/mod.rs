@@ -72,6 +72,19 @@ pub enum ConnectorError {
     },
 }
 
+impl ConnectorError {
+    /// The classified type, for metrics.
+    pub fn error_type(&self) -> ErrorType {
+        match self {
+            ConnectorError::Io { .. } => ErrorType::ConnectionError,
+            ConnectorError::Unsupported { .. }
+            | ConnectorError::MissingBlock { .. }
+            | ConnectorError::Config { .. } => ErrorType::InvalidData,
+            ConnectorError::Failed { error_type, .. } => *error_type,
+        }
+    }
+}
+
 /// Opaque source position, handed back to [`Source::commit`] once every output of
 /// the batch it came with has been written.
 pub struct AckToken(pub Box<dyn Any + Send>);

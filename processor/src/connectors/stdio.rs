@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use tokio::io::{AsyncWriteExt, BufReader, BufWriter, Stdin, Stdout};
 
-use super::file::{read_lines, write_lines};
+use super::file::{Fill, read_lines, write_lines};
 use super::{AckToken, ConnectorError, Rejected, Sink, Source, SourceBatch};
 use crate::wasm::Message;
 
@@ -26,14 +26,16 @@ impl Default for StdinSource {
 #[async_trait]
 impl Source for StdinSource {
     async fn next_batch(&mut self, max: usize) -> Result<Option<SourceBatch>, ConnectorError> {
-        // Interactive input should flow line by line, so read one batch of what is
-        // buffered rather than waiting for `max` lines.
-        let want = if self.reader.buffer().is_empty() {
-            1
-        } else {
-            max
-        };
-        read_lines(&mut self.reader, &mut self.line, want, "stdin source").await
+        // Interactive input flows as it arrives: a batch is what is already
+        // buffered (at least one line), not `max` lines.
+        read_lines(
+            &mut self.reader,
+            &mut self.line,
+            max,
+            Fill::Buffered,
+            "stdin source",
+        )
+        .await
     }
 
     async fn commit(&mut self, _token: AckToken) -> Result<(), ConnectorError> {

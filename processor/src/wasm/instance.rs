@@ -1,4 +1,4 @@
-use wasmtime::component::{ResourceAny, ResourceTable};
+use wasmtime::component::{ComponentType, Instance, Lift, ResourceAny, ResourceTable, TypedFunc};
 use wasmtime::{ResourceLimiter, Store, Trap};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
@@ -6,6 +6,21 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use super::bindings::{TransformComponent, TransformComponentPre};
 use super::engine::EPOCH_TICK;
 use super::{Message, Outcome, WasmError};
+
+/// The optional export with per-step counters (see `wit/transform.wit`).
+const STEP_COUNTERS: &str = "dataflow:transform/step-counters@0.1.0";
+
+/// What one step of a multi-step component did since the counters were last taken.
+#[derive(ComponentType, Lift, Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[component(record)]
+pub struct StepCount {
+    /// Messages the step was applied to.
+    pub received: u64,
+    /// Messages the step produced.
+    pub emitted: u64,
+}
+
+type TakeStepCounts = TypedFunc<(), (Vec<StepCount>,)>;
 
 /// How much of a component's stderr (panic messages) is kept for error reports.
 const STDERR_CAPTURE: usize = 8 * 1024;
@@ -101,6 +116,7 @@ struct Live {
     bindings: TransformComponent,
     resource: ResourceAny,
     stderr: MemoryOutputPipe,
+    take_step_counts: Option<TakeStepCounts>,
 }
 
 /// One configured transform component, rebuilt after any failed call.
@@ -111,6 +127,8 @@ pub struct TransformInstance {
     limits: Limits,
     live: Option<Live>,
     rebuilds: u64,
+    timeouts: u64,
+    memory_limit_hits: u64,
 }
 
 impl TransformInstance {
@@ -129,6 +147,8 @@ impl TransformInstance {
             limits,
             live: None,
             rebuilds: 0,
+            timeouts: 0,
+            memory_limit_hits: 0,
         };
         instance.live = Some(instance.start()?);
         Ok(instance)
@@ -137,6 +157,37 @@ impl TransformInstance {
     /// How many times the instance was rebuilt after a failure.
     pub fn rebuilds(&self) -> u64 {
         self.rebuilds
+    }
+
+    /// How many calls were interrupted by the time limit.
+    pub fn timeouts(&self) -> u64 {
+        self.timeouts
+    }
+
+    /// How many calls hit the memory limit.
+    pub fn memory_limit_hits(&self) -> u64 {
+        self.memory_limit_hits
+    }
+
+    /// The component's per-step counters since the last call, if it exports
+    /// `step-counters`; empty otherwise, or when the instance has just failed.
+    pub fn take_step_counts(&mut self) -> Vec<StepCount> {
+        let deadline = self.deadline_ticks();
+        let Some(live) = self.live.as_mut() else {
+            return Vec::new();
+        };
+        let Some(take) = live.take_step_counts else {
+            return Vec::new();
+        };
+        live.store.set_epoch_deadline(deadline);
+        match take.call(&mut live.store, ()) {
+            Ok((counts,)) => counts,
+            Err(err) => {
+                tracing::warn!(component = %self.name, error = %format!("{err:#}"), "cannot read step counters; the instance is rebuilt");
+                self.live = None;
+                Vec::new()
+            }
+        }
     }
 
     fn start(&self) -> Result<Live, WasmError> {
@@ -162,10 +213,14 @@ impl TransformInstance {
             name: self.name.clone(),
             reason,
         };
-        let bindings = self
+        let instance = self
             .pre
+            .instance_pre()
             .instantiate(&mut store)
             .map_err(|e| fail(format!("{e:#}")))?;
+        let bindings =
+            TransformComponent::new(&mut store, &instance).map_err(|e| fail(format!("{e:#}")))?;
+        let take_step_counts = step_counters(&instance, &mut store);
         let created = bindings
             .dataflow_transform_transformer()
             .transform()
@@ -177,6 +232,7 @@ impl TransformInstance {
             bindings,
             resource,
             stderr,
+            take_step_counts,
         })
     }
 
@@ -226,6 +282,11 @@ impl TransformInstance {
                 } else {
                     FailureKind::Trap
                 };
+                match kind {
+                    FailureKind::Timeout => self.timeouts += 1,
+                    FailureKind::OutOfMemory => self.memory_limit_hits += 1,
+                    FailureKind::Trap => {}
+                }
                 let message = match kind {
                     FailureKind::Timeout => format!(
                         "component {} exceeded its time limit of {} ms",
@@ -266,6 +327,14 @@ impl TransformInstance {
             }
         }
     }
+}
+
+/// The `take` function of the optional `step-counters` export, when the component
+/// has it with the expected type.
+fn step_counters(instance: &Instance, store: &mut Store<HostState>) -> Option<TakeStepCounts> {
+    let interface = instance.get_export_index(&mut *store, None, STEP_COUNTERS)?;
+    let take = instance.get_export_index(&mut *store, Some(&interface), "take")?;
+    instance.get_typed_func(&mut *store, take).ok()
 }
 
 /// A trap's message plus what the component printed to stderr (e.g. its panic).

@@ -5,7 +5,7 @@ mod engine;
 mod instance;
 
 pub use engine::{BUILTINS_COMPONENT, WasmRuntime};
-pub use instance::{CallFailure, FailureKind, HostState, Limits, TransformInstance};
+pub use instance::{CallFailure, FailureKind, HostState, Limits, StepCount, TransformInstance};
 
 /// Host bindings of the `dataflow:transform` world.
 pub mod bindings {

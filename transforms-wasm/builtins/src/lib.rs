@@ -13,7 +13,9 @@ use dataflow_transform_flatten::Flatten;
 use dataflow_transform_mask::Mask;
 use dataflow_transform_remove::Remove;
 use dataflow_transform_router::Router;
-use dataflow_transform_sdk::{ConfigError, Record, Transform, TransformError, parse_config};
+use dataflow_transform_sdk::{
+    ConfigError, Record, StepCount, Transform, TransformError, parse_config,
+};
 use dataflow_transform_select::Select;
 use dataflow_transform_snake_case::SnakeCase;
 use dataflow_transform_timestamp::Timestamp;
@@ -109,6 +111,7 @@ struct StepConfig {
 /// Several built-ins applied in order to each record.
 pub struct Chain {
     steps: Vec<Step>,
+    counts: Vec<StepCount>,
     current: Vec<Record>,
     next: Vec<Record>,
 }
@@ -117,6 +120,7 @@ impl Chain {
     /// A chain of already built steps.
     pub fn new(steps: Vec<Step>) -> Self {
         Self {
+            counts: vec![StepCount::default(); steps.len()],
             steps,
             current: Vec::new(),
             next: Vec::new(),
@@ -146,9 +150,10 @@ impl Transform for Chain {
     fn apply(&mut self, record: Record, out: &mut Vec<Record>) -> Result<(), TransformError> {
         self.current.clear();
         self.current.push(record);
-        for (index, step) in self.steps.iter_mut().enumerate() {
+        for (index, (step, count)) in self.steps.iter_mut().zip(&mut self.counts).enumerate() {
             self.next.clear();
             let mut failure = None;
+            count.received += self.current.len() as u64;
             for record in self.current.drain(..) {
                 if let Err(err) = step.apply(record, &mut self.next) {
                     failure = Some(err.at_step(index));
@@ -160,6 +165,7 @@ impl Transform for Chain {
                 self.next.clear();
                 return Err(err);
             }
+            count.emitted += self.next.len() as u64;
             std::mem::swap(&mut self.current, &mut self.next);
             if self.current.is_empty() {
                 return Ok(());
@@ -168,6 +174,58 @@ impl Transform for Chain {
         out.append(&mut self.current);
         Ok(())
     }
+
+    fn take_step_counts(&mut self) -> Vec<StepCount> {
+        let taken = self.counts.clone();
+        self.counts.fill(StepCount::default());
+        taken
+    }
 }
 
 dataflow_transform_sdk::export!(Chain);
+
+#[cfg(test)]
+mod tests {
+    use dataflow_transform_sdk::{Message, Outcome, process_batch};
+
+    use super::*;
+
+    fn message(text: &str) -> Message {
+        Message {
+            payload: text.as_bytes().to_vec(),
+            metadata: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn counts_every_step_once_per_batch() {
+        let mut chain = Chain::from_config(
+            r#"{"steps": [
+                {"type": "flatten", "config": {"field": "items"}},
+                {"type": "filter", "config": {"condition": "$.keep"}},
+                {"type": "mask", "config": {"fields": ["secret"]}}
+            ]}"#,
+        )
+        .unwrap();
+        let outcomes = process_batch(
+            &mut chain,
+            vec![
+                message(r#"{"items": [{"keep": true}, {"keep": false}, {"keep": true}]}"#),
+                message(r#"{"items": [{"keep": false}]}"#),
+                message("not json"),
+            ],
+        );
+        assert!(matches!(&outcomes[0], Outcome::Emitted(out) if out.len() == 2));
+        assert!(matches!(&outcomes[1], Outcome::Emitted(out) if out.is_empty()));
+        assert!(matches!(&outcomes[2], Outcome::Failed(_)));
+        let counts = chain.take_step_counts();
+        let pairs: Vec<(u64, u64)> = counts.iter().map(|c| (c.received, c.emitted)).collect();
+        assert_eq!(pairs, vec![(2, 4), (4, 2), (2, 2)]);
+        assert!(
+            chain
+                .take_step_counts()
+                .iter()
+                .all(|c| *c == StepCount::default())
+        );
+    }
+}

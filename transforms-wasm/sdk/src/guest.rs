@@ -2,13 +2,13 @@
 
 use std::cell::RefCell;
 
-use crate::{ErrorKind, Message, Outcome, Transform, process_batch};
+use crate::{ErrorKind, Message, Outcome, StepCount, Transform, process_batch};
 
 /// Bindings generated from `wit/transform.wit`.
 pub mod bindings {
     wit_bindgen::generate!({
         path: "../../wit",
-        world: "transform-component",
+        world: "counted-transform-component",
         pub_export_macro: true,
         export_macro_name: "export",
         default_bindings_module: "dataflow_transform_sdk::guest::bindings",
@@ -16,7 +16,41 @@ pub mod bindings {
 }
 
 use bindings::dataflow::transform::types as wit;
+use bindings::exports::dataflow::transform::step_counters;
 use bindings::exports::dataflow::transform::transformer::{self as exported, GuestTransform};
+
+thread_local! {
+    /// Step counters gathered from every batch since the host last took them.
+    static STEP_COUNTS: RefCell<Vec<StepCount>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Adds a batch's step counters to those the host has not taken yet.
+fn add_step_counts(counts: Vec<StepCount>) {
+    if counts.is_empty() {
+        return;
+    }
+    STEP_COUNTS.with_borrow_mut(|pending| {
+        if pending.len() < counts.len() {
+            pending.resize(counts.len(), StepCount::default());
+        }
+        for (total, count) in pending.iter_mut().zip(counts) {
+            total.received += count.received;
+            total.emitted += count.emitted;
+        }
+    });
+}
+
+/// The `step-counters.take` export: the pending counters, reset.
+pub fn take_step_counts() -> Vec<step_counters::StepCount> {
+    STEP_COUNTS
+        .take()
+        .into_iter()
+        .map(|c| step_counters::StepCount {
+            received: c.received,
+            emitted: c.emitted,
+        })
+        .collect()
+}
 
 /// Wraps a user transform as the exported resource.
 pub struct Adapter<T: Transform> {
@@ -40,7 +74,9 @@ impl<T: Transform> GuestTransform for Adapter<T> {
             })
             .collect();
         let mut inner = self.inner.borrow_mut();
-        process_batch(&mut *inner, batch)
+        let outcomes = process_batch(&mut *inner, batch);
+        add_step_counts(inner.take_step_counts());
+        outcomes
             .into_iter()
             .map(|outcome| match outcome {
                 Outcome::Emitted(messages) => wit::Outcome::Emitted(

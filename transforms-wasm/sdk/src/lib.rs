@@ -47,6 +47,22 @@ pub trait Transform: Sized + 'static {
 
     /// Transforms one record, pushing its outputs (none, one or many) onto `out`.
     fn apply(&mut self, record: Record, out: &mut Vec<Record>) -> Result<(), TransformError>;
+
+    /// Per-step counters since the last call, for a transform that runs several
+    /// steps per record (the fused built-ins); the host turns them into metrics per
+    /// step. A single-step transform keeps the default: the host counts it itself.
+    fn take_step_counts(&mut self) -> Vec<StepCount> {
+        Vec::new()
+    }
+}
+
+/// What one step of a multi-step transform did since the counters were last taken.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StepCount {
+    /// Records the step was applied to.
+    pub received: u64,
+    /// Records the step produced.
+    pub emitted: u64,
 }
 
 /// Exports a [`Transform`] implementation as the component's `transform` resource.
@@ -63,6 +79,15 @@ macro_rules! export {
                 for Component
             {
                 type Transform = $crate::guest::Adapter<$transform>;
+            }
+            impl $crate::guest::bindings::exports::dataflow::transform::step_counters::Guest
+                for Component
+            {
+                fn take() -> ::std::vec::Vec<
+                    $crate::guest::bindings::exports::dataflow::transform::step_counters::StepCount,
+                > {
+                    $crate::guest::take_step_counts()
+                }
             }
     $crate::guest::bindings::export!(Component with_types_in $crate::guest::bindings);
         };
