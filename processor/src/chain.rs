@@ -26,12 +26,13 @@ const BUILTIN_LIMITS: Limits = Limits {
 
 /// A chain that could not be built.
 #[derive(Debug, thiserror::Error)]
-#[error("{path}: {source}")]
+#[error("{path}: {error}")]
 pub struct ChainError {
     /// The spec path of the failing transformation.
     pub path: String,
-    /// Why.
-    pub source: WasmError,
+    /// Why (shown in the message, so deliberately not an error `source`: it would
+    /// be printed twice in a chain).
+    pub error: WasmError,
 }
 
 /// One message that failed somewhere in the chain.
@@ -131,7 +132,7 @@ impl TransformChain {
             let path = format!("spec.transformations[{index}]");
             let config = t.component_config().ok_or_else(|| ChainError {
                 path: format!("{path}.{}", t.kind.as_str()),
-                source: WasmError::Config("required".into()),
+                error: WasmError::Config("required".into()),
             })?;
             if t.kind != TransformType::Wasm {
                 pending.push((
@@ -143,17 +144,17 @@ impl TransformChain {
             flush_builtins(runtime, &mut builtins, &mut pending, &mut groups)?;
             let wasm = t.wasm.as_ref().ok_or_else(|| ChainError {
                 path: format!("{path}.wasm"),
-                source: WasmError::Config("required".into()),
+                error: WasmError::Config("required".into()),
             })?;
             let file = wasm.path.as_deref().ok_or_else(|| ChainError {
                 path: format!("{path}.wasm.path"),
-                source: WasmError::Config(
+                error: WasmError::Config(
                     "required to run locally (configMapRef is resolved by the operator)".into(),
                 ),
             })?;
             let fail = |source| ChainError {
                 path: format!("{path}.wasm"),
-                source,
+                error: source,
             };
             let pre = runtime
                 .prepare_file(Path::new(file), wasm.sha256.as_deref())
@@ -315,7 +316,7 @@ fn flush_builtins(
         None => {
             let pre = runtime.prepare_builtins().map_err(|source| ChainError {
                 path: path.clone(),
-                source,
+                error: source,
             })?;
             *prepared = Some(pre.clone());
             pre
@@ -324,8 +325,13 @@ fn flush_builtins(
     let steps: Vec<serde_json::Value> = pending.drain(..).map(|(_, step)| step).collect();
     let step_count = steps.len();
     let config = serde_json::json!({ "steps": steps }).to_string();
-    let instance = TransformInstance::create("builtins", pre, config, BUILTIN_LIMITS)
-        .map_err(|source| ChainError { path, source })?;
+    let instance =
+        TransformInstance::create("builtins", pre, config, BUILTIN_LIMITS).map_err(|source| {
+            ChainError {
+                path,
+                error: source,
+            }
+        })?;
     groups.push(Group {
         instance,
         first_index,

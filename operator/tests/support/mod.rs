@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use dataflow_operator::rbac;
 use http::{Request, Response, StatusCode};
 use kube::Client;
 use kube::client::Body;
@@ -169,7 +170,21 @@ impl FakeApi {
                 let fake = fake.clone();
                 // Answer concurrently: a WATCH waits for changes while others go on.
                 tokio::spawn(async move {
-                    let (code, bytes) = if is_watch(&call) {
+                    let forbidden = rbac::request_attributes(&call.method, &call.path, &call.query)
+                        .filter(|request| !request.is_required());
+                    let (code, bytes) = if let Some(request) = forbidden {
+                        // As the API server would answer with the chart's RBAC,
+                        // which grants exactly `rbac::REQUIRED`.
+                        let (code, answer) = status(
+                            403,
+                            "Forbidden",
+                            &format!(
+                                "{} {} in group {:?} is not in rbac::REQUIRED",
+                                request.verb, request.resource, request.group
+                            ),
+                        );
+                        (code, serde_json::to_vec(&answer).unwrap_or_default())
+                    } else if is_watch(&call) {
                         (StatusCode::OK, fake.watch(&call).await)
                     } else {
                         let (code, answer) = fake.answer(&call);

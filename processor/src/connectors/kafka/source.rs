@@ -344,8 +344,35 @@ impl Source for KafkaSource {
                 error_type: ErrorType::Failed,
                 reason: format!("final commit did not run: {e}"),
             })?;
-        result.map_err(|e| self.failed(e))
+        match result {
+            Ok(()) => Ok(()),
+            Err(e) if group_is_moving(&e) => {
+                // The group is handing these partitions to another member, which
+                // resumes from the last offset the broker accepted: the outputs
+                // written since then are delivered again, never lost.
+                tracing::warn!(connector = %self.name, error = %e, "final kafka offset commit refused during a rebalance; the new owner re-reads from the last committed offset");
+                Ok(())
+            }
+            Err(e) => Err(self.failed(e)),
+        }
     }
+}
+
+/// Whether a commit failed only because the consumer group is rebalancing or this
+/// member has already left it, so the partitions' progress now belongs to another
+/// member.
+fn group_is_moving(e: &rdkafka::error::KafkaError) -> bool {
+    use rdkafka::types::RDKafkaErrorCode as Code;
+    matches!(
+        e.rdkafka_error_code(),
+        Some(
+            Code::RebalanceInProgress
+                | Code::IllegalGeneration
+                | Code::UnknownMemberId
+                | Code::FencedInstanceId
+                | Code::AssignmentLost
+        )
+    )
 }
 
 impl KafkaSource {
@@ -354,6 +381,39 @@ impl KafkaSource {
             connector: self.name.clone(),
             error_type: ErrorType::ConnectionError,
             reason: e.to_string(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rdkafka::error::KafkaError;
+    use rdkafka::types::RDKafkaErrorCode;
+
+    use super::group_is_moving;
+
+    #[test]
+    fn only_group_membership_errors_excuse_a_final_commit() {
+        for code in [
+            RDKafkaErrorCode::RebalanceInProgress,
+            RDKafkaErrorCode::IllegalGeneration,
+            RDKafkaErrorCode::UnknownMemberId,
+            RDKafkaErrorCode::AssignmentLost,
+        ] {
+            assert!(
+                group_is_moving(&KafkaError::ConsumerCommit(code)),
+                "{code:?}"
+            );
+        }
+        for code in [
+            RDKafkaErrorCode::BrokerTransportFailure,
+            RDKafkaErrorCode::GroupAuthorizationFailed,
+            RDKafkaErrorCode::OffsetOutOfRange,
+        ] {
+            assert!(
+                !group_is_moving(&KafkaError::ConsumerCommit(code)),
+                "{code:?}"
+            );
         }
     }
 }

@@ -1,0 +1,29 @@
+# One image, two binaries: dataflow-operator (the entrypoint) and dataflow-processor
+# (what the operator runs in each DataFlow's pod, with the built-in transforms
+# embedded). Build with `make image`.
+
+# --- build -------------------------------------------------------------------
+FROM rust:1.95-bookworm AS build
+WORKDIR /src
+# rust:*-bookworm already has a C toolchain, make, perl, libssl-dev and zlib for
+# librdkafka; the Makefile adds the wasm32-wasip2 target.
+COPY . .
+RUN make build \
+ && mkdir -p /out \
+ && cp target/release/dataflow-operator target/release/dataflow-processor /out/
+
+# --- run ---------------------------------------------------------------------
+FROM debian:bookworm-slim
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends ca-certificates libssl3 zlib1g \
+ && rm -rf /var/lib/apt/lists/* \
+ && groupadd --gid 65532 dataflow \
+ && useradd --uid 65532 --gid 65532 --no-create-home --shell /usr/sbin/nologin dataflow
+COPY --from=build /out/dataflow-operator /out/dataflow-processor /usr/local/bin/
+# Compiled transforms are cached here; in a pod it is an emptyDir, since the root
+# filesystem is read-only.
+ENV DATAFLOW_CACHE_DIR=/var/cache/dataflow
+USER 65532:65532
+EXPOSE 9090 9443
+ENTRYPOINT ["/usr/local/bin/dataflow-operator"]
+CMD ["run"]

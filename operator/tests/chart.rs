@@ -1,0 +1,386 @@
+//! The Helm chart, rendered by a real `helm` (3.17, installed by
+//! `scripts/services.sh start` as `make test` runs it, and named by
+//! `DATAFLOW_TEST_HELM`): `helm lint --strict`, `helm template` with default values
+//! and with every toggle on, and values refused by the chart's JSON schema. Every
+//! rendered document is parsed as its Kubernetes type, and the RBAC rules are
+//! compared with what the operator's own tests prove it needs.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+use dataflow_operator::rbac::REQUIRED;
+use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Service, ServiceAccount};
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+fn chart_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../charts/dataflow-operator")
+}
+
+fn helm(args: &[&str]) -> Output {
+    let helm = std::env::var("DATAFLOW_TEST_HELM").unwrap_or_else(|_| {
+        panic!("DATAFLOW_TEST_HELM is not set: run `make test`, or `eval \"$(scripts/services.sh start)\"` first")
+    });
+    Command::new(&helm)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("running {helm}: {e}"))
+}
+
+/// `helm template` of the chart as release `dataflow` in `dataflow-system`, with
+/// `overrides` as an extra values file.
+fn template(overrides: &Value) -> Result<String, String> {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("values.json");
+    std::fs::write(&file, overrides.to_string()).unwrap();
+    let chart = chart_dir();
+    let output = helm(&[
+        "template",
+        "dataflow",
+        chart.to_str().unwrap(),
+        "--namespace",
+        "dataflow-system",
+        "--values",
+        file.to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    if output.status.success() {
+        Ok(stdout)
+    } else {
+        Err(stderr)
+    }
+}
+
+/// Every document the chart renders with `overrides`.
+fn render_chart(overrides: &Value) -> Vec<Value> {
+    let rendered = template(overrides).unwrap_or_else(|e| panic!("helm template failed: {e}"));
+    let mut documents = Vec::new();
+    for document in serde_norway::Deserializer::from_str(&rendered) {
+        let value = Value::deserialize(document).unwrap_or_else(|e| panic!("{e}\n{rendered}"));
+        if !value.is_null() {
+            documents.push(value);
+        }
+    }
+    documents
+}
+
+/// Parses `document` as `T` and requires that nothing was dropped on the way (a
+/// misspelt or misplaced field would be).
+fn typed<T: DeserializeOwned + serde::Serialize>(document: &Value) -> T {
+    let object: T =
+        serde_json::from_value(document.clone()).unwrap_or_else(|e| panic!("{e}: {document:#}"));
+    let back = serde_json::to_value(&object).unwrap();
+    assert_eq!(
+        strip_empty(&back),
+        strip_empty(document),
+        "fields lost parsing {}",
+        document["kind"]
+    );
+    object
+}
+
+/// Drops empty maps and lists (`nodeSelector: {}` and an absent one are the same).
+fn strip_empty(value: &Value) -> Value {
+    match value {
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| (k.clone(), strip_empty(v)))
+                .filter(|(_, v)| !matches!(v, Value::Object(m) if m.is_empty()))
+                .filter(|(_, v)| !matches!(v, Value::Array(a) if a.is_empty()))
+                .filter(|(_, v)| !v.is_null())
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.iter().map(strip_empty).collect()),
+        other => other.clone(),
+    }
+}
+
+fn of_kind<'a>(documents: &'a [Value], kind: &str) -> Vec<&'a Value> {
+    documents.iter().filter(|d| d["kind"] == kind).collect()
+}
+
+fn the_deployment(documents: &[Value]) -> Deployment {
+    let deployments = of_kind(documents, "Deployment");
+    assert_eq!(deployments.len(), 1);
+    typed(deployments[0])
+}
+
+/// Every (group, resource, verb) the rules grant.
+fn grants(rules: &[PolicyRule]) -> BTreeSet<(String, String, String)> {
+    let mut out = BTreeSet::new();
+    for rule in rules {
+        for group in rule.api_groups.iter().flatten() {
+            for resource in rule.resources.iter().flatten() {
+                for verb in &rule.verbs {
+                    out.insert((group.clone(), resource.clone(), verb.clone()));
+                }
+            }
+        }
+    }
+    out
+}
+
+fn check_common(documents: &[Value]) {
+    for document in documents {
+        match document["kind"].as_str().unwrap() {
+            "ServiceAccount" => drop(typed::<ServiceAccount>(document)),
+            "ClusterRole" => drop(typed::<ClusterRole>(document)),
+            "ClusterRoleBinding" => drop(typed::<ClusterRoleBinding>(document)),
+            "Role" => drop(typed::<Role>(document)),
+            "RoleBinding" => drop(typed::<RoleBinding>(document)),
+            "Deployment" => drop(typed::<Deployment>(document)),
+            "Service" => drop(typed::<Service>(document)),
+            "ValidatingWebhookConfiguration" => {
+                drop(typed::<ValidatingWebhookConfiguration>(document))
+            }
+            // CRDs of other projects: the fields their controllers require.
+            "ServiceMonitor" => {
+                assert_eq!(document["apiVersion"], "monitoring.coreos.com/v1");
+                assert_eq!(document["spec"]["endpoints"][0]["port"], "metrics");
+            }
+            "Issuer" => assert_eq!(document["apiVersion"], "cert-manager.io/v1"),
+            "Certificate" => {
+                assert_eq!(document["apiVersion"], "cert-manager.io/v1");
+                assert!(document["spec"]["secretName"].is_string());
+                assert!(document["spec"]["issuerRef"]["name"].is_string());
+            }
+            other => panic!("unexpected kind {other}"),
+        }
+    }
+
+    // Least privilege, both ways: the roles grant what the operator uses
+    // (rbac::REQUIRED, which its tests enforce) and nothing more.
+    let cluster = typed::<ClusterRole>(of_kind(documents, "ClusterRole")[0]);
+    let role = typed::<Role>(of_kind(documents, "Role")[0]);
+    let mut granted = grants(cluster.rules.as_deref().unwrap_or_default());
+    granted.extend(grants(role.rules.as_deref().unwrap_or_default()));
+    let required: BTreeSet<(String, String, String)> = REQUIRED
+        .iter()
+        .flat_map(|p| {
+            p.verbs
+                .iter()
+                .map(|v| (p.group.to_owned(), p.resource.to_owned(), (*v).to_owned()))
+        })
+        .collect();
+    assert_eq!(granted, required);
+    assert!(
+        grants(role.rules.as_deref().unwrap_or_default())
+            .iter()
+            .all(|(_, resource, _)| resource == "leases"),
+        "the namespaced Role is for the leader Lease only"
+    );
+
+    // The operator pod is hardened and probed.
+    let deployment = the_deployment(documents);
+    let pod = deployment.spec.template.spec.unwrap();
+    assert_eq!(pod.service_account_name.as_deref(), Some("dataflow"));
+    let pod_security = pod.security_context.unwrap();
+    assert_eq!(pod_security.run_as_non_root, Some(true));
+    let container = &pod.containers[0];
+    let security = container.security_context.as_ref().unwrap();
+    assert_eq!(security.read_only_root_filesystem, Some(true));
+    assert_eq!(security.allow_privilege_escalation, Some(false));
+    assert_eq!(security.run_as_non_root, Some(true));
+    assert!(container.liveness_probe.is_some() && container.readiness_probe.is_some());
+    assert!(container.resources.as_ref().unwrap().limits.is_some());
+}
+
+fn env(deployment: &Deployment, name: &str) -> Option<String> {
+    let pod = deployment.spec.template.spec.as_ref()?;
+    pod.containers[0]
+        .env
+        .as_ref()?
+        .iter()
+        .find(|e| e.name == name)
+        .and_then(|e| e.value.clone())
+}
+
+#[test]
+fn default_values_render_a_least_privilege_operator() {
+    let documents = render_chart(&json!({}));
+    check_common(&documents);
+    let kinds: BTreeSet<&str> = documents
+        .iter()
+        .filter_map(|d| d["kind"].as_str())
+        .collect();
+    assert_eq!(
+        kinds,
+        BTreeSet::from([
+            "ClusterRole",
+            "ClusterRoleBinding",
+            "Deployment",
+            "Role",
+            "RoleBinding",
+            "Service",
+            "ServiceAccount"
+        ])
+    );
+    let deployment = the_deployment(&documents);
+    assert_eq!(
+        env(&deployment, "PROCESSOR_IMAGE").as_deref(),
+        Some("ghcr.io/dataflow/dataflow:0.1.0")
+    );
+    assert_eq!(env(&deployment, "LEADER_ELECTION").as_deref(), Some("true"));
+    assert_eq!(
+        env(&deployment, "OPERATOR_DEPLOYMENT_NAME").as_deref(),
+        Some("dataflow")
+    );
+    assert_eq!(env(&deployment, "WEBHOOK_ADDR"), None);
+}
+
+#[test]
+fn every_toggle_on_renders_valid_objects() {
+    let overrides = json!({
+        "image": {"tag": "1.2.3"},
+        "processorImage": "registry.example/processor:9",
+        "logLevel": "debug",
+        "leaderElection": true,
+        "replicaCount": 3,
+        "nodeSelector": {"pool": "ops"},
+        "tolerations": [{"key": "dedicated", "operator": "Exists", "effect": "NoSchedule"}],
+        "affinity": {"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
+            {"weight": 100, "podAffinityTerm": {"topologyKey": "kubernetes.io/hostname",
+              "labelSelector": {"matchLabels": {"app.kubernetes.io/name": "dataflow-operator"}}}}]}},
+        "metrics": {"serviceMonitor": {"enabled": true, "labels": {"release": "prometheus"}}},
+        "webhook": {"enabled": true},
+    });
+    let documents = render_chart(&overrides);
+    check_common(&documents);
+    for kind in [
+        "ServiceMonitor",
+        "ValidatingWebhookConfiguration",
+        "Issuer",
+        "Certificate",
+    ] {
+        assert_eq!(of_kind(&documents, kind).len(), 1, "{kind}");
+    }
+    let monitor = of_kind(&documents, "ServiceMonitor")[0];
+    assert_eq!(monitor["metadata"]["labels"]["release"], "prometheus");
+
+    let deployment = the_deployment(&documents);
+    assert_eq!(deployment.spec.replicas, Some(3));
+    assert_eq!(
+        env(&deployment, "PROCESSOR_IMAGE").as_deref(),
+        Some("registry.example/processor:9")
+    );
+    assert_eq!(env(&deployment, "LOG_LEVEL").as_deref(), Some("debug"));
+    assert_eq!(
+        env(&deployment, "WEBHOOK_ADDR").as_deref(),
+        Some("0.0.0.0:9443")
+    );
+    let pod = deployment.spec.template.spec.unwrap();
+    let container = &pod.containers[0];
+    assert_eq!(
+        container.image.as_deref(),
+        Some("ghcr.io/dataflow/dataflow:1.2.3")
+    );
+    assert_eq!(pod.node_selector.unwrap()["pool"], "ops");
+    assert_eq!(
+        pod.tolerations.unwrap()[0].key.as_deref(),
+        Some("dedicated")
+    );
+    assert!(pod.affinity.unwrap().pod_anti_affinity.is_some());
+    let volume = &pod.volumes.unwrap()[0];
+    assert_eq!(
+        volume.secret.as_ref().unwrap().secret_name.as_deref(),
+        Some("dataflow-webhook-cert")
+    );
+
+    // The webhook reaches the operator's /validate-dataflow through its Service,
+    // with the certificate cert-manager issues for that Service's name.
+    let webhook: ValidatingWebhookConfiguration =
+        typed(of_kind(&documents, "ValidatingWebhookConfiguration")[0]);
+    let hook = &webhook.webhooks.unwrap()[0];
+    let service = hook.client_config.service.as_ref().unwrap();
+    assert_eq!(service.path.as_deref(), Some("/validate-dataflow"));
+    assert_eq!(service.name, "dataflow-webhook");
+    let certificate = of_kind(&documents, "Certificate")[0];
+    assert_eq!(
+        certificate["spec"]["dnsNames"][0],
+        "dataflow-webhook.dataflow-system.svc"
+    );
+    assert_eq!(
+        webhook.metadata.annotations.unwrap()["cert-manager.io/inject-ca-from"],
+        "dataflow-system/dataflow-webhook"
+    );
+}
+
+#[test]
+fn webhook_with_a_certificate_of_your_own() {
+    let overrides = json!({"webhook": {
+        "enabled": true,
+        "certManager": {"enabled": false},
+        "certSecret": "my-webhook-tls",
+        "caBundle": "LS0tLS1CRUdJTi0tLS0t",
+    }});
+    let documents = render_chart(&overrides);
+    check_common(&documents);
+    assert!(of_kind(&documents, "Certificate").is_empty());
+    let webhook: ValidatingWebhookConfiguration =
+        typed(of_kind(&documents, "ValidatingWebhookConfiguration")[0]);
+    let hook = &webhook.webhooks.unwrap()[0];
+    assert!(hook.client_config.ca_bundle.is_some());
+    let pod = the_deployment(&documents).spec.template.spec.unwrap();
+    assert_eq!(
+        pod.volumes.unwrap()[0]
+            .secret
+            .as_ref()
+            .unwrap()
+            .secret_name
+            .as_deref(),
+        Some("my-webhook-tls")
+    );
+}
+
+#[test]
+fn chart_crd_is_what_the_operator_generates() {
+    let generated = dataflow_operator::crd::crd_yaml().unwrap();
+    let path = chart_dir().join("crds/dataflows.dataflow.dataflow.io.yaml");
+    let in_chart = std::fs::read_to_string(&path).unwrap();
+    assert!(
+        in_chart == generated,
+        "{} is stale: run `make crds`",
+        path.display()
+    );
+}
+
+#[test]
+fn chart_passes_helm_lint() {
+    let chart = chart_dir();
+    let output = helm(&["lint", "--strict", chart.to_str().unwrap()]);
+    assert!(
+        output.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// helm checks values against values.schema.json before rendering; a mistake is
+/// refused with the offending key named.
+#[test]
+fn values_outside_the_schema_are_refused() {
+    for (bad, key) in [
+        (json!({"logLevel": "verbose"}), "logLevel"),
+        (json!({"replicaCount": 0}), "replicaCount"),
+        (
+            json!({"webhook": {"failurePolicy": "Sometimes"}}),
+            "failurePolicy",
+        ),
+        (json!({"unknownSetting": true}), "unknownSetting"),
+        (json!({"image": {"tag": 5}}), "tag"),
+    ] {
+        let error = template(&bad).expect_err(&format!("{bad} should be refused"));
+        assert!(error.contains(key), "{bad}: {error}");
+    }
+    // A webhook needs a certificate from somewhere.
+    let error = template(&json!({"webhook": {"enabled": true, "certManager": {"enabled": false}}}))
+        .expect_err("a webhook without a certificate should be refused");
+    assert!(error.contains("webhook.certSecret"), "{error}");
+}
