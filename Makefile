@@ -55,13 +55,13 @@ demo: build
 	$(PROCESSOR) run --spec examples/local-demo.yaml
 
 ## Throughput of every built-in (Wasm and native), the chain, file -> chain -> file,
-## and Kafka -> PostgreSQL against the real servers.
+## and Kafka -> PostgreSQL and ClickHouse against the real servers.
 bench: build
 	@test -f $(SHARED)/bench/corpus.py || { echo "needs $(SHARED)/bench/corpus.py (set SHARED=...)"; exit 1; }
 	mkdir -p bench-out
 	python3 $(SHARED)/bench/corpus.py $(CORPUS_SIZE) > bench-out/corpus.jsonl
 	$(CARGO) bench -p dataflow-processor --bench throughput -- $(CURDIR)/bench-out/corpus.jsonl
-	eval "$$(scripts/services.sh start)" && $(CARGO) bench -p dataflow-tests --bench kafka_postgres -- $(CURDIR)/bench-out/corpus.jsonl
+	eval "$$(scripts/services.sh start)" && $(CARGO) bench -p dataflow-tests --bench kafka_sinks -- $(CURDIR)/bench-out/corpus.jsonl
 
 ## Formatting and clippy, natively and for the component target.
 lint: wasm

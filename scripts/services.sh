@@ -12,7 +12,8 @@
 #                               # prints the addresses as shell exports (idempotent)
 #   scripts/services.sh env     # prints the exports only
 #   scripts/services.sh stop    # stops exactly what `start` started (by PID)
-#   scripts/services.sh stop-postgres  # only PostgreSQL (outage tests)
+#   scripts/services.sh stop-postgres    # only PostgreSQL (outage tests)
+#   scripts/services.sh stop-clickhouse  # only ClickHouse (outage tests)
 #
 # Progress goes to stderr; stdout carries only the exports, so
 # `eval "$(scripts/services.sh start)"` works.
@@ -194,9 +195,18 @@ case "${1:-start}" in
         ;;
     env) print_env ;;
     stop) stop_all ;;
+    stop-clickhouse)
+        # For outage tests: stop only ClickHouse and wait until it is gone.
+        pid="$(pidof_file "$STATE/clickhouse.pid")"
+        if alive "$pid"; then
+            kill "$pid"
+            for _ in $(seq 1 120); do alive "$pid" || break; sleep 0.25; done
+        fi
+        rm -f "$STATE/clickhouse.pid"
+        ;;
     stop-postgres)
         # For outage tests: stop only PostgreSQL; `start` brings it back.
         as_postgres "'$(pg_bin)/pg_ctl' -D '$STATE/pg/data' -m fast -w stop" >&2
         ;;
-    *) echo "usage: $0 start|env|stop|stop-postgres" >&2; exit 2 ;;
+    *) echo "usage: $0 start|env|stop|stop-postgres|stop-clickhouse" >&2; exit 2 ;;
 esac

@@ -1,4 +1,4 @@
-//! The real servers `make services` starts (PostgreSQL, the Kafka-protocol broker),
+//! The real servers `make services` starts (PostgreSQL, ClickHouse, the Kafka-protocol broker),
 //! and small clients for arranging and checking test data on them.
 
 use std::path::{Path, PathBuf};
@@ -156,6 +156,26 @@ pub fn consume(topic: &str, count: usize, timeout: Duration) -> Vec<Consumed> {
         }
     }
     out
+}
+
+/// HTTP address of the test ClickHouse server (`http://127.0.0.1:18123`).
+pub fn clickhouse_url() -> String {
+    service_env("DATAFLOW_TEST_CLICKHOUSE_URL")
+}
+
+/// Runs one SQL statement on the test ClickHouse server over HTTP; returns the
+/// response body (`FORMAT TSV` unless the statement says otherwise).
+pub async fn ch_query(sql: &str) -> String {
+    let response = reqwest::Client::new()
+        .post(clickhouse_url())
+        .body(sql.to_owned())
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    let status = response.status();
+    let body = response.text().await.unwrap_or_default();
+    assert!(status.is_success(), "{sql}: {status} {body}");
+    body
 }
 
 /// A pool on the test PostgreSQL server.

@@ -6,10 +6,14 @@
 //! destination refused so the pipeline can route them to the error sink.
 
 mod backoff;
+mod batching;
+pub mod clickhouse;
 mod file;
 mod generator;
 pub mod kafka;
+mod polling;
 pub mod postgres;
+mod retry;
 mod settings;
 mod stdio;
 
@@ -203,6 +207,15 @@ pub async fn open_source(
                 .ok_or_else(|| missing("postgresql"))?;
             Box::new(postgres::PostgresSource::open(&format!("{path}.postgresql"), pg, flow).await?)
         }
+        SourceType::Clickhouse => {
+            let ch = spec
+                .clickhouse
+                .as_ref()
+                .ok_or_else(|| missing("clickhouse"))?;
+            Box::new(
+                clickhouse::ClickhouseSource::open(&format!("{path}.clickhouse"), ch, flow).await?,
+            )
+        }
         other => {
             return Err(ConnectorError::Unsupported {
                 path: format!("{path}.type"),
@@ -232,7 +245,14 @@ pub async fn open_sink(path: &str, spec: &SinkSpec) -> Result<Box<dyn Sink>, Con
                 .postgresql
                 .as_ref()
                 .ok_or_else(|| missing("postgresql"))?;
-            Box::new(postgres::PostgresSink::open(&format!("{path}.postgresql"), pg).await?)
+            postgres::open_sink(&format!("{path}.postgresql"), pg).await?
+        }
+        SinkType::Clickhouse => {
+            let ch = spec
+                .clickhouse
+                .as_ref()
+                .ok_or_else(|| missing("clickhouse"))?;
+            clickhouse::open_sink(&format!("{path}.clickhouse"), ch).await?
         }
         other => {
             return Err(ConnectorError::Unsupported {

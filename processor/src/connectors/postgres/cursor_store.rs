@@ -5,7 +5,7 @@
 //! the right to create or write that table, the position lives in memory only and
 //! a restart reads from the start (duplicates, never loss).
 
-use sha2::{Digest, Sha256};
+use crate::connectors::polling::position_key;
 use sqlx::{PgPool, Row};
 
 /// Persists one source's position; disabled when the table cannot be used.
@@ -24,10 +24,7 @@ impl CursorStore {
         column: &str,
         name: &str,
     ) -> (Self, Option<String>) {
-        let key = format!(
-            "{flow}:{column}:{}",
-            hex::encode(Sha256::digest(relation.as_bytes()))
-        );
+        let key = position_key(flow, relation, column);
         let mut store = Self {
             pool,
             key,

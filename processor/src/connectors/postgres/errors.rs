@@ -1,17 +1,7 @@
 //! What a PostgreSQL failure means for the flow.
 
+use crate::connectors::retry::Failure;
 use crate::error_type::ErrorType;
-
-/// How to react to a failed statement.
-#[derive(Debug)]
-pub(super) enum Failure {
-    /// Worth retrying with backoff (connection lost, server restarting).
-    Transient(String),
-    /// The data is at fault: isolate the offending rows.
-    Rows(ErrorType, String),
-    /// Retrying cannot help (missing table, permissions, bad SQL).
-    Fatal(ErrorType, String),
-}
 
 /// Classifies by SQLSTATE class.
 pub(super) fn classify(error: &sqlx::Error) -> Failure {

@@ -8,7 +8,7 @@ mod sink;
 mod source;
 
 pub use ident::QualifiedName;
-pub use sink::PostgresSink;
+pub use sink::open as open_sink;
 pub use source::PostgresSource;
 
 use std::time::Duration;

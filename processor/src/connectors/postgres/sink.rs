@@ -7,28 +7,23 @@
 //! `jsonb_populate_recordset` onto the table's columns). When the server refuses a batch because of a row
 //! (constraint violation, bad value), the batch is retried row by row and only the
 //! offending rows are rejected. Lost connections are retried with backoff, the
-//! same batch in the same order.
+//! same batch in the same order. Batching itself is [`BatchingSink`]'s.
 
 use std::fmt::Write as _;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use dataflow_api::connectors::{DEFAULT_FLUSH_INTERVAL_SECS, PostgresqlSinkSpec};
 use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
 use sqlx::{AssertSqlSafe, PgPool, Row};
-use tokio::task::JoinHandle;
 
-use super::errors::{Failure, classify};
+use super::errors::classify;
 use super::ident::{QualifiedName, quote};
+use crate::connectors::batching::{BatchWriter, BatchingSink, isolate_refused};
+use crate::connectors::retry::retrying;
 use crate::connectors::settings::required;
-use crate::connectors::{Backoff, ConnectorError, Rejected, Sink};
+use crate::connectors::{ConnectorError, Rejected, Sink};
 use crate::error_type::ErrorType;
 use crate::wasm::Message;
-
-/// Messages buffered in timer-only mode (`batchSize: 0`) before a flush is forced,
-/// so memory stays bounded.
-const TIMER_ONLY_CAP: usize = 50_000;
 
 /// Batches smaller than this go in with one INSERT rather than COPY. COPY needs
 /// two writes (data, then the end marker) and sqlx leaves Nagle's algorithm on, so
@@ -44,23 +39,6 @@ enum Layout {
     Columns(Vec<String>),
 }
 
-/// Writes into one table. One batch may be in flight while the next fills, so the
-/// server's work overlaps ours; batches still land one after another, in order.
-pub struct PostgresSink {
-    writer: Arc<TableWriter>,
-    batch_size: usize,
-    interval: Option<Duration>,
-    buffer: Vec<Message>,
-    oldest: Option<Instant>,
-    in_flight: Option<InFlight>,
-}
-
-/// A batch being written in the background.
-struct InFlight {
-    rows: usize,
-    task: JoinHandle<Result<Vec<Rejected>, ConnectorError>>,
-}
-
 /// The table and how to write a batch into it.
 struct TableWriter {
     name: String,
@@ -70,145 +48,90 @@ struct TableWriter {
     conflict: Option<Vec<String>>,
 }
 
-impl PostgresSink {
-    /// Connects, creates the table when `autoCreateTable` asks, and reads its
-    /// columns (spec path `path`).
-    pub async fn open(path: &str, spec: &PostgresqlSinkSpec) -> Result<Self, ConnectorError> {
-        let url = required(
-            spec.connection_string.as_deref(),
-            spec.connection_string_secret_ref.as_ref(),
-            path,
-            "connectionString",
-        )?;
-        let table_text = required(
-            spec.table.as_deref(),
-            spec.table_secret_ref.as_ref(),
-            path,
-            "table",
-        )?;
-        let table = QualifiedName::parse(table_text).ok_or_else(|| ConnectorError::Config {
+/// Connects, creates the table when `autoCreateTable` asks, and reads its columns
+/// (spec path `path`).
+pub async fn open(path: &str, spec: &PostgresqlSinkSpec) -> Result<Box<dyn Sink>, ConnectorError> {
+    let url = required(
+        spec.connection_string.as_deref(),
+        spec.connection_string_secret_ref.as_ref(),
+        path,
+        "connectionString",
+    )?;
+    let table_text = required(
+        spec.table.as_deref(),
+        spec.table_secret_ref.as_ref(),
+        path,
+        "table",
+    )?;
+    let table = QualifiedName::parse(table_text).ok_or_else(|| ConnectorError::Config {
+        path: format!("{path}.table"),
+        reason: format!("{table_text:?} is not a table name"),
+    })?;
+    let name = format!("postgresql sink {table_text}");
+    let pool = super::pool(path, url, 2)?;
+    let mut sink = TableWriter {
+        name,
+        pool,
+        table,
+        layout: Layout::Data { jsonb: true },
+        conflict: None,
+    };
+    if spec.auto_create_table == Some(true) {
+        sink.create_table().await?;
+    }
+    let columns = sink.columns().await?;
+    if columns.is_empty() {
+        return Err(ConnectorError::Config {
             path: format!("{path}.table"),
-            reason: format!("{table_text:?} is not a table name"),
-        })?;
-        let name = format!("postgresql sink {table_text}");
-        let pool = super::pool(path, url, 2)?;
-        let mut sink = TableWriter {
-            name,
-            pool,
-            table,
-            layout: Layout::Data { jsonb: true },
-            conflict: None,
+            reason: format!(
+                "table {table_text} does not exist (create it, or set autoCreateTable: true)"
+            ),
+        });
+    }
+    sink.layout = match columns.iter().find(|(name, _)| name == "data") {
+        Some((_, ty)) if ty == "jsonb" || ty == "json" => Layout::Data {
+            jsonb: ty == "jsonb",
+        },
+        _ => Layout::Columns(columns.into_iter().map(|(name, _)| name).collect()),
+    };
+    if spec.upsert_mode == Some(true) {
+        let keys = match spec
+            .conflict_key
+            .as_deref()
+            .filter(|k| !k.trim().is_empty())
+        {
+            Some(keys) => keys.split(',').map(|k| k.trim().to_owned()).collect(),
+            None => sink.primary_key().await?,
         };
-        if spec.auto_create_table == Some(true) {
-            sink.create_table().await?;
-        }
-        let columns = sink.columns().await?;
-        if columns.is_empty() {
+        if keys.is_empty() {
             return Err(ConnectorError::Config {
-                path: format!("{path}.table"),
+                path: format!("{path}.conflictKey"),
                 reason: format!(
-                    "table {table_text} does not exist (create it, or set autoCreateTable: true)"
+                    "upsertMode needs a conflictKey: table {table_text} has no primary key"
                 ),
             });
         }
-        sink.layout = match columns.iter().find(|(name, _)| name == "data") {
-            Some((_, ty)) if ty == "jsonb" || ty == "json" => Layout::Data {
-                jsonb: ty == "jsonb",
-            },
-            _ => Layout::Columns(columns.into_iter().map(|(name, _)| name).collect()),
-        };
-        if spec.upsert_mode == Some(true) {
-            let keys = match spec
-                .conflict_key
-                .as_deref()
-                .filter(|k| !k.trim().is_empty())
-            {
-                Some(keys) => keys.split(',').map(|k| k.trim().to_owned()).collect(),
-                None => sink.primary_key().await?,
-            };
-            if keys.is_empty() {
-                return Err(ConnectorError::Config {
-                    path: format!("{path}.conflictKey"),
-                    reason: format!(
-                        "upsertMode needs a conflictKey: table {table_text} has no primary key"
-                    ),
-                });
-            }
-            sink.conflict = Some(keys);
-        }
-        Ok(Self {
-            writer: Arc::new(sink),
-            batch_size: spec.batch_size.unwrap_or(1) as usize,
-            interval: match spec
-                .batch_flush_interval_seconds
-                .unwrap_or(DEFAULT_FLUSH_INTERVAL_SECS)
-            {
-                0 => None,
-                secs => Some(Duration::from_secs(secs)),
-            },
-            buffer: Vec::new(),
-            oldest: None,
-            in_flight: None,
-        })
+        sink.conflict = Some(keys);
     }
-
-    /// Waits for the batch in flight, if any.
-    async fn settle_in_flight(&mut self) -> Result<Vec<Rejected>, ConnectorError> {
-        match self.in_flight.take() {
-            Some(in_flight) => in_flight.task.await.map_err(|e| ConnectorError::Failed {
-                connector: self.writer.name.clone(),
-                error_type: ErrorType::Failed,
-                reason: format!("the batch writer stopped: {e}"),
-            })?,
-            None => Ok(Vec::new()),
-        }
-    }
-
-    /// Starts writing `batch` once the previous batch is done; returns what the
-    /// previous batch had refused.
-    async fn launch(&mut self, batch: Vec<Message>) -> Result<Vec<Rejected>, ConnectorError> {
-        let rejected = self.settle_in_flight().await?;
-        let writer = self.writer.clone();
-        self.in_flight = Some(InFlight {
-            rows: batch.len(),
-            task: tokio::spawn(async move { writer.insert(batch).await }),
-        });
-        Ok(rejected)
-    }
+    Ok(Box::new(BatchingSink::new(
+        sink,
+        spec.batch_size.unwrap_or(1) as usize,
+        spec.batch_flush_interval_seconds
+            .unwrap_or(DEFAULT_FLUSH_INTERVAL_SECS),
+    )))
 }
 
 impl TableWriter {
     async fn retrying<T, F, Fut>(
         &self,
         what: &str,
-        mut run: F,
+        run: F,
     ) -> Result<Result<T, (ErrorType, String)>, ConnectorError>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, sqlx::Error>>,
     {
-        let mut backoff = Backoff::default();
-        loop {
-            match run().await {
-                Ok(value) => return Ok(Ok(value)),
-                Err(e) => match classify(&e) {
-                    Failure::Transient(reason) => {
-                        if backoff.attempts() < 3 || backoff.attempts().is_multiple_of(20) {
-                            tracing::warn!(connector = %self.name, attempts = backoff.attempts() + 1, %reason, "{what} failed; retrying");
-                        }
-                        backoff.wait().await;
-                    }
-                    Failure::Rows(error_type, reason) => return Ok(Err((error_type, reason))),
-                    Failure::Fatal(error_type, reason) => {
-                        return Err(ConnectorError::Failed {
-                            connector: self.name.clone(),
-                            error_type,
-                            reason: format!("{what}: {reason}"),
-                        });
-                    }
-                },
-            }
-        }
+        retrying(&self.name, what, classify, run).await
     }
 
     async fn create_table(&self) -> Result<(), ConnectorError> {
@@ -347,27 +270,17 @@ impl TableWriter {
         sql
     }
 
-    /// Checks each message and marks the columns it uses; bad ones are rejected.
-    /// `single`: the messages are being inserted one at a time.
+    /// Checks each message of a batch and marks the columns it uses; bad ones are
+    /// rejected.
     fn screen(
         &self,
         messages: Vec<Message>,
-        single: bool,
         used: &mut [bool],
         rejected: &mut Vec<Rejected>,
     ) -> Vec<Message> {
         let mut good = Vec::with_capacity(messages.len());
         for message in messages {
-            let check = match &self.layout {
-                // Whole messages are checked by the server; a batch it refuses is
-                // retried row by row, where each message is checked here first.
-                Layout::Data { .. } if !single => Ok(()),
-                Layout::Data { .. } => serde_json::from_slice::<IgnoredAny>(&message.payload)
-                    .map(|_| ())
-                    .map_err(|e| format!("not valid JSON: {e}")),
-                Layout::Columns(columns) => mark_columns(&message.payload, columns, used),
-            };
-            match check {
+            match self.check(&message, false, used) {
                 Ok(()) => good.push(message),
                 Err(reason) => rejected.push(Rejected {
                     message,
@@ -379,6 +292,20 @@ impl TableWriter {
         good
     }
 
+    /// Checks one message and marks the columns it uses. `single`: it is being
+    /// inserted on its own.
+    fn check(&self, message: &Message, single: bool, used: &mut [bool]) -> Result<(), String> {
+        match &self.layout {
+            // Whole messages are checked by the server; a batch it refuses is
+            // retried row by row, where each message is checked here first.
+            Layout::Data { .. } if !single => Ok(()),
+            Layout::Data { .. } => serde_json::from_slice::<IgnoredAny>(&message.payload)
+                .map(|_| ())
+                .map_err(|e| format!("not valid JSON: {e}")),
+            Layout::Columns(columns) => mark_columns(&message.payload, columns, used),
+        }
+    }
+
     /// Inserts `messages` as one statement, falling back to one row at a time when a
     /// row is refused.
     async fn insert(&self, messages: Vec<Message>) -> Result<Vec<Rejected>, ConnectorError> {
@@ -388,7 +315,7 @@ impl TableWriter {
             Layout::Data { .. } => 0,
         };
         let mut used = vec![false; columns];
-        let messages = self.screen(messages, false, &mut used, &mut rejected);
+        let messages = self.screen(messages, &mut used, &mut rejected);
         if messages.is_empty() {
             return Ok(rejected);
         }
@@ -420,45 +347,25 @@ impl TableWriter {
             .await?
             .map(|_| ())
         };
-        match first_try {
-            Ok(()) => return Ok(rejected),
-            Err((_, reason)) if messages.len() > 1 => {
-                tracing::debug!(connector = %self.name, %reason, rows = messages.len(), "batch refused; inserting row by row");
-            }
-            Err((error_type, reason)) => {
-                rejected.extend(messages.into_iter().map(|message| Rejected {
-                    message,
-                    error_type,
-                    reason: reason.clone(),
-                }));
-                return Ok(rejected);
-            }
-        }
-        for message in messages {
+        let refused = isolate_refused(&self.name, first_try, messages, |message| async move {
             let mut used = vec![false; columns];
-            let Some(message) = self
-                .screen(vec![message], true, &mut used, &mut rejected)
-                .pop()
-            else {
-                continue;
-            };
+            if let Err(reason) = self.check(&message, true, &mut used) {
+                return Ok((message, Err((ErrorType::InvalidData, reason))));
+            }
             let sql = self.statement(&used);
             let array = json_array(std::slice::from_ref(&message));
-            if let Err((error_type, reason)) = self
+            let outcome = self
                 .retrying("insert", || {
                     sqlx::query(AssertSqlSafe(sql.as_str()))
                         .bind(array.as_str())
                         .execute(&self.pool)
                 })
                 .await?
-            {
-                rejected.push(Rejected {
-                    message,
-                    error_type,
-                    reason,
-                });
-            }
-        }
+                .map(|_| ());
+            Ok((message, outcome))
+        })
+        .await?;
+        rejected.extend(refused);
         Ok(rejected)
     }
 }
@@ -549,65 +456,13 @@ fn mark_columns(payload: &[u8], columns: &[String], used: &mut [bool]) -> Result
 }
 
 #[async_trait]
-impl Sink for PostgresSink {
-    async fn write(&mut self, messages: Vec<Message>) -> Result<Vec<Rejected>, ConnectorError> {
-        if messages.is_empty() {
-            return Ok(Vec::new());
-        }
-        if self.buffer.is_empty() {
-            self.oldest = Some(Instant::now());
-        }
-        self.buffer.extend(messages);
-        let mut rejected = Vec::new();
-        if self.batch_size > 0 {
-            while self.buffer.len() >= self.batch_size {
-                let rest = self.buffer.split_off(self.batch_size);
-                let chunk = std::mem::replace(&mut self.buffer, rest);
-                rejected.extend(self.launch(chunk).await?);
-            }
-            if self.buffer.is_empty() {
-                self.oldest = None;
-            }
-        } else if self.buffer.len() >= TIMER_ONLY_CAP {
-            rejected.extend(self.flush().await?);
-        }
-        Ok(rejected)
+impl BatchWriter for TableWriter {
+    fn name(&self) -> &str {
+        &self.name
     }
 
-    async fn flush(&mut self) -> Result<Vec<Rejected>, ConnectorError> {
-        let chunk = if self.batch_size > 0 {
-            self.batch_size
-        } else {
-            10_000
-        };
-        let mut rejected = Vec::new();
-        while !self.buffer.is_empty() {
-            let rest = self.buffer.split_off(chunk.min(self.buffer.len()));
-            let batch = std::mem::replace(&mut self.buffer, rest);
-            rejected.extend(self.launch(batch).await?);
-        }
-        rejected.extend(self.settle_in_flight().await?);
-        self.oldest = None;
-        Ok(rejected)
-    }
-
-    fn buffered(&self) -> usize {
-        self.buffer.len() + self.in_flight.as_ref().map_or(0, |f| f.rows)
-    }
-
-    fn flush_deadline(&self) -> Option<Instant> {
-        Some(self.oldest? + self.interval?)
-    }
-
-    async fn settle(&mut self) -> Result<Vec<Rejected>, ConnectorError> {
-        match &self.in_flight {
-            Some(in_flight) if in_flight.task.is_finished() => self.settle_in_flight().await,
-            _ => Ok(Vec::new()),
-        }
-    }
-
-    fn in_flight(&self) -> bool {
-        self.in_flight.is_some()
+    async fn write_batch(&self, batch: Vec<Message>) -> Result<Vec<Rejected>, ConnectorError> {
+        self.insert(batch).await
     }
 }
 

@@ -6,15 +6,15 @@
 //! last one read, in that column's order, a page at a time. Without either column
 //! every poll reads everything again. Rows become JSON on the server (`to_jsonb`).
 
-use std::time::{Duration, Instant};
-
 use async_trait::async_trait;
 use dataflow_api::connectors::{DEFAULT_POLL_INTERVAL_SECS, PostgresqlSourceSpec};
 use sqlx::{AssertSqlSafe, Column, Executor, PgPool, Row, SqlSafeStr, Statement, TypeInfo};
 
 use super::cursor_store::CursorStore;
-use super::errors::{Failure, classify};
+use super::errors::classify;
 use super::ident::{QualifiedName, quote};
+use crate::connectors::polling::{PollTimer, Selection, row_message};
+use crate::connectors::retry::Failure;
 use crate::connectors::settings::{optional, required};
 use crate::connectors::{AckToken, Backoff, ConnectorError, Source, SourceBatch};
 use crate::wasm::Message;
@@ -33,8 +33,7 @@ pub struct PostgresSource {
     relation: String,
     cursor: Option<Cursor>,
     position: Option<String>,
-    poll: Duration,
-    next_poll: Option<Instant>,
+    timer: PollTimer,
     raw_mode: bool,
     store: Option<CursorStore>,
 }
@@ -61,24 +60,14 @@ impl PostgresSource {
             path,
             "table",
         )?;
-        let query = spec.query.as_deref().filter(|q| !q.trim().is_empty());
-        let (label, relation) = match (query, table) {
-            (Some(query), _) => (
-                table.unwrap_or("query").to_owned(),
-                format!("({}) AS q", query.trim().trim_end_matches(';')),
-            ),
-            (None, Some(table)) => {
+        let (label, relation) = match Selection::from_spec(path, table, spec.query.as_deref())? {
+            Selection::Query { label, sql } => (label.to_owned(), format!("({sql}) AS q")),
+            Selection::Table(table) => {
                 let name = QualifiedName::parse(table).ok_or_else(|| ConnectorError::Config {
                     path: format!("{path}.table"),
                     reason: format!("{table:?} is not a table name"),
                 })?;
                 (table.to_owned(), format!("{name} AS q"))
-            }
-            (None, None) => {
-                return Err(ConnectorError::Config {
-                    path: format!("{path}.table"),
-                    reason: "either table or query is required".into(),
-                });
             }
         };
         let pool = super::pool(path, url, 2)?;
@@ -90,12 +79,7 @@ impl PostgresSource {
             relation,
             cursor: None,
             position: None,
-            poll: Duration::from_secs(
-                spec.poll_interval
-                    .unwrap_or(DEFAULT_POLL_INTERVAL_SECS)
-                    .max(1),
-            ),
-            next_poll: None,
+            timer: PollTimer::new(spec.poll_interval.unwrap_or(DEFAULT_POLL_INTERVAL_SECS)),
             raw_mode: spec.raw_mode.unwrap_or(false),
             store: None,
         };
@@ -249,28 +233,10 @@ impl PostgresSource {
         }
     }
 
-    fn message(&self, document: String, id: Option<String>) -> Message {
-        let mut metadata = vec![("table".to_owned(), self.label.clone())];
-        let id_field = self.cursor.as_ref().is_some_and(|c| c.column == "id");
-        if let (true, Some(id)) = (id_field, &id) {
-            metadata.push(("id".to_owned(), id.clone()));
-        }
-        let payload = if self.raw_mode {
-            let mut out = format!(
-                "{{\"value\":{document},\"_metadata\":{{\"table\":{}",
-                serde_json::Value::from(self.label.as_str())
-            );
-            if let (true, Some(id)) = (id_field, &id) {
-                // The id column is an integer or numeric: its text is a JSON number.
-                out.push_str(",\"id\":");
-                out.push_str(id);
-            }
-            out.push_str("}}");
-            out.into_bytes()
-        } else {
-            document.into_bytes()
-        };
-        Message { payload, metadata }
+    fn message(&self, document: &str, id: Option<&str>) -> Message {
+        // Only an integer or numeric `id` is metadata; its text is a JSON number.
+        let id = id.filter(|_| self.cursor.as_ref().is_some_and(|c| c.column == "id"));
+        row_message(document.as_bytes(), &self.label, id, self.raw_mode)
     }
 }
 
@@ -278,13 +244,11 @@ impl PostgresSource {
 impl Source for PostgresSource {
     async fn next_batch(&mut self, max: usize) -> Result<Option<SourceBatch>, ConnectorError> {
         loop {
-            if let Some(at) = self.next_poll {
-                tokio::time::sleep_until(at.into()).await;
-            }
+            self.timer.wait().await;
             let rows = self.read_page(max).await?;
-            // A full page means more rows are waiting: read on without sleeping.
-            let full = self.cursor.is_some() && rows.len() >= max;
-            self.next_poll = (!full).then(|| Instant::now() + self.poll);
+            // A full page means more rows are waiting.
+            self.timer
+                .polled(self.cursor.is_some() && rows.len() >= max);
             if rows.is_empty() {
                 continue;
             }
@@ -294,7 +258,7 @@ impl Source for PostgresSource {
             }
             let messages = rows
                 .into_iter()
-                .map(|(doc, id)| self.message(doc, id))
+                .map(|(doc, id)| self.message(&doc, id.as_deref()))
                 .collect();
             let mut batch = SourceBatch::unacked(messages);
             batch.ack = last.map(|p| AckToken(Box::new(Position(p))));

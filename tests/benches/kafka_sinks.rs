@@ -1,23 +1,28 @@
-//! `make bench`, connector part: Kafka -> PostgreSQL throughput of the processor
-//! binary on the benchmark corpus (PostgreSQL sink `batchSize: 1000`), with the
-//! processor's peak RSS, into two tables: one with a JSONB `data` column and no
-//! index, and one made by `autoCreateTable` (which adds a GIN index on `data`, whose
-//! upkeep costs PostgreSQL more than the insert itself). Needs the servers of
-//! `make services` (the Makefile starts them).
+//! `make bench`, connector part: Kafka -> database throughput of the processor
+//! binary on the benchmark corpus (sink `batchSize: 1000`), with the processor's
+//! peak RSS:
+//! - PostgreSQL, into a table with a JSONB `data` column and no index, and into one
+//!   made by `autoCreateTable` (which adds a GIN index on `data`, whose upkeep
+//!   costs PostgreSQL more than the insert itself);
+//! - ClickHouse, into the MergeTree `autoCreateTable` makes.
 //!
-//! usage: cargo bench -p dataflow-tests --bench kafka_postgres -- <corpus.jsonl>
+//! Needs the servers of `make services` (the Makefile starts them).
+//!
+//! usage: cargo bench -p dataflow-tests --bench kafka_sinks -- <corpus.jsonl>
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use dataflow_tests::processor_bin;
-use dataflow_tests::services::{create_topic_with, kafka_brokers, pg, pg_url, produce, unique};
+use dataflow_tests::services::{
+    ch_query, clickhouse_url, create_topic_with, kafka_brokers, pg, pg_url, produce, unique,
+};
 use sqlx::Row;
 
 #[tokio::main]
 async fn main() {
     let Some(corpus) = std::env::args().skip(1).find(|a| !a.starts_with("--")) else {
-        eprintln!("usage: kafka_postgres <corpus.jsonl>");
+        eprintln!("usage: kafka_sinks <corpus.jsonl>");
         std::process::exit(2);
     };
     let lines: Vec<Vec<u8>> = std::fs::read(&corpus)
@@ -26,11 +31,67 @@ async fn main() {
         .filter(|l| !l.is_empty())
         .map(<[u8]>::to_vec)
         .collect();
-    run_case("jsonb table, no index", &lines, true).await;
-    run_case("autoCreateTable (GIN index)", &lines, false).await;
+    run_case(Target::PostgresPlain, &lines).await;
+    run_case(Target::PostgresAutoCreated, &lines).await;
+    run_case(Target::Clickhouse, &lines).await;
 }
 
-async fn run_case(name: &str, lines: &[Vec<u8>], create_plain_table: bool) {
+/// Where the benchmark writes.
+#[derive(Clone, Copy)]
+enum Target {
+    PostgresPlain,
+    PostgresAutoCreated,
+    Clickhouse,
+}
+
+impl Target {
+    fn label(self) -> &'static str {
+        match self {
+            Target::PostgresPlain => "kafka -> postgresql, jsonb table, no index",
+            Target::PostgresAutoCreated => "kafka -> postgresql, autoCreateTable (GIN index)",
+            Target::Clickhouse => "kafka -> clickhouse, autoCreateTable (MergeTree)",
+        }
+    }
+
+    fn sink(self, table: &str) -> String {
+        match self {
+            Target::PostgresPlain | Target::PostgresAutoCreated => format!(
+                r#"{{type: postgresql, postgresql: {{connectionString: "{}", table: {table}, autoCreateTable: {}, batchSize: 1000, batchFlushIntervalSeconds: 1}}}}"#,
+                pg_url(),
+                matches!(self, Target::PostgresAutoCreated)
+            ),
+            Target::Clickhouse => format!(
+                r#"{{type: clickhouse, clickhouse: {{connectionString: "{}", table: {table}, autoCreateTable: true, batchSize: 1000, batchFlushIntervalSeconds: 1}}}}"#,
+                clickhouse_url()
+            ),
+        }
+    }
+
+    async fn count(self, table: &str, pool: &sqlx::PgPool) -> i64 {
+        match self {
+            Target::PostgresPlain | Target::PostgresAutoCreated => {
+                sqlx::query(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {table}")))
+                    .fetch_one(pool)
+                    .await
+                    .map(|r| r.get::<i64, _>(0))
+                    .unwrap_or(0)
+            }
+            Target::Clickhouse => {
+                if ch_query(&format!("EXISTS TABLE {table}")).await.trim() != "1" {
+                    return 0;
+                }
+                ch_query(&format!("SELECT count() FROM {table}"))
+                    .await
+                    .trim()
+                    .parse()
+                    .unwrap_or(0)
+            }
+        }
+    }
+}
+
+async fn run_case(target: Target, lines: &[Vec<u8>]) {
+    let name = target.label();
     let total = lines.len() as i64;
     let topic = unique("bench_orders");
     let table = unique("bench_orders");
@@ -47,10 +108,10 @@ async fn run_case(name: &str, lines: &[Vec<u8>], create_plain_table: bool) {
     )
     .await;
     println!(
-        "kafka -> postgresql, {name}: {total} messages on {partitions} partitions (loaded in {:.1}s)",
+        "{name}: {total} messages on {partitions} partitions (loaded in {:.1}s)",
         loading.elapsed().as_secs_f64()
     );
-    if create_plain_table {
+    if matches!(target, Target::PostgresPlain) {
         dataflow_tests::services::pg_execute(&format!(
             "CREATE TABLE {table} (id BIGSERIAL PRIMARY KEY, data JSONB NOT NULL, created_at TIMESTAMPTZ NOT NULL DEFAULT now())"
         ))
@@ -66,14 +127,11 @@ async fn run_case(name: &str, lines: &[Vec<u8>], create_plain_table: bool) {
 source:
   type: kafka
   kafka: {{brokers: ["{brokers}"], topic: {topic}, consumerGroup: {group}}}
-sink:
-  type: postgresql
-  postgresql: {{connectionString: "{pg}", table: {table}, autoCreateTable: {auto}, batchSize: 1000, batchFlushIntervalSeconds: 1}}
+sink: {sink}
 "#,
             brokers = kafka_brokers(),
             group = unique("bench"),
-            pg = pg_url(),
-            auto = !create_plain_table
+            sink = target.sink(&table),
         ),
     )
     .expect("write spec");
@@ -90,13 +148,7 @@ sink:
             .expect("processor runs"),
     );
     let pool = pg().await;
-    let count = || async {
-        sqlx::query(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {table}")))
-            .fetch_one(&pool)
-            .await
-            .map(|r| r.get::<i64, _>(0))
-            .unwrap_or(0)
-    };
+    let count = || target.count(&table, &pool);
     // Sustained rate: between the samples that first pass 10% and 90% of the rows,
     // which leaves out start-up and the last partial batch's timer flush.
     let mut first_row: Option<Instant> = None;
