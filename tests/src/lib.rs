@@ -4,6 +4,7 @@
 //! The tests expect `make build` to have run (`make test` does): they use the release
 //! processor binary and the components under `target/wasm32-wasip2/wasm/`.
 
+pub mod fake_trino;
 pub mod services;
 
 use std::path::PathBuf;

@@ -283,7 +283,7 @@ fn bad_specs_fail_with_the_field_path() {
     // A valid spec with a connector this build cannot run yet fails at run, clearly.
     write(
         &spec,
-        "source: {type: stdin}\nsink: {type: trino, trino: {serverURL: \"http://h:8080\", catalog: c, schema: s, table: t}}\n",
+        "source: {type: stdin}\nsink: {type: nessie, nessie: {baseURL: \"http://h:19120/api/v1\", namespace: n, table: t}}\n",
     );
     assert!(
         processor(&["validate", "--spec", spec.to_str().unwrap()], "")
@@ -294,7 +294,7 @@ fn bad_specs_fail_with_the_field_path() {
     assert!(!output.status.success());
     assert!(
         String::from_utf8_lossy(&output.stderr)
-            .contains("spec.sink.type: the trino connector is not available")
+            .contains("spec.sink.type: the nessie connector is not available")
     );
 }
 

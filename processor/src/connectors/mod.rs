@@ -16,6 +16,7 @@ pub mod postgres;
 mod retry;
 mod settings;
 mod stdio;
+pub mod trino;
 
 use std::any::Any;
 use std::time::Instant;
@@ -216,6 +217,10 @@ pub async fn open_source(
                 clickhouse::ClickhouseSource::open(&format!("{path}.clickhouse"), ch, flow).await?,
             )
         }
+        SourceType::Trino => {
+            let trino = spec.trino.as_ref().ok_or_else(|| missing("trino"))?;
+            Box::new(trino::TrinoSource::open(&format!("{path}.trino"), trino).await?)
+        }
         other => {
             return Err(ConnectorError::Unsupported {
                 path: format!("{path}.type"),
@@ -253,6 +258,10 @@ pub async fn open_sink(path: &str, spec: &SinkSpec) -> Result<Box<dyn Sink>, Con
                 .as_ref()
                 .ok_or_else(|| missing("clickhouse"))?;
             clickhouse::open_sink(&format!("{path}.clickhouse"), ch).await?
+        }
+        SinkType::Trino => {
+            let trino = spec.trino.as_ref().ok_or_else(|| missing("trino"))?;
+            trino::open_sink(&format!("{path}.trino"), trino).await?
         }
         other => {
             return Err(ConnectorError::Unsupported {
