@@ -3,7 +3,9 @@
 //! `DATAFLOW_TEST_HELM`): `helm lint --strict`, `helm template` with default values
 //! and with every toggle on, and values refused by the chart's JSON schema. Every
 //! rendered document is parsed as its Kubernetes type, and the RBAC rules are
-//! compared with what the operator's own tests prove it needs.
+//! compared with what the operator's own tests prove it needs. The webhook
+//! certificate the chart generates is served by the operator's real webhook and
+//! reached by its Service name, trusting only the chart's caBundle.
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -12,11 +14,13 @@ use std::process::{Command, Output};
 use dataflow_operator::rbac::REQUIRED;
 use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Service, ServiceAccount};
+use k8s_openapi::api::core::v1::{Secret, Service, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
+
+mod support;
 
 fn chart_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../charts/dataflow-operator")
@@ -136,6 +140,7 @@ fn check_common(documents: &[Value]) {
             "RoleBinding" => drop(typed::<RoleBinding>(document)),
             "Deployment" => drop(typed::<Deployment>(document)),
             "Service" => drop(typed::<Service>(document)),
+            "Secret" => drop(typed::<Secret>(document)),
             "ValidatingWebhookConfiguration" => {
                 drop(typed::<ValidatingWebhookConfiguration>(document))
             }
@@ -379,8 +384,84 @@ fn values_outside_the_schema_are_refused() {
         let error = template(&bad).expect_err(&format!("{bad} should be refused"));
         assert!(error.contains(key), "{bad}: {error}");
     }
-    // A webhook needs a certificate from somewhere.
-    let error = template(&json!({"webhook": {"enabled": true, "certManager": {"enabled": false}}}))
-        .expect_err("a webhook without a certificate should be refused");
-    assert!(error.contains("webhook.certSecret"), "{error}");
+}
+
+/// Without cert-manager or a Secret of your own, the chart makes a CA and a serving
+/// certificate. The operator's webhook serves that certificate, and a client that
+/// trusts only the caBundle of the ValidatingWebhookConfiguration reaches it by the
+/// Service's DNS name, as the API server would.
+#[tokio::test]
+async fn webhook_with_a_certificate_the_chart_generates() {
+    let documents =
+        render_chart(&json!({"webhook": {"enabled": true, "certManager": {"enabled": false}}}));
+    check_common(&documents);
+    assert!(of_kind(&documents, "Certificate").is_empty());
+    let secret: Secret = typed(of_kind(&documents, "Secret")[0]);
+    assert_eq!(
+        secret.metadata.name.as_deref(),
+        Some("dataflow-webhook-cert")
+    );
+    assert_eq!(secret.type_.as_deref(), Some("kubernetes.io/tls"));
+    let data = secret.data.unwrap();
+    let webhook: ValidatingWebhookConfiguration =
+        typed(of_kind(&documents, "ValidatingWebhookConfiguration")[0]);
+    let ca_bundle = webhook.webhooks.unwrap()[0]
+        .client_config
+        .ca_bundle
+        .clone()
+        .unwrap();
+    assert_eq!(
+        ca_bundle.0, data["ca.crt"].0,
+        "the webhook trusts the CA that signed the Secret"
+    );
+
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
+    std::fs::write(&cert, &data["tls.crt"].0).unwrap();
+    std::fs::write(&key, &data["tls.key"].0).unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let fake = support::FakeApi::default();
+    let validator = std::sync::Arc::new(dataflow_operator::webhook::Validator::new(
+        fake.client(),
+        dataflow_operator::telemetry::Metrics::new().unwrap(),
+    ));
+    tokio::spawn(async move { validator.serve(listener, &cert, &key).await });
+
+    let host = "dataflow-webhook.dataflow-system.svc";
+    let client = reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(&ca_bundle.0).unwrap()])
+        .resolve(host, addr)
+        .build()
+        .unwrap();
+    let review = json!({
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {"uid": "u1", "operation": "DELETE", "name": "orders", "namespace": "team",
+                    "kind": {"group": "dataflow.dataflow.io", "version": "v1", "kind": "DataFlow"},
+                    "resource": {"group": "dataflow.dataflow.io", "version": "v1", "resource": "dataflows"},
+                    "userInfo": {"username": "admin"}, "object": null, "oldObject": null}
+    });
+    let mut answer = None;
+    for _ in 0..50 {
+        match client
+            .post(format!("https://{host}:{}/validate-dataflow", addr.port()))
+            .json(&review)
+            .send()
+            .await
+        {
+            Ok(response) => {
+                answer = Some(response.json::<Value>().await.unwrap());
+                break;
+            }
+            Err(e) if e.is_connect() => {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await
+            }
+            Err(e) => panic!("TLS to the generated certificate failed: {e:?}"),
+        }
+    }
+    let answer = answer.expect("the webhook answered");
+    assert_eq!(answer["response"]["allowed"], true, "{answer}");
 }
