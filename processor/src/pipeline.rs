@@ -116,6 +116,13 @@ impl Processed {
     fn message_count(&self) -> usize {
         self.main.len() + self.routes.iter().map(Vec::len).sum::<usize>() + self.errors.len()
     }
+
+    fn byte_count(&self) -> usize {
+        let bytes = |messages: &[Message]| messages.iter().map(|m| m.payload.len()).sum::<usize>();
+        bytes(&self.main)
+            + self.routes.iter().map(|r| bytes(r)).sum::<usize>()
+            + bytes(&self.errors)
+    }
 }
 
 /// The sinks of the spec's router routes, in route order.
@@ -325,6 +332,7 @@ async fn read_loop(
         if let Some(metrics) = metrics {
             metrics.batch_read(
                 batch.messages.len(),
+                batch.messages.iter().map(|m| m.payload.len()).sum(),
                 batch.rejected.iter().map(|r| r.error_type.as_str()),
                 read_at - reading,
             );
@@ -765,6 +773,7 @@ fn transform_batch(
             &output.failures,
             transformed_at - taken_at,
             processed.message_count(),
+            processed.byte_count(),
         );
     }
     processed.queued_at = Instant::now();

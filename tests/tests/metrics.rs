@@ -341,6 +341,43 @@ errors: {{type: file, file: {{path: {failed}}}}}
             "stage {stage}"
         );
     }
+    // The custom component is its own stage; the fused built-ins share one.
+    assert!(
+        sum(
+            &samples,
+            "dataflow_task_stage_duration_seconds_count",
+            &with(&[("stage", "transformer_4")])
+        ) >= 1.0
+    );
+    assert!(samples.iter().any(|s| {
+        s.name == "dataflow_task_stage_duration_seconds_count"
+            && s.labels
+                .get("stage")
+                .is_some_and(|v| v.starts_with("transformer_0"))
+    }));
+    for stage in ["input", "output"] {
+        let count = sum(
+            &samples,
+            "dataflow_task_message_size_bytes_count",
+            &with(&[("stage", stage)]),
+        );
+        let total = sum(
+            &samples,
+            "dataflow_task_message_size_bytes_sum",
+            &with(&[("stage", stage)]),
+        );
+        assert!(
+            count >= 1.0 && total / count > 10.0,
+            "{stage}: {total} / {count}"
+        );
+    }
+    for (from, to) in [("read", "transformation"), ("transformation", "write")] {
+        assert!(has(
+            &samples,
+            "dataflow_task_stage_latency_seconds_count",
+            &with(&[("from_stage", from), ("to_stage", to)])
+        ));
+    }
     for queue in ["default", "output"] {
         assert!(has(
             &samples,

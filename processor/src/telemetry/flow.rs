@@ -21,6 +21,11 @@ const SECONDS: [f64; 14] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
+/// Bytes buckets for message sizes.
+const BYTES: [f64; 10] = [
+    64.0, 128.0, 256.0, 512.0, 1024.0, 2048.0, 4096.0, 16384.0, 65536.0, 262144.0,
+];
+
 /// Which sink a write went to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SinkSlot {
@@ -90,6 +95,8 @@ pub struct FlowMetrics {
     stage_duration: Histogram<f64>,
     end_to_end: Histogram<f64>,
     queue_wait: Histogram<f64>,
+    stage_latency: Histogram<f64>,
+    message_size: Histogram<f64>,
     operations: Counter<u64>,
     stage_errors: Counter<u64>,
     rebuilds: Counter<u64>,
@@ -262,6 +269,16 @@ impl FlowMetrics {
                 "dataflow_task_end_to_end_latency",
                 "Time from reading a batch to the sinks accepting all of it",
             ),
+            stage_latency: seconds(
+                "dataflow_task_stage_latency",
+                "Time a batch spent between the end of one stage and the start of the next",
+            ),
+            message_size: meter
+                .f64_histogram("dataflow_task_message_size")
+                .with_unit("By")
+                .with_description("Mean message size of a batch, at the input and the output")
+                .with_boundaries(BYTES.to_vec())
+                .build(),
             queue_wait: seconds(
                 "dataflow_task_queue_wait_time",
                 "Time a batch waited in a queue",
@@ -328,9 +345,11 @@ impl FlowMetrics {
     pub fn batch_read<'a>(
         &self,
         messages: usize,
+        bytes: usize,
         rejected: impl Iterator<Item = &'a str>,
         took: Duration,
     ) {
+        self.size("input", messages, bytes);
         let mut failed = 0;
         for error_type in rejected {
             failed += 1;
@@ -375,6 +394,7 @@ impl FlowMetrics {
             .fetch_sub(messages as i64, Ordering::Relaxed);
         self.queue_wait
             .record(waited.as_secs_f64(), &self.with(&[queue("default")]));
+        self.latency("read", "transformation", waited);
     }
 
     /// The chain ran over a batch: per-group results, failures, whole time, and the
@@ -385,7 +405,9 @@ impl FlowMetrics {
         failures: &[ChainFailure],
         took: Duration,
         handed_on: usize,
+        output_bytes: usize,
     ) {
+        self.size("output", handed_on, output_bytes);
         for run in runs {
             self.group_ran(run);
         }
@@ -425,6 +447,16 @@ impl FlowMetrics {
 
     fn group_ran(&self, run: &GroupRun) {
         let range = run.first_index..run.first_index + run.steps;
+        // Fused steps run as one call: their stage is the range they cover.
+        let stage = if run.steps == 1 {
+            format!("transformer_{}", run.first_index)
+        } else {
+            format!("transformer_{}-{}", range.start, range.end - 1)
+        };
+        self.stage_duration.record(
+            run.elapsed.as_secs_f64(),
+            &self.with(&[KeyValue::new("stage", stage)]),
+        );
         let Some(first) = self.transformers.get(run.first_index) else {
             return;
         };
@@ -484,6 +516,7 @@ impl FlowMetrics {
             .fetch_sub(messages as i64, Ordering::Relaxed);
         self.queue_wait
             .record(waited.as_secs_f64(), &self.with(&[queue("output")]));
+        self.latency("transformation", "write", waited);
     }
 
     /// One write to a sink took `took`; `ok` when no message was refused.
@@ -546,6 +579,26 @@ impl FlowMetrics {
         self.stage_duration.record(
             took.as_secs_f64(),
             &self.with(&[KeyValue::new("stage", stage)]),
+        );
+    }
+
+    /// One observation of the mean size of `messages` messages of `bytes` in all.
+    fn size(&self, stage: &'static str, messages: usize, bytes: usize) {
+        if messages > 0 {
+            self.message_size.record(
+                bytes as f64 / messages as f64,
+                &self.with(&[KeyValue::new("stage", stage)]),
+            );
+        }
+    }
+
+    fn latency(&self, from: &'static str, to: &'static str, waited: Duration) {
+        self.stage_latency.record(
+            waited.as_secs_f64(),
+            &self.with(&[
+                KeyValue::new("from_stage", from),
+                KeyValue::new("to_stage", to),
+            ]),
         );
     }
 
