@@ -13,6 +13,7 @@
 //! ignored, and the log says which.
 
 use clickhouse::Client;
+use percent_encoding::percent_decode_str;
 use reqwest::Url;
 
 use crate::connectors::ConnectorError;
@@ -68,8 +69,10 @@ pub(super) fn connect(path: &str, connection_string: &str) -> Result<Connection,
         .filter(|h| !h.is_empty())
         .ok_or_else(|| bad("has no host".into()))?;
     let decode = |text: &str| {
-        percent_decode(text)
-            .map_err(|()| bad("user info is not valid percent-encoded UTF-8".into()))
+        percent_decode_str(text)
+            .decode_utf8()
+            .map(|t| t.into_owned())
+            .map_err(|_| bad("user info is not valid percent-encoded UTF-8".into()))
     };
     let user = match url.username() {
         "" => param("username").or_else(|| param("user")),
@@ -119,23 +122,6 @@ pub(super) fn connect(path: &str, connection_string: &str) -> Result<Connection,
     })
 }
 
-fn percent_decode(text: &str) -> Result<String, ()> {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = text.get(i + 1..i + 3).ok_or(())?;
-            out.push(u8::from_str_radix(hex, 16).map_err(|_| ())?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).map_err(|_| ())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -170,6 +156,10 @@ mod tests {
             ("http://host:8123".into(), "db".into())
         );
         assert_eq!(
+            endpoint_and_database("http://us%40er:p%40ss@host:8123/db"),
+            ("http://host:8123".into(), "db".into())
+        );
+        assert_eq!(
             endpoint_and_database("https://host/"),
             ("https://host:443".into(), "default".into())
         );
@@ -182,6 +172,7 @@ mod tests {
             ("postgres://h/db", "scheme"),
             ("clickhouse://h?http_port=x", "http_port"),
             ("not a url", "not a URL"),
+            ("clickhouse://u:%ff@h", "percent-encoded"),
         ] {
             let Err(ConnectorError::Config { path, reason }) = connect("spec.sink.clickhouse", bad)
             else {
@@ -190,6 +181,5 @@ mod tests {
             assert_eq!(path, "spec.sink.clickhouse.connectionString");
             assert!(reason.contains(why), "{bad}: {reason}");
         }
-        assert_eq!(percent_decode("p%40ss").unwrap(), "p@ss");
     }
 }
