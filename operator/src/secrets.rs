@@ -63,13 +63,16 @@ impl ResolveError {
     }
 }
 
-/// The field a `*SecretRef` fills.
-pub fn target_field(reference_field: &str) -> String {
+/// The field a `*SecretRef` in the object at `parent` (a spec path) fills. The
+/// Nessie connectors name their token `bearerToken`, so their `tokenSecretRef`
+/// fills that.
+pub fn target_field(parent: &str, reference_field: &str) -> String {
     let base = reference_field
         .strip_suffix(SECRET_REF_SUFFIX)
         .unwrap_or(reference_field);
     match base {
         "ca" | "cert" | "key" => format!("{base}File"),
+        "token" if parent.ends_with(".nessie") => "bearerToken".to_owned(),
         other => other.to_owned(),
     }
 }
@@ -158,7 +161,7 @@ fn rewrite(value: &mut Value, path: &str, resolved: &mut BTreeMap<String, String
             for key in &refs {
                 if let Some(secret) = resolved.remove(&format!("{path}.{key}")) {
                     map.remove(key);
-                    map.insert(target_field(key), Value::String(secret));
+                    map.insert(target_field(path, key), Value::String(secret));
                 }
             }
             rewrite_children(map, path, resolved);
@@ -266,9 +269,22 @@ mod tests {
 
     #[test]
     fn target_fields() {
-        assert_eq!(target_field("passwordSecretRef"), "password");
-        assert_eq!(target_field("serverURLSecretRef"), "serverURL");
-        assert_eq!(target_field("clientSecretSecretRef"), "clientSecret");
-        assert_eq!(target_field("keySecretRef"), "keyFile");
+        let at = "spec.sink.trino";
+        assert_eq!(target_field(at, "passwordSecretRef"), "password");
+        assert_eq!(target_field(at, "serverURLSecretRef"), "serverURL");
+        assert_eq!(target_field(at, "clientSecretSecretRef"), "clientSecret");
+        assert_eq!(target_field(at, "keySecretRef"), "keyFile");
+        assert_eq!(
+            target_field("spec.sink.trino.keycloak", "tokenSecretRef"),
+            "token"
+        );
+        assert_eq!(
+            target_field("spec.source.nessie", "tokenSecretRef"),
+            "bearerToken"
+        );
+        assert_eq!(
+            target_field("spec.errors.nessie", "baseURLSecretRef"),
+            "baseURL"
+        );
     }
 }

@@ -4,10 +4,11 @@
 //! The tests expect `make build` to have run (`make test` does): they use the release
 //! processor binary and the components under `target/wasm32-wasip2/wasm/`.
 
+pub mod fake_nessie;
 pub mod fake_trino;
 pub mod services;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use regex::Regex;
@@ -51,6 +52,33 @@ pub fn processor(args: &[&str], stdin: impl AsRef<[u8]>) -> Output {
         input.write_all(stdin.as_ref()).expect("write stdin");
     }
     child.wait_with_output().expect("processor finishes")
+}
+
+/// Writes `text` to `dir/name`; returns the path.
+pub fn write_file(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+    path
+}
+
+/// The JSON lines of a file as written so far (none while it does not exist).
+pub fn file_json_lines(path: &Path) -> Vec<Value> {
+    json_lines(&std::fs::read_to_string(path).unwrap_or_default())
+}
+
+/// Runs `dataflow-processor run --spec <spec>` to its end, off the async runtime;
+/// returns whether it succeeded, and its standard error.
+pub async fn run_spec_to_end(spec: &Path) -> (bool, String) {
+    let spec = spec.to_owned();
+    let output = tokio::task::spawn_blocking(move || {
+        processor(&["run", "--spec", &spec.to_string_lossy()], "")
+    })
+    .await
+    .expect("the processor run finishes");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
 }
 
 /// Parses a JSON-lines text.

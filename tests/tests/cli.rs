@@ -280,10 +280,11 @@ fn bad_specs_fail_with_the_field_path() {
             "{expected:?} missing in {stderr}"
         );
     }
-    // A valid spec with a connector this build cannot run yet fails at run, clearly.
+    // A valid spec whose secret reference was never resolved (it did not come
+    // through the operator) fails at run, naming the field.
     write(
         &spec,
-        "source: {type: stdin}\nsink: {type: nessie, nessie: {baseURL: \"http://h:19120/api/v1\", namespace: n, table: t}}\n",
+        "source: {type: stdin}\nsink: {type: nessie, nessie: {baseURLSecretRef: {name: nessie, key: url}, namespace: n, table: t}}\n",
     );
     assert!(
         processor(&["validate", "--spec", spec.to_str().unwrap()], "")
@@ -292,9 +293,10 @@ fn bad_specs_fail_with_the_field_path() {
     );
     let output = processor(&["run", "--spec", spec.to_str().unwrap()], "");
     assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
-        String::from_utf8_lossy(&output.stderr)
-            .contains("spec.sink.type: the nessie connector is not available")
+        stderr.contains("spec.sink.nessie.baseURLSecretRef: secret nessie/url was not resolved"),
+        "{stderr}"
     );
 }
 

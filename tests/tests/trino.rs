@@ -4,39 +4,13 @@
 //! behind `nextUri`, Trino's error JSON, 401 and 503) and Keycloak's token endpoint
 //! (password, client-credentials and refresh-token grants).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use dataflow_tests::fake_trino::{FakeTrino, Script, Table};
 use dataflow_tests::services::{Running, eventually};
-use serde_json::{Value, json};
-
-fn write(dir: &tempfile::TempDir, name: &str, text: &str) -> PathBuf {
-    let path = dir.path().join(name);
-    std::fs::write(&path, text).unwrap();
-    path
-}
-
-fn lines(path: &Path) -> Vec<Value> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
-async fn run_to_end(spec: &Path) -> (bool, String) {
-    let spec = spec.to_owned();
-    let output = tokio::task::spawn_blocking(move || {
-        dataflow_tests::processor(&["run", "--spec", spec.to_str().unwrap()], "")
-    })
-    .await
-    .unwrap();
-    (
-        output.status.success(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
-}
+use dataflow_tests::{file_json_lines, run_spec_to_end, write_file};
+use serde_json::json;
 
 fn sink_spec(trino: &FakeTrino, input: &Path, keycloak: &str) -> String {
     format!(
@@ -77,13 +51,17 @@ async fn file_to_trino_with_keycloak_survives_failures() {
     let documents: Vec<String> = (0..500)
         .map(|i| json!({"id": i, "note": format!("it's #{i}")}).to_string())
         .collect();
-    let input = write(&dir, "in.jsonl", &documents.join("\n"));
+    let input = write_file(dir.path(), "in.jsonl", &documents.join("\n"));
     let keycloak = format!(
         r#"{{serverURL: "{}", realm: lake, clientID: dataflow, clientSecret: s3cret, username: alice, password: wonderland}}"#,
         trino.url()
     );
-    let spec = write(&dir, "flow.yaml", &sink_spec(&trino, &input, &keycloak));
-    let (ok, log) = run_to_end(&spec).await;
+    let spec = write_file(
+        dir.path(),
+        "flow.yaml",
+        &sink_spec(&trino, &input, &keycloak),
+    );
+    let (ok, log) = run_spec_to_end(&spec).await;
     assert!(ok, "{log}");
     assert!(
         log.contains("processed=500 written=500 filtered=0 errors=0"),
@@ -123,13 +101,17 @@ async fn file_to_trino_with_keycloak_survives_failures() {
 async fn refused_credentials_stop_the_flow() {
     let trino = FakeTrino::start(true, 300).await;
     let dir = tempfile::tempdir().unwrap();
-    let input = write(&dir, "in.jsonl", "{\"a\":1}\n");
+    let input = write_file(dir.path(), "in.jsonl", "{\"a\":1}\n");
     let keycloak = format!(
         r#"{{serverURL: "{}", realm: lake, clientID: dataflow, clientSecret: s3cret, username: alice, password: wrong}}"#,
         trino.url()
     );
-    let spec = write(&dir, "flow.yaml", &sink_spec(&trino, &input, &keycloak));
-    let (ok, log) = run_to_end(&spec).await;
+    let spec = write_file(
+        dir.path(),
+        "flow.yaml",
+        &sink_spec(&trino, &input, &keycloak),
+    );
+    let (ok, log) = run_spec_to_end(&spec).await;
     assert!(!ok, "{log}");
     assert!(
         log.contains("invalid_grant: Invalid user credentials"),
@@ -159,8 +141,8 @@ async fn trino_source_reads_pages_and_then_only_new_rows() {
     );
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out.jsonl");
-    let spec = write(
-        &dir,
+    let spec = write_file(
+        dir.path(),
         "flow.yaml",
         &format!(
             r#"
@@ -175,18 +157,18 @@ sink: {{type: file, file: {{path: {out}}}}}
     );
     let running = Running::start(&spec);
     eventually("the first rows", Duration::from_secs(30), || async {
-        (lines(&out).len() >= 7).then_some(())
+        (file_json_lines(&out).len() >= 7).then_some(())
     })
     .await;
     trino.add_rows("lake.raw.events", (8..=10).map(row).collect());
     eventually("the new rows", Duration::from_secs(30), || async {
-        (lines(&out).len() >= 10).then_some(())
+        (file_json_lines(&out).len() >= 10).then_some(())
     })
     .await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     running.stop();
 
-    let rows = lines(&out);
+    let rows = file_json_lines(&out);
     let ids: Vec<i64> = rows
         .iter()
         .map(|r| r["value"]["id"].as_i64().unwrap())
@@ -231,8 +213,8 @@ async fn tokens_are_refreshed_before_they_expire() {
     );
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out.jsonl");
-    let spec = write(
-        &dir,
+    let spec = write_file(
+        dir.path(),
         "flow.yaml",
         &format!(
             r#"
@@ -266,5 +248,5 @@ sink: {{type: file, file: {{path: {out}}}}}
         0,
         "no token was used after it expired"
     );
-    assert_eq!(lines(&out).len(), 1);
+    assert_eq!(file_json_lines(&out).len(), 1);
 }

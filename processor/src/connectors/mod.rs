@@ -11,6 +11,7 @@ pub mod clickhouse;
 mod file;
 mod generator;
 pub mod kafka;
+pub mod nessie;
 mod polling;
 pub mod postgres;
 mod retry;
@@ -43,14 +44,6 @@ pub enum ConnectorError {
         /// Cause.
         source: std::io::Error,
     },
-    /// The spec names a connector this build cannot run.
-    #[error("{path}: the {kind} connector is not available in this build yet")]
-    Unsupported {
-        /// Spec path of the connector's `type`.
-        path: String,
-        /// Connector type.
-        kind: &'static str,
-    },
     /// The spec lacks the connector's settings block (validation prevents this).
     #[error("{path}: required")]
     MissingBlock {
@@ -82,9 +75,9 @@ impl ConnectorError {
     pub fn error_type(&self) -> ErrorType {
         match self {
             ConnectorError::Io { .. } => ErrorType::ConnectionError,
-            ConnectorError::Unsupported { .. }
-            | ConnectorError::MissingBlock { .. }
-            | ConnectorError::Config { .. } => ErrorType::InvalidData,
+            ConnectorError::MissingBlock { .. } | ConnectorError::Config { .. } => {
+                ErrorType::InvalidData
+            }
             ConnectorError::Failed { error_type, .. } => *error_type,
         }
     }
@@ -221,11 +214,9 @@ pub async fn open_source(
             let trino = spec.trino.as_ref().ok_or_else(|| missing("trino"))?;
             Box::new(trino::TrinoSource::open(&format!("{path}.trino"), trino).await?)
         }
-        other => {
-            return Err(ConnectorError::Unsupported {
-                path: format!("{path}.type"),
-                kind: other.as_str(),
-            });
+        SourceType::Nessie => {
+            let nessie = spec.nessie.as_ref().ok_or_else(|| missing("nessie"))?;
+            Box::new(nessie::NessieSource::open(&format!("{path}.nessie"), nessie).await?)
         }
     })
 }
@@ -263,11 +254,9 @@ pub async fn open_sink(path: &str, spec: &SinkSpec) -> Result<Box<dyn Sink>, Con
             let trino = spec.trino.as_ref().ok_or_else(|| missing("trino"))?;
             trino::open_sink(&format!("{path}.trino"), trino).await?
         }
-        other => {
-            return Err(ConnectorError::Unsupported {
-                path: format!("{path}.type"),
-                kind: other.as_str(),
-            });
+        SinkType::Nessie => {
+            let nessie = spec.nessie.as_ref().ok_or_else(|| missing("nessie"))?;
+            nessie::open_sink(&format!("{path}.nessie"), nessie).await?
         }
     })
 }

@@ -1,0 +1,385 @@
+//! The Nessie (Iceberg) source.
+//!
+//! Every `pollInterval` seconds it loads the table on the branch and walks the
+//! current snapshot's ancestry back to the last snapshot it finished reading. Each
+//! newer snapshot, oldest first, is read from the data files it added: an
+//! `append` (or `overwrite`) snapshot yields the rows it brought in, and
+//! compaction (`replace`) and `delete` snapshots yield nothing. So nothing is
+//! read twice while the processor runs. The position is kept in memory (a source
+//! should not write to the table it reads), so a restarted processor starts again
+//! from the first snapshot: duplicates, never loss.
+//!
+//! A table whose only column is the `data` string the sink writes gives back the
+//! documents stored there; any other table gives each row as a JSON object of its
+//! columns. `rawMode` wraps each as `{"value": ..., "_metadata": {namespace,
+//! table}}`. Messages carry `namespace`, `table` and `snapshot_id` metadata.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use arrow_array::RecordBatch;
+use arrow_array::cast::AsArray;
+use async_trait::async_trait;
+use dataflow_api::connectors::{DEFAULT_NESSIE_POLL_INTERVAL_SECS, NessieSourceSpec};
+use futures::StreamExt;
+use iceberg::Catalog;
+use iceberg::scan::{ArrowRecordBatchStream, FileScanTask};
+use iceberg::spec::{DataContentType, ManifestContentType, ManifestStatus, Operation, SnapshotRef};
+use iceberg::table::Table;
+use iceberg_catalog_rest::RestCatalog;
+
+use super::catalog::{Connection, connect};
+use super::errors::classify;
+use crate::connectors::polling::PollTimer;
+use crate::connectors::retry::retrying;
+use crate::connectors::{AckToken, ConnectorError, Rejected, Source, SourceBatch};
+use crate::error_type::ErrorType;
+use crate::wasm::Message;
+
+/// The column the sink writes messages to.
+const DATA_COLUMN: &str = "data";
+
+/// The snapshot being read.
+struct Reading {
+    snapshot_id: i64,
+    rows: ArrowRecordBatchStream,
+    /// Messages decoded from the last record batch and not yet handed out.
+    ready: VecDeque<Message>,
+    rejected: Vec<Rejected>,
+}
+
+/// Reads the rows each new snapshot added.
+pub struct NessieSource {
+    name: String,
+    catalog: RestCatalog,
+    ident: iceberg::TableIdent,
+    namespace: String,
+    table: String,
+    raw_mode: bool,
+    timer: PollTimer,
+    /// The last snapshot read to the end.
+    last: Option<i64>,
+    /// Snapshots found by the last poll and not read yet, oldest first.
+    pending: VecDeque<SnapshotRef>,
+    loaded: Option<Table>,
+    reading: Option<Reading>,
+}
+
+impl NessieSource {
+    /// Connects and checks that the table exists (spec path `path`).
+    pub async fn open(path: &str, spec: &NessieSourceSpec) -> Result<Self, ConnectorError> {
+        let Connection {
+            catalog,
+            ident,
+            label,
+        } = connect(path, spec.into()).await?;
+        let name = format!("nessie source {label}");
+        let exists = retrying(&name, "look up the table", classify, || {
+            catalog.table_exists(&ident)
+        })
+        .await?
+        .map_err(|(error_type, reason)| ConnectorError::Failed {
+            connector: name.clone(),
+            error_type,
+            reason: format!("look up the table: {reason}"),
+        })?;
+        if !exists {
+            return Err(ConnectorError::Config {
+                path: format!("{path}.table"),
+                reason: format!("table {label} does not exist"),
+            });
+        }
+        Ok(Self {
+            name,
+            namespace: ident.namespace().join("."),
+            table: ident.name().to_owned(),
+            catalog,
+            ident,
+            raw_mode: spec.raw_mode.unwrap_or(false),
+            timer: PollTimer::new(
+                spec.poll_interval
+                    .unwrap_or(DEFAULT_NESSIE_POLL_INTERVAL_SECS),
+            ),
+            last: None,
+            pending: VecDeque::new(),
+            loaded: None,
+            reading: None,
+        })
+    }
+
+    fn failed(&self, what: &str, (error_type, reason): (ErrorType, String)) -> ConnectorError {
+        ConnectorError::Failed {
+            connector: self.name.clone(),
+            error_type,
+            reason: format!("{what}: {reason}"),
+        }
+    }
+
+    /// Loads the table and queues the snapshots newer than the last one read.
+    async fn poll(&mut self) -> Result<(), ConnectorError> {
+        let table = retrying(&self.name, "load the table", classify, || {
+            self.catalog.load_table(&self.ident)
+        })
+        .await?
+        .map_err(|e| self.failed("load the table", e))?;
+        self.pending = new_snapshots(&table, self.last);
+        if !self.pending.is_empty() {
+            tracing::debug!(connector = %self.name, snapshots = self.pending.len(), "new snapshots");
+        }
+        self.loaded = Some(table);
+        Ok(())
+    }
+
+    /// Starts reading the next pending snapshot; `false` when none is left.
+    async fn start_next(&mut self) -> Result<bool, ConnectorError> {
+        let Some(table) = self.loaded.clone() else {
+            return Ok(false);
+        };
+        while let Some(snapshot) = self.pending.pop_front() {
+            if !matches!(
+                snapshot.summary().operation,
+                Operation::Append | Operation::Overwrite
+            ) {
+                self.last = Some(snapshot.snapshot_id());
+                continue;
+            }
+            let tasks = retrying(&self.name, "list the added files", classify, || {
+                added_files(&table, &snapshot)
+            })
+            .await?
+            .map_err(|e| self.failed("list the added files", e))?;
+            if tasks.is_empty() {
+                self.last = Some(snapshot.snapshot_id());
+                continue;
+            }
+            let stream = futures::stream::iter(tasks.into_iter().map(Ok)).boxed();
+            let rows = table
+                .reader_builder()
+                .build()
+                .read(stream)
+                .map_err(|e| {
+                    self.failed("read the data files", (ErrorType::Failed, e.to_string()))
+                })?
+                .stream();
+            self.reading = Some(Reading {
+                snapshot_id: snapshot.snapshot_id(),
+                rows,
+                ready: VecDeque::new(),
+                rejected: Vec::new(),
+            });
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    /// Decodes one record batch into messages.
+    fn decode(
+        &self,
+        snapshot_id: i64,
+        batch: &RecordBatch,
+        reading: &mut Reading,
+    ) -> Result<(), ConnectorError> {
+        let metadata = vec![
+            ("namespace".to_owned(), self.namespace.clone()),
+            ("table".to_owned(), self.table.clone()),
+            ("snapshot_id".to_owned(), snapshot_id.to_string()),
+        ];
+        let data_only = batch.num_columns() == 1 && batch.schema().field(0).name() == DATA_COLUMN;
+        let documents: Vec<Result<Vec<u8>, String>> = match batch.column(0).as_string_opt::<i32>() {
+            Some(texts) if data_only => texts
+                .iter()
+                .map(|text| match text {
+                    Some(text) => Ok(text.as_bytes().to_vec()),
+                    None => Err("the row's `data` is null".to_owned()),
+                })
+                .collect(),
+            _ => rows_as_json(batch)
+                .map_err(|e| self.failed("decode rows", (ErrorType::InvalidData, e)))?
+                .into_iter()
+                .map(Ok)
+                .collect(),
+        };
+        for document in documents {
+            match document {
+                Ok(document) => {
+                    let payload = if self.raw_mode {
+                        self.wrap(&document)
+                    } else {
+                        document
+                    };
+                    reading.ready.push_back(Message {
+                        payload,
+                        metadata: metadata.clone(),
+                    });
+                }
+                Err(reason) => reading.rejected.push(Rejected {
+                    message: Message {
+                        payload: Vec::new(),
+                        metadata: metadata.clone(),
+                    },
+                    error_type: ErrorType::InvalidData,
+                    reason,
+                }),
+            }
+        }
+        Ok(())
+    }
+
+    /// `{"value": document, "_metadata": {"namespace": .., "table": ..}}`; a
+    /// document that is not JSON becomes a JSON string.
+    fn wrap(&self, document: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(document.len() + self.table.len() + 64);
+        out.extend_from_slice(b"{\"value\":");
+        if serde_json::from_slice::<serde::de::IgnoredAny>(document).is_ok() {
+            out.extend_from_slice(document);
+        } else {
+            // Serializing a string cannot fail.
+            let _ = serde_json::to_writer(&mut out, &String::from_utf8_lossy(document));
+        }
+        out.extend_from_slice(b",\"_metadata\":{\"namespace\":");
+        let _ = serde_json::to_writer(&mut out, &self.namespace);
+        out.extend_from_slice(b",\"table\":");
+        let _ = serde_json::to_writer(&mut out, &self.table);
+        out.extend_from_slice(b"}}");
+        out
+    }
+}
+
+/// Every row of `batch` as a JSON object (nulls included).
+fn rows_as_json(batch: &RecordBatch) -> Result<Vec<Vec<u8>>, String> {
+    let mut text = Vec::new();
+    let mut writer = arrow_json::WriterBuilder::new()
+        .with_explicit_nulls(true)
+        .build::<_, arrow_json::writer::LineDelimited>(&mut text);
+    writer.write(batch).map_err(|e| e.to_string())?;
+    writer.finish().map_err(|e| e.to_string())?;
+    drop(writer);
+    Ok(text
+        .split(|b| *b == b'\n')
+        .filter(|line| !line.is_empty())
+        .map(<[u8]>::to_vec)
+        .collect())
+}
+
+/// The snapshots in the current snapshot's ancestry after `last`, oldest first.
+/// When `last` is no longer an ancestor (the table was rolled back or its history
+/// expired), the whole remaining ancestry is new.
+fn new_snapshots(table: &Table, last: Option<i64>) -> VecDeque<SnapshotRef> {
+    let metadata = table.metadata();
+    let mut newer = VecDeque::new();
+    let mut at = metadata.current_snapshot().cloned();
+    while let Some(snapshot) = at {
+        if Some(snapshot.snapshot_id()) == last {
+            return newer;
+        }
+        at = snapshot
+            .parent_snapshot_id()
+            .and_then(|parent| metadata.snapshot_by_id(parent).cloned());
+        newer.push_front(snapshot);
+    }
+    if last.is_some() {
+        tracing::warn!(table = %table.identifier(), "the last snapshot read is gone from the table's history; reading the whole history again");
+    }
+    newer
+}
+
+/// Scan tasks for the data files `snapshot` added.
+async fn added_files(table: &Table, snapshot: &SnapshotRef) -> iceberg::Result<Vec<FileScanTask>> {
+    let metadata = table.metadata();
+    let schema = snapshot.schema(metadata)?;
+    let field_ids: Vec<i32> = schema.as_struct().fields().iter().map(|f| f.id).collect();
+    let manifests = table.manifest_list_reader(snapshot).load().await?;
+    let mut tasks = Vec::new();
+    for manifest_file in manifests.entries() {
+        if manifest_file.content != ManifestContentType::Data
+            || manifest_file.added_snapshot_id != snapshot.snapshot_id()
+        {
+            continue;
+        }
+        let manifest = manifest_file.load_manifest(table.file_io()).await?;
+        let spec = metadata
+            .partition_spec_by_id(manifest_file.partition_spec_id)
+            .cloned();
+        for entry in manifest.entries() {
+            if entry.status() != ManifestStatus::Added
+                || entry.content_type() != DataContentType::Data
+                || entry
+                    .snapshot_id()
+                    .is_some_and(|id| id != snapshot.snapshot_id())
+            {
+                continue;
+            }
+            tasks.push(
+                FileScanTask::builder()
+                    .with_file_size_in_bytes(entry.file_size_in_bytes())
+                    .with_start(0)
+                    .with_length(entry.file_size_in_bytes())
+                    .with_record_count(Some(entry.record_count()))
+                    .with_data_file_path(entry.file_path().to_owned())
+                    .with_data_file_format(entry.file_format())
+                    .with_schema(schema.clone())
+                    .with_project_field_ids(field_ids.clone())
+                    .with_partition(Some(entry.data_file().partition().clone()))
+                    .with_partition_spec(spec.clone().map(Arc::unwrap_or_clone).map(Arc::new))
+                    .with_case_sensitive(true)
+                    .build(),
+            );
+        }
+    }
+    Ok(tasks)
+}
+
+#[async_trait]
+impl Source for NessieSource {
+    async fn next_batch(&mut self, max: usize) -> Result<Option<SourceBatch>, ConnectorError> {
+        let max = max.max(1);
+        loop {
+            if let Some(mut reading) = self.reading.take() {
+                while reading.ready.len() < max {
+                    match reading.rows.next().await {
+                        Some(Ok(batch)) => {
+                            let id = reading.snapshot_id;
+                            self.decode(id, &batch, &mut reading)?;
+                        }
+                        Some(Err(e)) => {
+                            return Err(self.failed(
+                                "read the data files",
+                                (ErrorType::Failed, e.to_string()),
+                            ));
+                        }
+                        None => break,
+                    }
+                }
+                let take = reading.ready.len().min(max);
+                let messages: Vec<Message> = reading.ready.drain(..take).collect();
+                let rejected = std::mem::take(&mut reading.rejected);
+                let finished = reading.ready.is_empty() && messages.len() < max;
+                if finished {
+                    // Every record batch was pulled (the loop ended below `max`).
+                    self.last = Some(reading.snapshot_id);
+                } else {
+                    self.reading = Some(reading);
+                }
+                if !messages.is_empty() || !rejected.is_empty() {
+                    return Ok(Some(SourceBatch {
+                        messages,
+                        rejected,
+                        ack: None,
+                    }));
+                }
+                continue;
+            }
+            if self.start_next().await? {
+                continue;
+            }
+            self.timer.wait().await;
+            self.poll().await?;
+            self.timer.polled(false);
+        }
+    }
+
+    async fn commit(&mut self, _token: AckToken) -> Result<(), ConnectorError> {
+        // Batches carry no position: it lives in memory and moves on read.
+        Ok(())
+    }
+}
