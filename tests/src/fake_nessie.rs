@@ -275,6 +275,20 @@ impl FakeNessie {
         table: &str,
         rows: &[&str],
     ) -> i64 {
+        self.append_rows_then(branch, namespace, table, rows, |_| {})
+            .await
+    }
+
+    /// [`FakeNessie::append_rows`], calling `before_commit` with the new data
+    /// files' locations once they are written and before the commit.
+    pub async fn append_rows_then(
+        &self,
+        branch: &str,
+        namespace: &str,
+        table: &str,
+        rows: &[&str],
+        before_commit: impl FnOnce(&[String]),
+    ) -> i64 {
         use iceberg::transaction::{ApplyTransactionAction, Transaction};
         use iceberg::{Catalog, CatalogBuilder};
         let mut props = std::collections::HashMap::from([(
@@ -292,6 +306,8 @@ impl FakeNessie {
         let ident = TableIdent::from_strs(namespace.split('.').chain([table])).expect("ident");
         let loaded = catalog.load_table(&ident).await.expect("load the table");
         let files = write_strings(&loaded, rows).await;
+        let paths: Vec<String> = files.iter().map(|f| f.file_path().to_owned()).collect();
+        before_commit(&paths);
         let tx = Transaction::new(&loaded);
         let tx = tx
             .fast_append()

@@ -7,7 +7,7 @@
 //! directory. What the sink wrote is read back with the `iceberg` crate's own scan,
 //! straight from the metadata files, independently of the connector's code.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use dataflow_tests::fake_nessie::{FakeNessie, Script};
@@ -207,8 +207,9 @@ async fn missing_table_and_refused_credentials_stop_the_flow() {
 }
 
 /// Nessie -> file: the source reads the snapshots already there, then only the
-/// snapshot another engine appends later (no row twice), with metadata; rawMode
-/// wraps each document with the namespace and table.
+/// snapshot another engine appends later (no row twice), retrying it while its
+/// data file cannot be read; rawMode wraps each document with the namespace and
+/// table.
 #[tokio::test(flavor = "multi_thread")]
 async fn nessie_source_reads_only_new_snapshots() {
     let dir = tempfile::tempdir().unwrap();
@@ -242,11 +243,36 @@ sink: {{type: file, file: {{path: {out}}}}}
         (file_json_lines(&out).len() >= 5).then_some(())
     })
     .await;
+    // The next snapshot's data file is missing at first (storage trouble): the
+    // source keeps retrying that snapshot and reads it once the file is back.
     let later = events(6..=8);
     let later: Vec<&str> = later.iter().map(String::as_str).collect();
+    let mut hidden = Vec::new();
     nessie
-        .append_rows("main", "analytics", "events", &later)
+        .append_rows_then("main", "analytics", "events", &later, |paths| {
+            for path in paths {
+                let local = PathBuf::from(path.trim_start_matches("file://"));
+                let away = local.with_extension("away");
+                std::fs::rename(&local, &away).unwrap();
+                hidden.push((local, away));
+            }
+        })
         .await;
+    eventually(
+        "a failed read of the new snapshot",
+        Duration::from_secs(30),
+        || async {
+            running
+                .log()
+                .contains("reading a snapshot failed; reading it again")
+                .then_some(())
+        },
+    )
+    .await;
+    assert_eq!(file_json_lines(&out).len(), 5);
+    for (local, away) in &hidden {
+        std::fs::rename(away, local).unwrap();
+    }
     eventually("the appended rows", Duration::from_secs(30), || async {
         (file_json_lines(&out).len() >= 8).then_some(())
     })

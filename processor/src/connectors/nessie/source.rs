@@ -7,7 +7,9 @@
 //! compaction (`replace`) and `delete` snapshots yield nothing. So nothing is
 //! read twice while the processor runs. The position is kept in memory (a source
 //! should not write to the table it reads), so a restarted processor starts again
-//! from the first snapshot: duplicates, never loss.
+//! from the first snapshot: duplicates, never loss. A snapshot whose data files
+//! cannot be read for a passing reason (storage unreachable, throttled) is read
+//! again from its start after a pause, which can repeat rows it already gave.
 //!
 //! A table whose only column is the `data` string the sink writes gives back the
 //! documents stored there; any other table gives each row as a JSON object of its
@@ -31,8 +33,8 @@ use iceberg_catalog_rest::RestCatalog;
 use super::catalog::{Connection, connect};
 use super::errors::classify;
 use crate::connectors::polling::PollTimer;
-use crate::connectors::retry::retrying;
-use crate::connectors::{AckToken, ConnectorError, Rejected, Source, SourceBatch};
+use crate::connectors::retry::{Failure, retrying};
+use crate::connectors::{AckToken, Backoff, ConnectorError, Rejected, Source, SourceBatch};
 use crate::error_type::ErrorType;
 use crate::wasm::Message;
 
@@ -41,6 +43,7 @@ const DATA_COLUMN: &str = "data";
 
 /// The snapshot being read.
 struct Reading {
+    snapshot: SnapshotRef,
     snapshot_id: i64,
     rows: ArrowRecordBatchStream,
     /// Messages decoded from the last record batch and not yet handed out.
@@ -63,6 +66,8 @@ pub struct NessieSource {
     pending: VecDeque<SnapshotRef>,
     loaded: Option<Table>,
     reading: Option<Reading>,
+    /// Paces restarts of a snapshot whose data files could not be read.
+    backoff: Backoff,
 }
 
 impl NessieSource {
@@ -104,6 +109,7 @@ impl NessieSource {
             pending: VecDeque::new(),
             loaded: None,
             reading: None,
+            backoff: Backoff::default(),
         })
     }
 
@@ -163,6 +169,7 @@ impl NessieSource {
                 .stream();
             self.reading = Some(Reading {
                 snapshot_id: snapshot.snapshot_id(),
+                snapshot,
                 rows,
                 ready: VecDeque::new(),
                 rejected: Vec::new(),
@@ -333,20 +340,31 @@ async fn added_files(table: &Table, snapshot: &SnapshotRef) -> iceberg::Result<V
 impl Source for NessieSource {
     async fn next_batch(&mut self, max: usize) -> Result<Option<SourceBatch>, ConnectorError> {
         let max = max.max(1);
-        loop {
+        'poll: loop {
             if let Some(mut reading) = self.reading.take() {
                 while reading.ready.len() < max {
                     match reading.rows.next().await {
                         Some(Ok(batch)) => {
+                            self.backoff.reset();
                             let id = reading.snapshot_id;
                             self.decode(id, &batch, &mut reading)?;
                         }
-                        Some(Err(e)) => {
-                            return Err(self.failed(
-                                "read the data files",
-                                (ErrorType::Failed, e.to_string()),
-                            ));
-                        }
+                        Some(Err(e)) => match classify(&e) {
+                            // Storage hiccup: read the snapshot again from its start
+                            // (rows already handed out come again: at-least-once).
+                            Failure::Transient(reason) => {
+                                tracing::warn!(connector = %self.name, %reason, "reading a snapshot failed; reading it again");
+                                self.pending.push_front(reading.snapshot);
+                                self.backoff.wait().await;
+                                continue 'poll;
+                            }
+                            Failure::Rows(error_type, reason)
+                            | Failure::Fatal(error_type, reason) => {
+                                return Err(
+                                    self.failed("read the data files", (error_type, reason))
+                                );
+                            }
+                        },
                         None => break,
                     }
                 }
