@@ -30,7 +30,7 @@ setup:
 wasm: setup
 	$(CARGO) build --profile $(WASM_PROFILE) --target $(WASM_TARGET) -p dataflow-builtins
 	$(CARGO) build --profile $(WASM_PROFILE) --target $(WASM_TARGET) $(BUILTIN_PACKAGES) --features $(BUILTIN_FEATURES)
-	$(CARGO) build --profile $(WASM_PROFILE) --target $(WASM_TARGET) -p pii-redact -p dataflow-test-components
+	$(CARGO) build --profile $(WASM_PROFILE) --target $(WASM_TARGET) -p pii-redact -p dataflow-test-components -p dataflow-plain-component
 
 ## The processor binary (with the built-ins embedded).
 build: wasm
@@ -67,7 +67,7 @@ bench: build
 lint: wasm
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --release --workspace --all-targets -- -D warnings
-	$(CARGO) clippy --profile $(WASM_PROFILE) --target $(WASM_TARGET) -p dataflow-builtins -p pii-redact -p dataflow-test-components -- -D warnings
+	$(CARGO) clippy --profile $(WASM_PROFILE) --target $(WASM_TARGET) -p dataflow-builtins -p pii-redact -p dataflow-test-components -p dataflow-plain-component -- -D warnings
 
 fmt:
 	$(CARGO) fmt --all

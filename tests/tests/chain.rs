@@ -241,3 +241,45 @@ fn batches_report_sandbox_events_and_step_counts() {
         assert!(custom.rebuilds >= 1, "{mode}");
     }
 }
+
+/// A component made without the SDK (`tests/plain-component`) exports only
+/// `transformer.process`, not `packed-transformer`: the host falls back to it, and
+/// its outputs, metadata and failures come through as from any other component.
+#[test]
+fn components_without_the_packed_export_run_through_process() {
+    let mut c = chain(&format!(
+        "source: {{type: stdin}}\nsink: {{type: stdout}}\ntransformations:\n  - {{type: wasm, wasm: {{path: {}}}}}\n  - {{type: camelCase}}\n",
+        component("dataflow_plain_component").display()
+    ));
+    let output = c.run(&messages(&[
+        r#"{"order_id":1}"#.to_owned(),
+        r#""fail""#.to_owned(),
+        r#"{"order_id":3}"#.to_owned(),
+    ]));
+    let payloads: Vec<&[u8]> = output
+        .outputs
+        .iter()
+        .map(|m| m.payload.as_slice())
+        .collect();
+    assert_eq!(payloads, [br#"{"OrderId":1}"#, br#"{"OrderId":3}"#]);
+    assert_eq!(output.origins, [0, 2]);
+    let expected_metadata = [
+        ("topic".to_owned(), "orders".to_owned()),
+        ("via".to_owned(), "process".to_owned()),
+    ];
+    assert!(
+        output
+            .outputs
+            .iter()
+            .all(|m| m.metadata == expected_metadata)
+    );
+    assert_eq!(output.failures.len(), 1);
+    let failure = &output.failures[0];
+    assert_eq!((failure.origin, failure.transformer_index), (1, Some(0)));
+    assert_eq!(failure.error_type, "invalid_data");
+    assert!(
+        failure.message.contains("told to fail"),
+        "{}",
+        failure.message
+    );
+}

@@ -1,14 +1,21 @@
-use wasmtime::component::{ComponentType, Instance, Lift, ResourceAny, ResourceTable, TypedFunc};
+use dataflow_transform_sdk as sdk;
+use sdk::packed;
+use wasmtime::component::{
+    ComponentType, Func, Instance, Lift, ResourceAny, ResourceTable, TypedFunc,
+};
 use wasmtime::{ResourceLimiter, Store, Trap};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::bindings::{TransformComponent, TransformComponentPre};
 use super::engine::EPOCH_TICK;
-use super::{Message, Outcome, WasmError};
+use super::{ErrorKind, Message, Outcome, TransformError, WasmError};
 
 /// The optional export with per-step counters (see `wit/transform.wit`).
 const STEP_COUNTERS: &str = "dataflow:transform/step-counters@0.1.0";
+
+/// The optional export that takes and returns packed batches.
+const PACKED_TRANSFORMER: &str = "dataflow:transform/packed-transformer@0.1.0";
 
 /// What one step of a multi-step component did since the counters were last taken.
 #[derive(ComponentType, Lift, Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -117,6 +124,7 @@ struct Live {
     resource: ResourceAny,
     stderr: MemoryOutputPipe,
     take_step_counts: Option<TakeStepCounts>,
+    process_packed: Option<Func>,
 }
 
 /// One configured transform component, rebuilt after any failed call.
@@ -126,6 +134,8 @@ pub struct TransformInstance {
     config: String,
     limits: Limits,
     live: Option<Live>,
+    /// The packed form of the current batch, reused from call to call.
+    packed_batch: Vec<u8>,
     rebuilds: u64,
     timeouts: u64,
     memory_limit_hits: u64,
@@ -146,6 +156,7 @@ impl TransformInstance {
             config,
             limits,
             live: None,
+            packed_batch: Vec::new(),
             rebuilds: 0,
             timeouts: 0,
             memory_limit_hits: 0,
@@ -221,6 +232,7 @@ impl TransformInstance {
         let bindings =
             TransformComponent::new(&mut store, &instance).map_err(|e| fail(format!("{e:#}")))?;
         let take_step_counts = step_counters(&instance, &mut store);
+        let process_packed = packed_process(&instance, &mut store);
         let created = bindings
             .dataflow_transform_transformer()
             .transform()
@@ -233,6 +245,7 @@ impl TransformInstance {
             resource,
             stderr,
             take_step_counts,
+            process_packed,
         })
     }
 
@@ -255,11 +268,25 @@ impl TransformInstance {
             }
         };
         live.store.set_epoch_deadline(self.deadline_ticks());
-        let result = live
-            .bindings
-            .dataflow_transform_transformer()
-            .transform()
-            .call_process(&mut live.store, live.resource, batch);
+        let result = match live.process_packed {
+            Some(func) => self.call_packed(&mut live, func, batch),
+            None => live
+                .bindings
+                .dataflow_transform_transformer()
+                .transform()
+                .call_process(&mut live.store, live.resource, batch)
+                .map_err(Failed::Call),
+        };
+        let result = match result {
+            Err(Failed::Layout(message)) => {
+                return Err(CallFailure {
+                    kind: FailureKind::Trap,
+                    message: format!("component {} {message}", self.name),
+                });
+            }
+            Err(Failed::Call(err)) => Err(err),
+            Ok(outcomes) => Ok(outcomes),
+        };
         match result {
             Ok(outcomes) if outcomes.len() == batch.len() => {
                 self.live = Some(live);
@@ -308,6 +335,32 @@ impl TransformInstance {
         }
     }
 
+    /// One `process-packed` call: the batch goes in as one buffer and the outcomes
+    /// come back as another (see `dataflow_transform_sdk::packed`).
+    fn call_packed(
+        &mut self,
+        live: &mut Live,
+        func: Func,
+        batch: &[Message],
+    ) -> Result<Vec<Outcome>, Failed> {
+        packed::encode_batch(
+            batch
+                .iter()
+                .map(|m| (m.payload.as_slice(), m.metadata.as_slice())),
+            &mut self.packed_batch,
+        )
+        .map_err(|e| Failed::Layout(format!("cannot take this batch: {e}")))?;
+        let typed = func
+            .typed::<(ResourceAny, &[u8]), (Vec<u8>,)>(&live.store)
+            .map_err(Failed::Call)?;
+        let (packed,) = typed
+            .call(&mut live.store, (live.resource, &self.packed_batch))
+            .map_err(Failed::Call)?;
+        let outcomes = packed::decode_outcomes(&packed, batch.len())
+            .map_err(|e| Failed::Layout(format!("returned {e}")))?;
+        Ok(outcomes.into_iter().map(host_outcome).collect())
+    }
+
     /// Processes a batch so that a failing call fails only the messages that cause
     /// it: after a failed batch call, the messages are replayed one per call on a
     /// fresh instance. Returns one result per input message.
@@ -335,6 +388,48 @@ fn step_counters(instance: &Instance, store: &mut Store<HostState>) -> Option<Ta
     let interface = instance.get_export_index(&mut *store, None, STEP_COUNTERS)?;
     let take = instance.get_export_index(&mut *store, Some(&interface), "take")?;
     instance.get_typed_func(&mut *store, take).ok()
+}
+
+/// The `process-packed` function of the optional `packed-transformer` export, when
+/// the component has it with the expected type; otherwise the host uses `process`.
+fn packed_process(instance: &Instance, store: &mut Store<HostState>) -> Option<Func> {
+    let interface = instance.get_export_index(&mut *store, None, PACKED_TRANSFORMER)?;
+    let process = instance.get_export_index(&mut *store, Some(&interface), "process-packed")?;
+    let func = instance.get_func(&mut *store, process)?;
+    func.typed::<(ResourceAny, &[u8]), (Vec<u8>,)>(&*store)
+        .ok()
+        .map(|_| func)
+}
+
+/// How a call went wrong before its outcomes could be used.
+enum Failed {
+    /// The call itself failed (trap, time or memory limit).
+    Call(wasmtime::Error),
+    /// The packed buffers did not follow the layout.
+    Layout(String),
+}
+
+/// Moves an outcome of the SDK's packed decoder into the host's binding types.
+fn host_outcome(outcome: sdk::Outcome) -> Outcome {
+    match outcome {
+        sdk::Outcome::Emitted(messages) => Outcome::Emitted(
+            messages
+                .into_iter()
+                .map(|m| Message {
+                    payload: m.payload,
+                    metadata: m.metadata,
+                })
+                .collect(),
+        ),
+        sdk::Outcome::Failed(err) => Outcome::Failed(TransformError {
+            kind: match err.kind {
+                sdk::ErrorKind::InvalidData => ErrorKind::InvalidData,
+                sdk::ErrorKind::Failed => ErrorKind::Failed,
+            },
+            message: err.message,
+            step: err.step,
+        }),
+    }
 }
 
 /// A trap's message plus what the component printed to stderr (e.g. its panic).

@@ -57,6 +57,21 @@ pub struct Adapter<T: Transform> {
     inner: RefCell<T>,
 }
 
+impl<T: Transform> Adapter<T> {
+    /// The `packed-transformer.process-packed` export for this transform.
+    pub fn process_packed(&self, batch: &[u8]) -> Vec<u8> {
+        let mut inner = self.inner.borrow_mut();
+        let packed = crate::packed::process_packed(&mut *inner, batch);
+        add_step_counts(inner.take_step_counts());
+        match packed {
+            Ok(outcomes) => outcomes,
+            // Only a host that breaks the layout gets here; trapping is how a
+            // component reports a broken call, and the host turns it into errors.
+            Err(err) => panic!("{err}"),
+        }
+    }
+}
+
 impl<T: Transform> GuestTransform for Adapter<T> {
     fn create(config: String) -> Result<exported::Transform, String> {
         let inner = T::from_config(&config).map_err(|e| e.to_string())?;

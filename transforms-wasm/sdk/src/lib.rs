@@ -28,6 +28,7 @@ mod error;
 pub mod guest;
 pub mod json;
 mod message;
+pub mod packed;
 pub mod path;
 pub mod rename;
 
@@ -79,6 +80,18 @@ macro_rules! export {
                 for Component
             {
                 type Transform = $crate::guest::Adapter<$transform>;
+            }
+            impl $crate::guest::bindings::exports::dataflow::transform::packed_transformer::Guest
+                for Component
+            {
+                fn process_packed(
+                    target: $crate::guest::bindings::exports::dataflow::transform::transformer::TransformBorrow<'_>,
+                    batch: ::std::vec::Vec<u8>,
+                ) -> ::std::vec::Vec<u8> {
+                    target
+                        .get::<$crate::guest::Adapter<$transform>>()
+                        .process_packed(&batch)
+                }
             }
             impl $crate::guest::bindings::exports::dataflow::transform::step_counters::Guest
                 for Component

@@ -70,27 +70,10 @@ fn process_one<T: Transform>(
     message: Message,
     produced: &mut Vec<Record>,
 ) -> Outcome {
-    let payload_len = message.payload.len();
-    let value = match Value::parse(&message.payload) {
-        Ok(value) => value,
-        Err(err) => {
-            return Outcome::Failed(TransformError::invalid_data(format!(
-                "message is not valid JSON: {err}"
-            )));
-        }
-    };
-    let record = Record {
-        value,
-        metadata: message.metadata,
-    };
-    produced.clear();
-    if let Err(err) = transform.apply(record, produced) {
-        produced.clear();
+    if let Err(err) = apply_one(transform, &message.payload, message.metadata, produced) {
         return Outcome::Failed(err);
     }
-    // Outputs are usually about the input's size: write each into a buffer that
-    // will not have to grow.
-    let capacity = payload_len + payload_len / 4 + 64;
+    let capacity = output_capacity(message.payload.len());
     let outputs = produced
         .drain(..)
         .map(|record| {
@@ -105,25 +88,64 @@ fn process_one<T: Transform>(
     Outcome::Emitted(outputs)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::ConfigError;
+/// Parses `payload` and applies `transform`, leaving the outputs in `produced`
+/// (cleared first, and left empty on failure). Shared by [`process_batch`] and the
+/// packed batch path, so both run exactly the same per-message logic.
+pub(crate) fn apply_one<T: Transform>(
+    transform: &mut T,
+    payload: &[u8],
+    metadata: Metadata,
+    produced: &mut Vec<Record>,
+) -> Result<(), TransformError> {
+    produced.clear();
+    let value = Value::parse(payload)
+        .map_err(|err| TransformError::invalid_data(format!("message is not valid JSON: {err}")))?;
+    let record = Record { value, metadata };
+    transform
+        .apply(record, produced)
+        .inspect_err(|_| produced.clear())
+}
 
-    struct Twice;
+/// Bytes to reserve for one serialised output of a `payload_len`-byte input: outputs
+/// are usually about the input's size, so the buffer rarely has to grow.
+pub(crate) fn output_capacity(payload_len: usize) -> usize {
+    payload_len + payload_len / 4 + 64
+}
+
+/// A transform for the SDK's own tests.
+#[cfg(test)]
+pub(crate) mod testing {
+    use crate::{ConfigError, Record, Transform, TransformError};
+
+    /// Emits each record twice with the metadata `seen` added; fails a document with
+    /// a `bad` key, attributing the failure to step 2.
+    pub(crate) struct Twice;
+
     impl Transform for Twice {
         fn from_config(_: &str) -> Result<Self, ConfigError> {
             Ok(Twice)
         }
-        fn apply(&mut self, record: Record, out: &mut Vec<Record>) -> Result<(), TransformError> {
+
+        fn apply(
+            &mut self,
+            mut record: Record,
+            out: &mut Vec<Record>,
+        ) -> Result<(), TransformError> {
             if record.value.get("bad").is_some() {
-                return Err(TransformError::failed("bad message"));
+                return Err(TransformError::failed("bad message").at_step(2));
             }
+            record.set_meta("seen", "ja, schön");
             out.push(record.clone());
             out.push(record);
             Ok(())
         }
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::Twice;
+    use super::*;
 
     fn msg(text: &str) -> Message {
         Message {
@@ -148,7 +170,13 @@ mod tests {
             Outcome::Emitted(out) => {
                 assert_eq!(out.len(), 2);
                 assert_eq!(out[0].payload, br#"{"a":1}"#);
-                assert_eq!(out[1].metadata, vec![("topic".to_owned(), "t".to_owned())]);
+                assert_eq!(
+                    out[1].metadata,
+                    [
+                        ("topic".to_owned(), "t".to_owned()),
+                        ("seen".to_owned(), "ja, schön".to_owned())
+                    ]
+                );
             }
             other => panic!("unexpected {other:?}"),
         }
