@@ -277,16 +277,6 @@ impl TransformInstance {
                 .call_process(&mut live.store, live.resource, batch)
                 .map_err(Failed::Call),
         };
-        let result = match result {
-            Err(Failed::Layout(message)) => {
-                return Err(CallFailure {
-                    kind: FailureKind::Trap,
-                    message: format!("component {} {message}", self.name),
-                });
-            }
-            Err(Failed::Call(err)) => Err(err),
-            Ok(outcomes) => Ok(outcomes),
-        };
         match result {
             Ok(outcomes) if outcomes.len() == batch.len() => {
                 self.live = Some(live);
@@ -301,7 +291,11 @@ impl TransformInstance {
                     batch.len()
                 ),
             }),
-            Err(err) => {
+            Err(Failed::Layout(message)) => Err(CallFailure {
+                kind: FailureKind::Trap,
+                message: format!("component {} {message}", self.name),
+            }),
+            Err(Failed::Call(err)) => {
                 let kind = if live.store.data().limiter.hit {
                     FailureKind::OutOfMemory
                 } else if err.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
