@@ -14,7 +14,10 @@ use dataflow_transform_sdk::{Transform, process_batch};
 use serde_json::{Value, json};
 
 const BATCH: usize = 1024;
-const RUNS: usize = 3;
+/// Runs of each transform row, Wasm and native interleaved.
+const RUNS: usize = 5;
+/// Runs of the end-to-end row.
+const END_TO_END_RUNS: usize = 3;
 
 /// The Go original's figures on the same corpus (msgs/s), from shared/bench/README.md.
 const GO_REFERENCE: &[(&str, f64)] = &[
@@ -44,7 +47,7 @@ fn main() {
         .collect();
     let avg = lines.iter().map(Vec::len).sum::<usize>() / lines.len().max(1);
     println!(
-        "corpus: {} messages, {avg} bytes on average; batches of {BATCH}; one core; best of {RUNS}",
+        "corpus: {} messages, {avg} bytes on average; batches of {BATCH}; one core; best of {RUNS}, Wasm and native interleaved",
         lines.len()
     );
     println!();
@@ -92,8 +95,12 @@ fn main() {
 
 /// Prints one row; returns the Wasm rate.
 fn report(name: &str, runtime: &WasmRuntime, config: &Value, lines: &[Vec<u8>]) -> f64 {
-    let wasm = best_rate(lines.len(), || wasm_run(runtime, config, lines));
-    let native = best_rate(lines.len(), || native_run(config, lines));
+    // Interleaved, so a slow spell of the machine hits both sides alike.
+    let (mut wasm, mut native) = (0.0f64, 0.0f64);
+    for _ in 0..RUNS {
+        wasm = wasm.max(rate(lines.len(), wasm_run(runtime, config, lines)));
+        native = native.max(rate(lines.len(), native_run(config, lines)));
+    }
     let go = GO_REFERENCE
         .iter()
         .find(|(n, _)| *n == name)
@@ -109,10 +116,8 @@ fn report(name: &str, runtime: &WasmRuntime, config: &Value, lines: &[Vec<u8>]) 
     wasm
 }
 
-fn best_rate(messages: usize, mut run: impl FnMut() -> Duration) -> f64 {
-    (0..RUNS)
-        .map(|_| messages as f64 / run().as_secs_f64())
-        .fold(0.0, f64::max)
+fn rate(messages: usize, elapsed: Duration) -> f64 {
+    messages as f64 / elapsed.as_secs_f64()
 }
 
 fn wasm_run(runtime: &WasmRuntime, config: &Value, lines: &[Vec<u8>]) -> Duration {
@@ -191,33 +196,37 @@ transformations:
         ),
     )
     .expect("write spec");
-    let binary = processor_binary();
+    let run = |with_metrics: bool| {
+        let _ = std::fs::remove_file(&out);
+        let mut command = Command::new(processor_binary());
+        command
+            .args(["run", "--spec"])
+            .arg(&spec)
+            .env("LOG_LEVEL", "warn")
+            .stderr(std::process::Stdio::null());
+        if with_metrics {
+            command.args(["--metrics-addr", "127.0.0.1:0"]);
+        }
+        command
+    };
     // Metrics off and on, interleaved so both see the same machine noise.
     let mut best = [f64::MAX; 2];
-    for _ in 0..RUNS {
+    for _ in 0..END_TO_END_RUNS {
         for (with_metrics, best) in [false, true].into_iter().zip(&mut best) {
-            let _ = std::fs::remove_file(&out);
-            let mut command = Command::new(&binary);
-            command
-                .args(["run", "--spec"])
-                .arg(&spec)
-                .env("LOG_LEVEL", "warn")
-                .stderr(std::process::Stdio::null());
-            if with_metrics {
-                command.args(["--metrics-addr", "127.0.0.1:0"]);
-            }
             let start = Instant::now();
-            let status = command.status().expect("run processor");
+            let status = run(with_metrics).status().expect("run processor");
             assert!(status.success(), "processor failed");
             *best = best.min(start.elapsed().as_secs_f64());
         }
     }
+    // Memory is measured on a separate, untimed run: polling costs a little CPU.
+    let peak_rss = peak_rss_mib(&mut run(false));
     let rate = messages as f64 / best[0];
     let metered = messages as f64 / best[1];
     println!(
         "end to end file -> chain -> file: {rate:.0} msg/s ({:.0}% of the chain-only rate), peak RSS {} MiB (corpus file {} MiB)",
         100.0 * rate / chain_rate,
-        peak_child_rss_kib() / 1024,
+        peak_rss,
         std::fs::metadata(&corpus)
             .map(|m| m.len() >> 20)
             .unwrap_or(0)
@@ -233,14 +242,32 @@ fn processor_binary() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/release/dataflow-processor")
 }
 
-/// Largest resident set of any finished child, KiB.
-fn peak_child_rss_kib() -> i64 {
-    // SAFETY: getrusage only writes into the struct we pass.
-    unsafe {
-        let mut usage: libc::rusage = std::mem::zeroed();
-        libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage);
-        usage.ru_maxrss
+/// Peak resident set of one run of `command`, MiB, from the child's own `VmHWM`,
+/// polled until it exits. (`getrusage` cannot be used: a child spawned with vfork
+/// inherits this process's high-water mark, the corpus in memory included.)
+fn peak_rss_mib(command: &mut Command) -> u64 {
+    let mut child = command.spawn().expect("run processor");
+    let status_path = format!("/proc/{}/status", child.id());
+    let mut peak_kib = 0;
+    loop {
+        if let Some(kib) = std::fs::read_to_string(&status_path)
+            .ok()
+            .and_then(|status| high_water_kib(&status))
+        {
+            peak_kib = peak_kib.max(kib);
+        }
+        if let Some(status) = child.try_wait().expect("wait for processor") {
+            assert!(status.success(), "processor failed");
+            return peak_kib / 1024;
+        }
+        std::thread::sleep(Duration::from_millis(5));
     }
+}
+
+/// The `VmHWM` line of a `/proc/<pid>/status`, KiB.
+fn high_water_kib(status: &str) -> Option<u64> {
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 /// Runs this process (and the processor it starts) on CPU 0 only.

@@ -149,6 +149,10 @@ sink: {sink}
     );
     let pool = pg().await;
     let count = || target.count(&table, &pool);
+    // The processor's own high-water mark, polled: `wait4`'s `ru_maxrss` would
+    // include this process's, which a vfork-spawned child inherits.
+    let status_path = format!("/proc/{}/status", child.0.id());
+    let mut peak_kib = 0;
     // Sustained rate: between the samples that first pass 10% and 90% of the rows,
     // which leaves out start-up and the last partial batch's timer flush.
     let mut first_row: Option<Instant> = None;
@@ -157,6 +161,7 @@ sink: {sink}
     loop {
         let rows = count().await;
         let now = Instant::now();
+        peak_kib = peak_kib.max(high_water_kib(&status_path));
         if rows > 0 && first_row.is_none() {
             first_row = Some(now);
         }
@@ -176,14 +181,13 @@ sink: {sink}
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let done = Instant::now();
+    peak_kib = peak_kib.max(high_water_kib(&status_path));
     // SAFETY: signalling and reaping our own child.
-    let peak_kib = unsafe {
+    unsafe {
         libc::kill(child.0.id() as i32, libc::SIGTERM);
         let mut status = 0;
-        let mut usage: libc::rusage = std::mem::zeroed();
-        libc::wait4(child.0.id() as i32, &mut status, 0, &mut usage);
-        usage.ru_maxrss
-    };
+        libc::waitpid(child.0.id() as i32, &mut status, 0);
+    }
     let first_at = first_row.unwrap_or(started);
     let ((low_at, low_rows), (high_at, high_rows)) =
         (low.unwrap_or((started, 0)), high.unwrap_or((done, total)));
@@ -205,4 +209,15 @@ impl Drop for KillOnDrop {
     fn drop(&mut self) {
         let _ = self.0.kill();
     }
+}
+
+/// `VmHWM` of a `/proc/<pid>/status` file, KiB (0 when it cannot be read).
+fn high_water_kib(status_path: &str) -> u64 {
+    std::fs::read_to_string(status_path)
+        .ok()
+        .and_then(|status| {
+            let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+            line.split_whitespace().nth(1)?.parse().ok()
+        })
+        .unwrap_or(0)
 }

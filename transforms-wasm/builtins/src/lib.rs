@@ -21,6 +21,12 @@ use dataflow_transform_snake_case::SnakeCase;
 use dataflow_transform_timestamp::Timestamp;
 use serde::Deserialize;
 
+/// Small blocks are recycled through size-class free lists (see the SDK's `alloc`).
+#[cfg(all(target_arch = "wasm32", not(target_feature = "atomics")))]
+#[global_allocator]
+static ALLOCATOR: dataflow_transform_sdk::alloc::SizeClassCache =
+    dataflow_transform_sdk::alloc::SizeClassCache::new();
+
 /// The names of the built-in transforms, as written in a DataFlow spec.
 pub const BUILTIN_TYPES: [&str; 9] = [
     "timestamp",

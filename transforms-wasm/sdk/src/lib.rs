@@ -20,6 +20,7 @@
 //! dataflow_transform_sdk::export!(Upper);
 //! ```
 
+pub mod alloc;
 pub mod condition;
 mod config;
 mod error;

@@ -32,7 +32,8 @@ const MEMO_LIMIT: usize = 4096;
 pub struct KeyRenamer {
     case: KeyCase,
     deep: bool,
-    memo: FxHashMap<SmolStr, SmolStr>,
+    /// Key -> its new name, or `None` when the conversion leaves it unchanged.
+    memo: FxHashMap<SmolStr, Option<SmolStr>>,
 }
 
 impl KeyRenamer {
@@ -59,35 +60,43 @@ impl KeyRenamer {
         }
     }
 
+    /// Rewrites the keys where they are; only when two keys end up the same is the
+    /// object rebuilt.
     fn rename_object(&mut self, map: &mut Map) {
-        let old = std::mem::take(map);
-        let mut renamed = Map::with_capacity(old.len());
         let mut shapes = 0u64;
-        for (key, mut value) in old {
+        let mut collided = false;
+        let entries = map.entries_mut();
+        for i in 0..entries.len() {
+            let (key, value) = &mut entries[i];
             if self.deep {
-                self.rename(&mut value);
+                self.rename(value);
             }
-            let key = self.converted(key);
-            let bit = key_shape(&key);
-            if shapes & bit == 0 {
-                shapes |= bit;
-                renamed.push_unchecked(key, value);
-            } else {
-                renamed.insert(key, value);
+            if let Some(new) = self.converted(key) {
+                *key = new;
             }
+            let bit = key_shape(key);
+            if shapes & bit != 0 && !collided {
+                let key = &entries[i].0;
+                collided = entries[..i].iter().any(|(earlier, _)| earlier == key);
+            }
+            shapes |= bit;
         }
-        *map = renamed;
+        if collided {
+            map.dedup_keys();
+        }
     }
 
-    fn converted(&mut self, key: SmolStr) -> SmolStr {
-        if let Some(done) = self.memo.get(&key) {
-            return if *done == key { key } else { done.clone() };
+    /// The new name of `key`, or `None` when it stays as it is.
+    fn converted(&mut self, key: &SmolStr) -> Option<SmolStr> {
+        if let Some(done) = self.memo.get(key) {
+            return done.clone();
         }
-        let done = self.case.convert(&key);
+        let converted = self.case.convert(key);
+        let done = (converted != *key).then_some(converted);
         if self.memo.len() >= MEMO_LIMIT {
             self.memo.clear();
         }
-        self.memo.insert(key, done.clone());
+        self.memo.insert(key.clone(), done.clone());
         done
     }
 }
@@ -127,6 +136,16 @@ mod tests {
         let mut again = json(r#"{"userId":1,"user_id":2}"#);
         renamer.rename(&mut again);
         assert_eq!(again, json(r#"{"user_id": 2}"#));
+    }
+
+    #[test]
+    fn collisions_keep_the_first_position_and_the_last_value() {
+        let mut doc = json(r#"{"aB":1,"x":{"innerKey":true},"a_b":2,"A_B":3,"yZ":4}"#);
+        KeyRenamer::new(KeyCase::Snake, true).rename(&mut doc);
+        assert_eq!(
+            doc.to_string(),
+            r#"{"a_b":3,"x":{"inner_key":true},"y_z":4}"#
+        );
     }
 
     #[test]

@@ -176,6 +176,22 @@ impl Map {
     pub(crate) fn push_unchecked(&mut self, key: SmolStr, value: Value) {
         self.entries.push((key, value));
     }
+
+    /// The entries, keys writable: callers that rewrite keys must restore their
+    /// uniqueness (see [`Map::dedup_keys`]).
+    pub(crate) fn entries_mut(&mut self) -> &mut [(SmolStr, Value)] {
+        &mut self.entries
+    }
+
+    /// Makes keys unique again after keys were rewritten: a repeated key keeps the
+    /// position of its first occurrence and the value of its last.
+    pub(crate) fn dedup_keys(&mut self) {
+        let entries = std::mem::take(&mut self.entries);
+        self.entries.reserve(entries.len());
+        for (key, value) in entries {
+            self.insert(key, value);
+        }
+    }
 }
 
 /// One of 64 bits, from a key's length and its first and last bytes: keys with
@@ -445,6 +461,31 @@ mod tests {
             }
         }
         assert_eq!(find_special(b"ab\"cd\"", 3), 5);
+    }
+
+    #[test]
+    fn special_bytes_are_found_from_every_start() {
+        let naive = |text: &[u8], from: usize| {
+            (from..text.len())
+                .find(|&i| matches!(text[i], b'"' | b'\\' | 0..0x20))
+                .unwrap_or(text.len())
+        };
+        for len in 0..30 {
+            for first in 0..len {
+                for second in first..len {
+                    let mut text = vec![b'x'; len];
+                    text[first] = b'\\';
+                    text[second] = b'"';
+                    for from in 0..=len {
+                        assert_eq!(
+                            find_special(&text, from),
+                            naive(&text, from),
+                            "len {len} specials at {first}, {second}, from {from}"
+                        );
+                    }
+                }
+            }
+        }
     }
 
     #[test]

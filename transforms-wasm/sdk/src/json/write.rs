@@ -5,7 +5,7 @@ pub(super) fn write_value(value: &Value, out: &mut Vec<u8>) {
         Value::Null => out.extend_from_slice(b"null"),
         Value::Bool(true) => out.extend_from_slice(b"true"),
         Value::Bool(false) => out.extend_from_slice(b"false"),
-        Value::Number(n) => out.extend_from_slice(n.as_str().as_bytes()),
+        Value::Number(n) => append(out, n.as_str().as_bytes()),
         Value::String(s) => write_str(s, out),
         Value::Array(items) => {
             out.push(b'[');
@@ -40,7 +40,7 @@ fn write_str(s: &str, out: &mut Vec<u8>) {
     let mut start = 0;
     loop {
         let i = find_special(bytes, start);
-        out.extend_from_slice(&bytes[start..i]);
+        append(out, &bytes[start..i]);
         let Some(&b) = bytes.get(i) else { break };
         match b {
             b'"' => out.extend_from_slice(b"\\\""),
@@ -59,4 +59,46 @@ fn write_str(s: &str, out: &mut Vec<u8>) {
         start = i + 1;
     }
     out.push(b'"');
+}
+
+/// Appends `bytes`. Runs of up to 16 bytes, most keys and values, are copied as two
+/// overlapping words: a copy of unknown length becomes `memory.copy` in Wasm, which
+/// is a call out to the runtime and costs more than the copy itself.
+fn append(out: &mut Vec<u8>, bytes: &[u8]) {
+    let len = out.len();
+    let n = bytes.len();
+    if let (8..=16, Some(head), Some(tail)) = (n, bytes.first_chunk::<8>(), bytes.last_chunk::<8>())
+    {
+        out.extend_from_slice(head);
+        out.truncate(len + n - 8);
+        out.extend_from_slice(tail);
+    } else if let (4..8, Some(head), Some(tail)) =
+        (n, bytes.first_chunk::<4>(), bytes.last_chunk::<4>())
+    {
+        out.extend_from_slice(head);
+        out.truncate(len + n - 4);
+        out.extend_from_slice(tail);
+    } else if n < 4 {
+        for &b in bytes {
+            out.push(b);
+        }
+    } else {
+        out.extend_from_slice(bytes);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::append;
+
+    #[test]
+    fn append_copies_runs_of_every_length() {
+        let source: Vec<u8> = (0..40u8).collect();
+        for len in 0..=source.len() {
+            let mut out = b"prefix".to_vec();
+            append(&mut out, &source[..len]);
+            assert_eq!(&out[..6], b"prefix");
+            assert_eq!(&out[6..], &source[..len], "length {len}");
+        }
+    }
 }
