@@ -197,6 +197,79 @@ fn a_trapping_instance_is_rebuilt_and_the_rest_of_the_batch_succeeds() {
     assert_eq!(again.outputs.len(), 1);
 }
 
+/// A batch far larger than one call's payload budget is cut into several calls:
+/// outputs keep the input order, a trap fails only its own messages (its call is
+/// replayed one by one, the other calls are not), and the built-ins' step counters
+/// add up over all the calls.
+#[test]
+fn a_large_batch_is_cut_into_calls_with_failures_isolated_per_call() {
+    let pad = "x".repeat(1000);
+    let evil = [5, 130, 131, 400, 599];
+    let docs: Vec<String> = (0..600)
+        .map(|i| {
+            json!({"id": i, "active": i % 2 == 0, "evil": evil.contains(&i), "pad": pad})
+                .to_string()
+        })
+        .collect();
+    let mut c = chain(&format!(
+        "source: {{type: stdin}}\nsink: {{type: stdout}}\ntransformations:\n  - {{type: timestamp}}\n  - {{type: filter, filter: {{condition: \"$.active || $.evil\"}}}}\n  - {{type: wasm, wasm: {{path: {}, config: {{mode: panic}}}}}}\n",
+        component("dataflow_test_components").display()
+    ));
+    let output = c.run(&messages(&docs));
+    let failed: Vec<usize> = output.failures.iter().map(|f| f.origin).collect();
+    assert_eq!(failed, evil);
+    let ids: Vec<u64> = output
+        .outputs
+        .iter()
+        .map(|m| {
+            serde_json::from_slice::<Value>(&m.payload).unwrap()["id"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    let expected: Vec<u64> = (0..600u64)
+        .filter(|i| i % 2 == 0 && !evil.contains(&(*i as usize)))
+        .collect();
+    assert_eq!(ids, expected);
+    let runs = c.last_runs();
+    let steps: Vec<(u64, u64)> = runs[0]
+        .step_counts
+        .iter()
+        .map(|s| (s.received, s.emitted))
+        .collect();
+    assert_eq!(steps, [(600, 600), (600, 303)]);
+    // The component gets 303 messages (about 310 KB), so three calls, and each holds
+    // an evil message. Each failed call is followed by a rebuild, and so is each evil
+    // message's trap but the last one, whose rebuild waits for the next batch. (In
+    // one call it would be 1 + 5 - 1.)
+    assert_eq!(runs[1].received, 303);
+    assert_eq!(runs[1].rebuilds, 3 + 5 - 1);
+}
+
+/// A batch of large messages (30 MB in all) through a component limited to 16 MiB:
+/// the batch is cut into calls, so no call comes near the limit and nothing is
+/// replayed. (In one call the packed batch alone would not fit.)
+#[test]
+fn a_batch_of_large_messages_fits_a_small_memory_limit() {
+    let pad = "y".repeat(300_000);
+    let docs: Vec<String> = (0..100)
+        .map(|i| json!({"id": i, "pad": pad}).to_string())
+        .collect();
+    let mut c = chain(&format!(
+        "source: {{type: stdin}}\nsink: {{type: stdout}}\ntransformations:\n  - {{type: wasm, wasm: {{path: {}, config: {{mode: panic}}, limits: {{memoryMiB: 16}}}}}}\n",
+        component("dataflow_test_components").display()
+    ));
+    let output = c.run(&messages(&docs));
+    assert!(
+        output.failures.is_empty(),
+        "{:?}",
+        output.failures.first().map(|f| &f.message)
+    );
+    assert_eq!(output.outputs.len(), 100);
+    let run = &c.last_runs()[0];
+    assert_eq!((run.memory_limit_hits, run.rebuilds), (0, 0));
+}
+
 /// What each batch reports for metrics: rebuilds, time-limit and memory-limit hits
 /// of a custom component, and per-step counts from the fused built-ins.
 #[test]

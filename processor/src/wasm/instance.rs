@@ -14,6 +14,12 @@ use super::{ErrorKind, Message, Outcome, TransformError, WasmError};
 /// The optional export with per-step counters (see `wit/transform.wit`).
 const STEP_COUNTERS: &str = "dataflow:transform/step-counters@0.1.0";
 
+/// Payload bytes handed to a component in one call, about. Larger batches are cut
+/// into several calls, so what a call needs in the component's memory (the batch
+/// going in and the outcomes coming out) stays far below any memory limit, and the
+/// buffers of a call and their copies on the host side stay in the core's cache.
+const CALL_PAYLOAD_BYTES: usize = 128 * 1024;
+
 /// The optional export that takes and returns packed batches.
 const PACKED_TRANSFORMER: &str = "dataflow:transform/packed-transformer@0.1.0";
 
@@ -356,9 +362,31 @@ impl TransformInstance {
     }
 
     /// Processes a batch so that a failing call fails only the messages that cause
-    /// it: after a failed batch call, the messages are replayed one per call on a
-    /// fresh instance. Returns one result per input message.
+    /// it: the batch is cut into calls of about [`CALL_PAYLOAD_BYTES`], and after a
+    /// failed call its messages are replayed one per call on a fresh instance.
+    /// Returns one result per input message.
     pub fn call_isolating(&mut self, batch: &[Message]) -> Vec<Result<Outcome, CallFailure>> {
+        let mut results = Vec::with_capacity(batch.len());
+        let mut rest = batch;
+        while !rest.is_empty() {
+            let mut bytes = 0;
+            let take = rest
+                .iter()
+                .position(|message| {
+                    bytes += message.payload.len();
+                    bytes > CALL_PAYLOAD_BYTES
+                })
+                .unwrap_or(rest.len())
+                .max(1);
+            let (call, later) = rest.split_at(take);
+            results.extend(self.call_replaying(call));
+            rest = later;
+        }
+        results
+    }
+
+    /// One call for `batch`, replayed one message per call if it fails.
+    fn call_replaying(&mut self, batch: &[Message]) -> Vec<Result<Outcome, CallFailure>> {
         match self.call(batch) {
             Ok(outcomes) => outcomes.into_iter().map(Ok).collect(),
             Err(failure) if batch.len() <= 1 => vec![Err(failure)],
