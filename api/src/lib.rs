@@ -1,16 +1,23 @@
-//! The `DataFlow` custom resource: spec and status types, defaults and validation.
+//! The `DataFlow` custom resource: spec and status types, reading manifests,
+//! defaults, validation, and the shape of error records.
 //!
 //! Shared by the processor, the operator and its webhook so that all three read and
 //! check a spec the same way. No I/O happens here.
 
 pub mod connectors;
+mod error_record;
+mod failure;
+pub mod manifest;
 mod resource;
 mod secret;
 mod sink;
 mod source;
+mod tagged;
 mod transform;
 mod validate;
 
+pub use error_record::{ErrorRecord, MAX_EMBEDDED_DEPTH, fallback_record};
+pub use failure::{ErrorType, Stage};
 pub use resource::{DataFlow, DataFlowSpec, DataFlowStatus, Phase};
 pub use secret::SecretRef;
 pub use sink::{SinkSpec, SinkType};

@@ -23,7 +23,7 @@ use crate::{SinkSpec, SourceSpec, TransformationSpec};
     printcolumn = r#"{"name":"Errors","type":"integer","jsonPath":".status.errorCount"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct DataFlowSpec {
     /// Where messages come from.
     pub source: SourceSpec,
@@ -85,6 +85,10 @@ pub struct DataFlowStatus {
     /// When the processor last handled a message (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_processed_time: Option<String>,
+    /// The error that stopped the processor last, as it reported it; cleared when
+    /// a processor starts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub processor_error: Option<String>,
     /// The spec generation this status describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,

@@ -1,68 +1,28 @@
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
+//! Sinks: where a flow's messages, its routes' messages and its error records go.
 
 use crate::connectors::{
     ClickhouseSinkSpec, FileSpec, KafkaSinkSpec, NessieSinkSpec, PostgresqlSinkSpec, TrinoSinkSpec,
 };
+use crate::tagged::tagged_connector;
 
-/// Sink connector types (for the main sink, the error sink and router sinks).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum SinkType {
+tagged_connector! {
+    /// Sink connector types (for the main sink, the error sink and router sinks).
+    kind SinkType;
+    /// A sink: `type` plus the settings block named after it.
+    spec SinkSpec;
+    wire SinkSpecWire;
     /// Apache Kafka topic.
-    Kafka,
+    Kafka = "kafka" (kafka: KafkaSinkSpec),
     /// PostgreSQL table.
-    Postgresql,
+    Postgresql = "postgresql" (postgresql: PostgresqlSinkSpec),
     /// ClickHouse table.
-    Clickhouse,
+    Clickhouse = "clickhouse" (clickhouse: ClickhouseSinkSpec),
     /// Trino table.
-    Trino,
+    Trino = "trino" (trino: TrinoSinkSpec),
     /// Iceberg table through a Nessie catalog.
-    Nessie,
+    Nessie = "nessie" (nessie: NessieSinkSpec),
     /// JSON-lines file, appended (local runs).
-    File,
+    File = "file" (file: FileSpec),
     /// JSON lines on standard output (local runs).
-    Stdout,
-}
-
-impl SinkType {
-    /// The name used in specs and metrics.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SinkType::Kafka => "kafka",
-            SinkType::Postgresql => "postgresql",
-            SinkType::Clickhouse => "clickhouse",
-            SinkType::Trino => "trino",
-            SinkType::Nessie => "nessie",
-            SinkType::File => "file",
-            SinkType::Stdout => "stdout",
-        }
-    }
-}
-
-/// A sink: `type` plus the block named after it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct SinkSpec {
-    /// Connector type.
-    #[serde(rename = "type")]
-    pub kind: SinkType,
-    /// Kafka settings (type `kafka`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub kafka: Option<KafkaSinkSpec>,
-    /// PostgreSQL settings (type `postgresql`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub postgresql: Option<PostgresqlSinkSpec>,
-    /// ClickHouse settings (type `clickhouse`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub clickhouse: Option<ClickhouseSinkSpec>,
-    /// Trino settings (type `trino`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub trino: Option<TrinoSinkSpec>,
-    /// Nessie settings (type `nessie`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub nessie: Option<NessieSinkSpec>,
-    /// File settings (type `file`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub file: Option<FileSpec>,
+    Stdout = "stdout",
 }

@@ -1,105 +1,103 @@
-use dataflow_transform_camel_case::CamelCaseConfig;
-use dataflow_transform_filter::FilterConfig;
-use dataflow_transform_flatten::FlattenConfig;
-use dataflow_transform_mask::MaskConfig;
-use dataflow_transform_remove::RemoveConfig;
-use dataflow_transform_select::SelectConfig;
-use dataflow_transform_snake_case::SnakeCaseConfig;
-use dataflow_transform_timestamp::TimestampConfig;
+//! Transformations: the built-ins (one list, in the transform config crate) and
+//! user components.
+
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::SinkSpec;
+use crate::tagged::tagged_connector;
 
-/// Transformation types: the nine built-ins and user components (`wasm`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub enum TransformType {
-    /// Set a field to the current time.
-    Timestamp,
-    /// Expand an array into one message per element.
-    Flatten,
-    /// Keep messages matching a condition.
-    Filter,
-    /// Mask sensitive fields.
-    Mask,
-    /// Send messages to other sinks by condition.
-    Router,
-    /// Keep only some fields.
-    Select,
-    /// Delete fields.
-    Remove,
-    /// Keys to snake_case.
-    SnakeCase,
-    /// Keys to PascalCase.
-    CamelCase,
-    /// A user-supplied WebAssembly component.
-    Wasm,
+/// The settings types the built-in list names. `router` takes its routes' sinks
+/// here, so the API's router spec stands in for the component's config.
+mod configs {
+    pub use dataflow_transform_config::*;
+    pub type RouterConfig = crate::transform::RouterSpec;
 }
 
+/// Expands the built-in list into the transformation types.
+macro_rules! transformation_types {
+    ($({ $variant:ident, $name:literal, $field:ident, $config:ident, $presence:ident, $($transform:ident)::+ })*) => {
+        tagged_connector! {
+            /// Transformation types: the built-ins and user components (`wasm`).
+            kind TransformType;
+            /// One transformation: `type` plus the settings block named after it.
+            spec TransformationSpec;
+            wire TransformationSpecWire;
+            $(
+                #[doc = concat!("The `", $name, "` built-in.")]
+                $variant = $name ($field: configs::$config, $presence),
+            )*
+            /// A user-supplied WebAssembly component.
+            Wasm = "wasm" (wasm: WasmTransformSpec),
+        }
+
+        impl TransformationSpec {
+            /// The settings of a built-in, to check them; `None` for a user component.
+            pub fn builtin_config(&self) -> Option<&dyn dataflow_transform_config::BuiltinConfig> {
+                match self {
+                    $( TransformationSpec::$variant(config) => Some(config), )*
+                    TransformationSpec::Wasm(_) => None,
+                }
+            }
+        }
+    };
+}
+
+dataflow_transform_config::for_each_builtin!(transformation_types);
+
 impl TransformType {
-    /// The name used in specs, component configs and metrics.
-    pub fn as_str(self) -> &'static str {
+    /// Whether this is one of the built-ins (run in the fused built-ins component).
+    pub fn is_builtin(self) -> bool {
+        self != TransformType::Wasm
+    }
+}
+
+impl TransformationSpec {
+    /// The JSON configuration handed to the component. For `router` only the
+    /// conditions go to the component; the sinks stay with the processor.
+    pub fn component_config(&self) -> serde_json::Value {
         match self {
-            TransformType::Timestamp => "timestamp",
-            TransformType::Flatten => "flatten",
-            TransformType::Filter => "filter",
-            TransformType::Mask => "mask",
-            TransformType::Router => "router",
-            TransformType::Select => "select",
-            TransformType::Remove => "remove",
-            TransformType::SnakeCase => "snakeCase",
-            TransformType::CamelCase => "camelCase",
-            TransformType::Wasm => "wasm",
+            TransformationSpec::Router(router) => serde_json::json!({
+                "routes": router
+                    .routes
+                    .iter()
+                    .map(|route| serde_json::json!({"condition": route.condition}))
+                    .collect::<Vec<_>>()
+            }),
+            TransformationSpec::Wasm(wasm) => {
+                wasm.config.clone().unwrap_or(serde_json::Value::Null)
+            }
+            other => match serde_json::to_value(TransformationSpecWire::from(other)) {
+                Ok(serde_json::Value::Object(mut wire)) => wire
+                    .remove(other.kind().as_str())
+                    .unwrap_or_else(|| serde_json::Value::Object(serde_json::Map::new())),
+                _ => serde_json::Value::Object(serde_json::Map::new()),
+            },
+        }
+    }
+
+    /// The router's settings, when this is a router.
+    pub fn router(&self) -> Option<&RouterSpec> {
+        match self {
+            TransformationSpec::Router(router) => Some(router),
+            _ => None,
         }
     }
 }
 
-/// One transformation: `type` plus the block named after it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct TransformationSpec {
-    /// Transformation type.
-    #[serde(rename = "type")]
-    pub kind: TransformType,
-    /// `timestamp` settings (all optional).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub timestamp: Option<TimestampConfig>,
-    /// `flatten` settings.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub flatten: Option<FlattenConfig>,
-    /// `filter` settings.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub filter: Option<FilterConfig>,
-    /// `mask` settings.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub mask: Option<MaskConfig>,
-    /// `router` settings.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub router: Option<RouterSpec>,
-    /// `select` settings.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub select: Option<SelectConfig>,
-    /// `remove` settings.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub remove: Option<RemoveConfig>,
-    /// `snakeCase` settings (all optional).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub snake_case: Option<SnakeCaseConfig>,
-    /// `camelCase` settings (all optional).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub camel_case: Option<CamelCaseConfig>,
-    /// User component settings.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub wasm: Option<WasmTransformSpec>,
-}
-
 /// `router` settings: routes in priority order.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RouterSpec {
     /// Routes; the first whose condition holds takes the message.
     pub routes: Vec<RouteSpec>,
+}
+
+impl dataflow_transform_config::BuiltinConfig for RouterSpec {
+    fn validate(&self) -> Result<(), dataflow_core::ConfigError> {
+        dataflow_transform_config::compile_routes(self.routes.iter().map(|r| r.condition.as_str()))
+            .map(drop)
+    }
 }
 
 /// One route of a router.
@@ -170,36 +168,5 @@ impl WasmLimits {
     /// The time limit with its default applied.
     pub fn timeout_ms(&self) -> u32 {
         self.timeout_ms.unwrap_or(Self::DEFAULT_TIMEOUT_MS)
-    }
-}
-
-impl TransformationSpec {
-    /// The JSON configuration handed to the component, or `None` when the block for
-    /// this type is missing (an error for types that need one). For `router` only the
-    /// conditions go to the component; the sinks stay with the processor.
-    pub fn component_config(&self) -> Option<serde_json::Value> {
-        fn json<T: Serialize>(value: &T) -> Option<serde_json::Value> {
-            serde_json::to_value(value).ok()
-        }
-        let empty = || Some(serde_json::Value::Object(serde_json::Map::new()));
-        match self.kind {
-            TransformType::Timestamp => self.timestamp.as_ref().map_or_else(empty, json),
-            TransformType::Flatten => self.flatten.as_ref().and_then(json),
-            TransformType::Filter => self.filter.as_ref().and_then(json),
-            TransformType::Mask => self.mask.as_ref().and_then(json),
-            TransformType::Router => self.router.as_ref().map(|r| {
-                serde_json::json!({
-                    "routes": r.routes.iter().map(|route| serde_json::json!({"condition": route.condition})).collect::<Vec<_>>()
-                })
-            }),
-            TransformType::Select => self.select.as_ref().and_then(json),
-            TransformType::Remove => self.remove.as_ref().and_then(json),
-            TransformType::SnakeCase => self.snake_case.as_ref().map_or_else(empty, json),
-            TransformType::CamelCase => self.camel_case.as_ref().map_or_else(empty, json),
-            TransformType::Wasm => self
-                .wasm
-                .as_ref()
-                .map(|w| w.config.clone().unwrap_or(serde_json::Value::Null)),
-        }
     }
 }

@@ -255,7 +255,11 @@ async fn deploy(
         }
         Some(_) => {}
     }
-    Ok(status::from_deployment(Some(&applied)))
+    let processor_error = dataflow
+        .status
+        .as_ref()
+        .and_then(|s| s.processor_error.as_deref());
+    Ok(status::from_deployment(Some(&applied), processor_error))
 }
 
 async fn apply_object<K>(ctx: &Context, namespace: &str, object: &K) -> Result<K, Error>

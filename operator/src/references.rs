@@ -6,7 +6,7 @@
 
 use std::collections::BTreeSet;
 
-use dataflow_api::{DataFlowSpec, SecretRef, TransformType};
+use dataflow_api::{DataFlowSpec, SecretRef, TransformationSpec};
 use serde_json::Value;
 
 /// Suffix of every field that points at a Secret.
@@ -110,8 +110,10 @@ pub fn secret_keys(spec: &DataFlowSpec, namespace: &str) -> BTreeSet<ObjectKey> 
 pub fn transform_config_maps(spec: &DataFlowSpec, namespace: &str) -> BTreeSet<ObjectKey> {
     spec.transformations
         .iter()
-        .filter(|t| t.kind == TransformType::Wasm)
-        .filter_map(|t| t.wasm.as_ref()?.config_map_ref.as_ref())
+        .filter_map(|t| match t {
+            TransformationSpec::Wasm(wasm) => wasm.config_map_ref.as_ref(),
+            _ => None,
+        })
         .map(|r| ObjectKey::new(namespace, r.name.clone()))
         .collect()
 }

@@ -34,8 +34,12 @@ impl Observation {
     }
 }
 
-/// Phase and message from the processor Deployment's status.
-pub fn from_deployment(deployment: Option<&Deployment>) -> Observation {
+/// Phase and message from the processor Deployment's status, and from the error
+/// a stopped processor reported (`processor_error`).
+pub fn from_deployment(
+    deployment: Option<&Deployment>,
+    processor_error: Option<&str>,
+) -> Observation {
     let applied = Ok(());
     let Some(deployment) = deployment else {
         return Observation {
@@ -51,6 +55,13 @@ pub fn from_deployment(deployment: Option<&Deployment>) -> Observation {
         return Observation {
             phase: Phase::Running,
             message: format!("{ready}/{desired} processor replicas ready"),
+            applied,
+        };
+    }
+    if let Some(error) = processor_error {
+        return Observation {
+            phase: Phase::Error,
+            message: format!("the processor stopped: {error}"),
             applied,
         };
     }
@@ -204,12 +215,12 @@ mod tests {
 
     #[test]
     fn phases_from_the_deployment() {
-        assert_eq!(from_deployment(None).phase, Phase::Pending);
-        let running = from_deployment(Some(&deployment(1, vec![])));
+        assert_eq!(from_deployment(None, None).phase, Phase::Pending);
+        let running = from_deployment(Some(&deployment(1, vec![])), None);
         assert_eq!(running.phase, Phase::Running);
         assert_eq!(running.message, "1/2 processor replicas ready");
         assert_eq!(
-            from_deployment(Some(&deployment(0, vec![]))).phase,
+            from_deployment(Some(&deployment(0, vec![])), None).phase,
             Phase::Pending
         );
         let stuck = DeploymentCondition {
@@ -219,8 +230,16 @@ mod tests {
             message: Some("ReplicaSet has timed out progressing.".into()),
             ..DeploymentCondition::default()
         };
-        let failed = from_deployment(Some(&deployment(0, vec![stuck])));
+        let failed = from_deployment(Some(&deployment(0, vec![stuck])), None);
         assert_eq!(failed.phase, Phase::Error);
+        let stopped = from_deployment(
+            Some(&deployment(0, vec![])),
+            Some("postgresql sink t: insert: stack depth limit exceeded"),
+        );
+        assert_eq!(stopped.phase, Phase::Error);
+        assert!(stopped.message.contains("stack depth limit exceeded"));
+        let restarted = from_deployment(Some(&deployment(1, vec![])), Some("old failure"));
+        assert_eq!(restarted.phase, Phase::Running, "a ready processor wins");
         assert!(
             failed.message.contains("ProgressDeadlineExceeded"),
             "{}",
@@ -230,14 +249,14 @@ mod tests {
 
     #[test]
     fn second_pass_patches_nothing_and_keeps_transition_times() {
-        let seen = from_deployment(None);
+        let seen = from_deployment(None, None);
         let first = next_status(None, Some(1), &seen, time(100));
         assert!(patch(None, &first).is_some());
         let second = next_status(Some(&first), Some(1), &seen, time(200));
         assert_eq!(second.conditions[0].last_transition_time, time(100));
         assert_eq!(patch(Some(&first), &second), None);
 
-        let running = from_deployment(Some(&deployment(2, vec![])));
+        let running = from_deployment(Some(&deployment(2, vec![])), None);
         let third = next_status(Some(&second), Some(1), &running, time(300));
         assert_eq!(third.conditions[0].status, "True");
         assert_eq!(third.conditions[0].last_transition_time, time(300));

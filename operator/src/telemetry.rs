@@ -4,13 +4,13 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use dataflow_processor::telemetry::Exporter;
-pub use dataflow_processor::telemetry::TelemetryError;
+use dataflow_telemetry::Exporter;
+pub use dataflow_telemetry::TelemetryError;
 use opentelemetry::KeyValue;
 use opentelemetry::metrics::{Counter, Gauge, Histogram};
 
-/// The operator's instruments, served by the processor's [`Exporter`] (the same
-/// Prometheus output and endpoints in both binaries).
+/// The operator's instruments, served by an [`Exporter`] (the same Prometheus
+/// output and endpoints as the processor's).
 #[derive(Clone, Debug)]
 pub struct Metrics {
     exporter: Exporter,

@@ -1,7 +1,7 @@
 //! The validating admission webhook (AdmissionReview v1 over HTTPS).
 //!
-//! A DataFlow is checked exactly as the processor checks it (`dataflow_processor::
-//! spec::parse`, which runs `dataflow_api::validate`), and each `type: wasm`
+//! A DataFlow is checked exactly as the processor checks it (`dataflow_api::
+//! manifest::parse`, which runs `dataflow_api::validate`), and each `type: wasm`
 //! transform with a `configMapRef` is loaded from its ConfigMap and linked against
 //! our world by the same Wasm host the processor uses. Every problem is reported,
 //! each with its field path.
@@ -15,8 +15,9 @@ use axum::Router;
 use axum::extract::State;
 use axum::routing::post;
 use axum_server::tls_rustls::RustlsConfig;
-use dataflow_api::{DataFlowSpec, TransformType};
-use dataflow_processor::wasm::WasmRuntime;
+use dataflow_api::manifest::{self, SpecError};
+use dataflow_api::{DataFlowSpec, TransformationSpec};
+use dataflow_wasm_host::WasmRuntime;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::core::DynamicObject;
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation};
@@ -34,14 +35,14 @@ pub const PATH: &str = "/validate-dataflow";
 #[derive(Debug, thiserror::Error)]
 pub enum WebhookError {
     /// Certificate or key unreadable or invalid.
-    #[error("webhook TLS files {cert} / {key}: {source}")]
+    #[error("webhook TLS files {cert} / {key}: {cause}")]
     Tls {
         /// Certificate file.
         cert: String,
         /// Key file.
         key: String,
-        /// Cause.
-        source: std::io::Error,
+        /// Cause (shown in the message, so not an error `source`).
+        cause: std::io::Error,
     },
     /// Serving failed.
     #[error("webhook server: {0}")]
@@ -101,9 +102,9 @@ impl Validator {
             Ok(text) => text,
             Err(e) => return vec![format!("object cannot be read: {e}")],
         };
-        let spec = match dataflow_processor::spec::parse(&text) {
+        let spec = match manifest::parse(&text) {
             Ok(loaded) => loaded.spec,
-            Err(dataflow_processor::spec::SpecError::Invalid(errors)) => {
+            Err(SpecError::Invalid(errors)) => {
                 return errors.0.iter().map(ToString::to_string).collect();
             }
             Err(e) => return vec![e.to_string()],
@@ -116,10 +117,7 @@ impl Validator {
         let mut problems = Vec::new();
         let api: Api<ConfigMap> = Api::namespaced(self.client.clone(), namespace);
         for (index, transformation) in spec.transformations.iter().enumerate() {
-            if transformation.kind != TransformType::Wasm {
-                continue;
-            }
-            let Some(wasm) = &transformation.wasm else {
+            let TransformationSpec::Wasm(wasm) = transformation else {
                 continue;
             };
             let Some(reference) = &wasm.config_map_ref else {
@@ -197,10 +195,10 @@ impl Validator {
     ) -> Result<(), WebhookError> {
         let tls = RustlsConfig::from_pem_file(cert, key)
             .await
-            .map_err(|source| WebhookError::Tls {
+            .map_err(|cause| WebhookError::Tls {
                 cert: cert.display().to_string(),
                 key: key.display().to_string(),
-                source,
+                cause,
             })?;
         let addr: Option<SocketAddr> = listener.local_addr().ok();
         tracing::info!(?addr, path = PATH, "serving the validating webhook");

@@ -44,34 +44,10 @@ fn manifest(table: &str, finalized: bool) -> Value {
 }
 
 fn secret(value: &str) -> Value {
-    use base64_free::encode;
+    use base64::Engine as _;
+    let encoded = base64::engine::general_purpose::STANDARD.encode(value.as_bytes());
     json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "pg", "namespace": "team"},
-           "data": {"url": encode(value.as_bytes())}})
-}
-
-/// Base64 without pulling a crate in just for tests.
-mod base64_free {
-    pub fn encode(bytes: &[u8]) -> String {
-        const TABLE: &[u8; 64] =
-            b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-        let mut out = String::new();
-        for chunk in bytes.chunks(3) {
-            let b = [
-                chunk[0],
-                *chunk.get(1).unwrap_or(&0),
-                *chunk.get(2).unwrap_or(&0),
-            ];
-            let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-            for i in 0..4 {
-                if i <= chunk.len() {
-                    out.push(TABLE[((n >> (18 - 6 * i)) & 63) as usize] as char);
-                } else {
-                    out.push('=');
-                }
-            }
-        }
-        out
-    }
+           "data": {"url": encoded}})
 }
 
 fn context(fake: &FakeApi, image: &str) -> Arc<Context> {
@@ -421,6 +397,28 @@ async fn api_failure_is_an_error_to_retry() {
     let fake = created_flow();
     fake.fail(&format!("PATCH {DEPLOYMENT}"), 500, "InternalError");
     let stored: DataFlow = serde_json::from_value(fake.get(DF).unwrap()).unwrap();
-    let result = reconcile(Arc::new(stored), context(&fake, "img:1")).await;
-    assert!(result.is_err());
+    let stored = Arc::new(stored);
+    fake.take_calls();
+    let ctx = context(&fake, "img:1");
+    let error = reconcile(stored.clone(), ctx.clone())
+        .await
+        .expect_err("a refused write fails the pass");
+    // The controller asks for the pass again after the retry delay.
+    assert_eq!(
+        dataflow_operator::reconcile::error_policy(stored, &error, ctx),
+        kube::runtime::controller::Action::requeue(dataflow_operator::reconcile::RETRY)
+    );
+    // Nothing claims the flow is fine or broken: no status was written.
+    let calls = fake.take_calls();
+    assert!(
+        calls.iter().all(|c| !c.path.ends_with("/status")),
+        "{:?}",
+        calls.iter().map(|c| c.line()).collect::<Vec<_>>()
+    );
+    assert!(
+        calls
+            .iter()
+            .any(|c| c.line() == format!("PATCH {DEPLOYMENT}")),
+        "the failing write was attempted"
+    );
 }

@@ -9,8 +9,10 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use dataflow_builtins::Chain;
-use dataflow_processor::wasm::{Limits, Message, TransformInstance, WasmRuntime};
+use dataflow_core::Message;
+use dataflow_processor::builtins::BUILTINS_COMPONENT;
 use dataflow_transform_sdk::{Transform, process_batch};
+use dataflow_wasm_host::{Limits, TransformInstance, WasmRuntime, call_chunks};
 use serde_json::{Value, json};
 
 const BATCH: usize = 1024;
@@ -121,7 +123,9 @@ fn rate(messages: usize, elapsed: Duration) -> f64 {
 }
 
 fn wasm_run(runtime: &WasmRuntime, config: &Value, lines: &[Vec<u8>]) -> Duration {
-    let pre = runtime.prepare_builtins().expect("compile");
+    let pre = runtime
+        .prepare_builtins(BUILTINS_COMPONENT)
+        .expect("compile");
     let limits = Limits {
         memory_bytes: 1 << 30,
         timeout_ms: 60_000,
@@ -142,12 +146,10 @@ fn wasm_run(runtime: &WasmRuntime, config: &Value, lines: &[Vec<u8>]) -> Duratio
     let start = Instant::now();
     let mut outputs = 0usize;
     for batch in &batches {
-        // As the processor calls it: cut into cache-sized calls, failures isolated.
-        outputs += instance
-            .call_isolating(batch)
-            .into_iter()
-            .filter(Result::is_ok)
-            .count();
+        // As the processor calls it: cut into cache-sized calls.
+        for chunk in call_chunks(batch) {
+            outputs += instance.call(chunk).map_or(0, |outcomes| outcomes.len());
+        }
     }
     let elapsed = start.elapsed();
     assert_eq!(outputs, lines.len());

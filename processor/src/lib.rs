@@ -1,13 +1,11 @@
-//! The dataflow processor: runs one DataFlow from source through the Wasm transform
-//! chain into its sinks.
+//! The dataflow processor: runs one DataFlow from its source through the Wasm
+//! transform chain into its sinks.
 
-pub mod chain;
+pub mod builtins;
 pub mod connectors;
-pub mod error_record;
-pub mod error_type;
+pub mod flow;
+pub mod metrics;
 pub mod pipeline;
 pub mod progress;
-pub mod spec;
+pub mod spec_file;
 pub mod status_report;
-pub mod telemetry;
-pub mod wasm;

@@ -1,28 +1,20 @@
 //! `dataflow-processor`: run, validate or try out a DataFlow spec.
 
+mod run_command;
+
 use std::io::{BufRead, BufReader, BufWriter, IsTerminal, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
-use dataflow_processor::chain::TransformChain;
-use dataflow_processor::pipeline::{self, PipelineConfig};
-use dataflow_processor::progress::Progress;
-use dataflow_processor::spec::{self, LoadedSpec};
-use dataflow_processor::status_report::StatusReporter;
-use dataflow_processor::telemetry::Exporter;
-use dataflow_processor::wasm::{Message, WasmRuntime};
-use tokio_util::sync::CancellationToken;
-use tracing::Instrument;
-
-/// Where `/metrics`, `/healthz` and `/readyz` are served inside a cluster when
-/// `--metrics-addr` is not given.
-const IN_CLUSTER_METRICS_ADDR: SocketAddr =
-    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 9090);
+use dataflow_api::manifest::LoadedSpec;
+use dataflow_core::Message;
+use dataflow_processor::builtins::BUILTINS_COMPONENT;
+use dataflow_processor::pipeline::PipelineConfig;
+use dataflow_processor::spec_file;
+use dataflow_wasm_host::{TransformChain, WasmRuntime};
 
 /// Runs one DataFlow: source -> WebAssembly transforms -> sinks.
 #[derive(Parser)]
@@ -61,7 +53,7 @@ struct SpecArg {
 }
 
 #[derive(Args)]
-struct RunArgs {
+pub(crate) struct RunArgs {
     #[command(flatten)]
     spec: SpecArg,
     /// DataFlow name (for logs); defaults to the manifest's.
@@ -70,9 +62,12 @@ struct RunArgs {
     /// DataFlow namespace (for logs); defaults to the manifest's.
     #[arg(long)]
     namespace: Option<String>,
-    /// Messages per batch.
+    /// Most messages per batch.
     #[arg(long, default_value_t = PipelineConfig::default().batch_size)]
     batch_size: usize,
+    /// Most payload bytes per batch (a batch holds at least one message).
+    #[arg(long, default_value_t = PipelineConfig::default().batch_bytes)]
+    batch_bytes: usize,
     /// Publish processed/error counts in the DataFlow's status through the
     /// Kubernetes API (default: on inside a cluster, off elsewhere).
     #[arg(long, env = "DATAFLOW_REPORT_STATUS", action = clap::ArgAction::Set)]
@@ -84,6 +79,10 @@ struct RunArgs {
     /// inside a cluster, none elsewhere).
     #[arg(long, env = "METRICS_ADDR")]
     metrics_addr: Option<SocketAddr>,
+    /// After SIGTERM or SIGINT, seconds to drain before giving up (uncommitted
+    /// messages are read again on the next start); below Kubernetes' 30 s grace.
+    #[arg(long, env = "DATAFLOW_SHUTDOWN_GRACE_SECONDS", default_value_t = 20)]
+    shutdown_grace_seconds: u64,
 }
 
 #[derive(Args)]
@@ -105,7 +104,7 @@ fn main() -> ExitCode {
     };
     init_logging(default_level);
     let result = match command {
-        Command::Run(args) => run(args),
+        Command::Run(args) => run_command::run(args),
         Command::Validate(args) => validate(&args),
         Command::Transform(args) => transform(args),
     };
@@ -140,10 +139,10 @@ fn init_logging(default_level: &str) {
     }
 }
 
-fn load(path: &Path) -> anyhow::Result<(LoadedSpec, TransformChain)> {
-    let loaded = spec::load(path)?;
+pub(crate) fn load(path: &Path) -> anyhow::Result<(LoadedSpec, TransformChain)> {
+    let loaded = spec_file::load(path)?;
     let runtime = WasmRuntime::new()?;
-    let chain = TransformChain::build(&runtime, &loaded.spec)?;
+    let chain = TransformChain::build(&runtime, &loaded.spec, BUILTINS_COMPONENT)?;
     Ok((loaded, chain))
 }
 
@@ -151,130 +150,6 @@ fn validate(args: &SpecArg) -> anyhow::Result<ExitCode> {
     load(&args.spec)?;
     println!("ok");
     Ok(ExitCode::SUCCESS)
-}
-
-fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
-    let (loaded, chain) = load(&args.spec.spec)?;
-    let name = args.name.or(loaded.name).unwrap_or_else(|| "local".into());
-    let namespace = args
-        .namespace
-        .or(loaded.namespace)
-        .unwrap_or_else(|| "default".into());
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    let report_status = args
-        .report_status
-        .unwrap_or_else(|| std::env::var_os("KUBERNETES_SERVICE_HOST").is_some());
-    let interval = Duration::from_secs(args.status_interval_seconds.max(1));
-    let metrics_addr = args
-        .metrics_addr
-        .or_else(|| std::env::var_os("KUBERNETES_SERVICE_HOST").map(|_| IN_CLUSTER_METRICS_ADDR));
-    let span =
-        tracing::info_span!("dataflow", dataflow_name = %name, dataflow_namespace = %namespace);
-    let summary = runtime.block_on(
-        async {
-            let shutdown = CancellationToken::new();
-            tokio::spawn(stop_on_signal(shutdown.clone()));
-            let exporter = match metrics_addr {
-                Some(addr) => Some(start_metrics(addr).await?),
-                None => None,
-            };
-            tracing::info!("processor started");
-            let progress = Arc::new(Progress::default());
-            let stop_reporting = CancellationToken::new();
-            let reporter = if report_status {
-                start_status_reporter(
-                    &namespace,
-                    &name,
-                    progress.clone(),
-                    interval,
-                    &stop_reporting,
-                )
-                .await
-            } else {
-                None
-            };
-            let config = PipelineConfig {
-                batch_size: args.batch_size,
-                progress: Some(progress),
-                metrics: exporter,
-                ..PipelineConfig::default()
-            };
-            let flow = format!("{namespace}/{name}");
-            let result = pipeline::run(&loaded.spec, &flow, chain, shutdown, config).await;
-            stop_reporting.cancel();
-            if let Some(reporter) = reporter
-                && let Err(error) = reporter.await
-            {
-                tracing::warn!(%error, "status reporter failed");
-            }
-            anyhow::Ok(result?)
-        }
-        .instrument(span),
-    )?;
-    eprintln!("{summary}");
-    Ok(ExitCode::SUCCESS)
-}
-
-/// Binds the metrics address (a taken port fails the start) and serves it in the
-/// background.
-async fn start_metrics(addr: SocketAddr) -> anyhow::Result<Exporter> {
-    let exporter = Exporter::new()?;
-    let listener = Exporter::bind(addr).await?;
-    let serving = exporter.clone();
-    tokio::spawn(
-        async move {
-            if let Err(error) = serving.serve(listener).await {
-                tracing::error!(%error, "the metrics endpoint stopped");
-            }
-        }
-        .in_current_span(),
-    );
-    Ok(exporter)
-}
-
-/// Starts publishing counts to the DataFlow's status; without a reachable API
-/// server the flow runs on and says so.
-async fn start_status_reporter(
-    namespace: &str,
-    name: &str,
-    progress: Arc<Progress>,
-    interval: Duration,
-    stop: &CancellationToken,
-) -> Option<tokio::task::JoinHandle<()>> {
-    // kube's TLS is rustls; pick its crypto once for the process.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    match kube::Client::try_default().await {
-        Ok(client) => {
-            let reporter = StatusReporter::new(client, namespace, name, progress).await;
-            Some(tokio::spawn(reporter.run(interval, stop.clone())))
-        }
-        Err(error) => {
-            tracing::warn!(%error, "no Kubernetes API: the DataFlow status will not show counts");
-            None
-        }
-    }
-}
-
-/// Cancels `shutdown` on SIGTERM or SIGINT: the pipeline stops reading, drains and
-/// flushes, and the process exits 0.
-async fn stop_on_signal(shutdown: CancellationToken) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        tracing::error!("cannot install signal handlers; stop the processor with SIGKILL");
-        return;
-    };
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM: draining and stopping"),
-        _ = int.recv() => tracing::info!("SIGINT: draining and stopping"),
-    }
-    shutdown.cancel();
 }
 
 fn transform(args: TransformArgs) -> anyhow::Result<ExitCode> {
@@ -288,7 +163,7 @@ fn transform(args: TransformArgs) -> anyhow::Result<ExitCode> {
     };
     let mut stdout = BufWriter::new(std::io::stdout().lock());
     let mut stderr = std::io::stderr().lock();
-    let original_sink = loaded.spec.sink.kind.as_str();
+    let original_sink = loaded.spec.sink.kind();
     let mut batch = Vec::with_capacity(BATCH);
     // Lines are read as bytes: a line that is not UTF-8 becomes an error record.
     let mut lines = input.split(b'\n');

@@ -67,6 +67,19 @@ impl StatusReporter {
         }
     }
 
+    /// Says the processor has started: clears the error a stopped one reported.
+    pub async fn report_started(&mut self) {
+        self.send(json!({"status": {"processorError": null}})).await;
+    }
+
+    /// Reports the error that stops the processor, for the operator to show as the
+    /// DataFlow's phase `Error` while no processor runs.
+    pub async fn report_failure(&mut self, error: &str) {
+        self.report().await;
+        self.send(json!({"status": {"processorError": error}}))
+            .await;
+    }
+
     /// Sends the counts if they changed since the last report. Failures are
     /// logged once per distinct error and retried at the next report.
     pub async fn report(&mut self) {
@@ -93,7 +106,13 @@ impl StatusReporter {
                 json!(time.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
             );
         }
-        let patch = json!({ "status": status });
+        if self.send(json!({ "status": status })).await {
+            self.last_sent = Some(now);
+        }
+    }
+
+    /// Merges `patch` into the DataFlow's status; false when the API refused it.
+    async fn send(&mut self, patch: serde_json::Value) -> bool {
         let params = PatchParams {
             field_manager: Some(FIELD_MANAGER.into()),
             ..PatchParams::default()
@@ -104,8 +123,8 @@ impl StatusReporter {
             .await
         {
             Ok(_) => {
-                self.last_sent = Some(now);
                 self.last_error = None;
+                true
             }
             Err(error) => {
                 let text = error.to_string();
@@ -113,12 +132,15 @@ impl StatusReporter {
                     tracing::warn!(error = %text, "cannot update the DataFlow status");
                     self.last_error = Some(text);
                 }
+                false
             }
         }
     }
 
-    /// Reports every `interval` until `stop` is cancelled, then once more.
-    pub async fn run(mut self, interval: Duration, stop: CancellationToken) {
+    /// Reports every `interval` until `stop` is cancelled, then once more; then
+    /// hands itself back for a last word about a failure.
+    pub async fn run(mut self, interval: Duration, stop: CancellationToken) -> Self {
+        self.report_started().await;
         let mut ticker = tokio::time::interval(interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -128,5 +150,6 @@ impl StatusReporter {
             }
         }
         self.report().await;
+        self
     }
 }

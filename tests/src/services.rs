@@ -1,4 +1,4 @@
-//! The real servers `make services` starts (PostgreSQL, ClickHouse, the Kafka-protocol broker),
+//! The real servers `make services` starts (PostgreSQL, ClickHouse, Apache Kafka),
 //! and small clients for arranging and checking test data on them.
 
 use std::path::{Path, PathBuf};
@@ -21,9 +21,44 @@ fn service_env(name: &str) -> String {
     }
 }
 
-/// Bootstrap address of the test broker.
+/// Bootstrap address of the test broker's plaintext listener.
 pub fn kafka_brokers() -> String {
     service_env("DATAFLOW_TEST_KAFKA_BROKERS")
+}
+
+/// How to reach the test broker's secured listeners.
+#[derive(Debug, Clone)]
+pub struct KafkaEnv {
+    /// The plaintext listener.
+    pub brokers: String,
+    /// The SASL_SSL listener (SCRAM-SHA-512).
+    pub sasl_brokers: String,
+    /// Its SCRAM user.
+    pub sasl_user: String,
+    /// Its SCRAM password.
+    pub sasl_password: String,
+    /// The SSL listener that requires client certificates.
+    pub mtls_brokers: String,
+    /// The CA that signed the broker's and the client's certificates (PEM file).
+    pub ca: String,
+    /// A client certificate (PEM file).
+    pub client_cert: String,
+    /// Its key (PEM file).
+    pub client_key: String,
+}
+
+/// The test broker's listeners and credentials, from `make services`.
+pub fn kafka_env() -> KafkaEnv {
+    KafkaEnv {
+        brokers: kafka_brokers(),
+        sasl_brokers: service_env("DATAFLOW_TEST_KAFKA_SASL_BROKERS"),
+        sasl_user: service_env("DATAFLOW_TEST_KAFKA_SASL_USER"),
+        sasl_password: service_env("DATAFLOW_TEST_KAFKA_SASL_PASSWORD"),
+        mtls_brokers: service_env("DATAFLOW_TEST_KAFKA_MTLS_BROKERS"),
+        ca: service_env("DATAFLOW_TEST_KAFKA_CA"),
+        client_cert: service_env("DATAFLOW_TEST_KAFKA_CLIENT_CERT"),
+        client_key: service_env("DATAFLOW_TEST_KAFKA_CLIENT_KEY"),
+    }
 }
 
 /// URL of the test PostgreSQL server.
@@ -41,24 +76,76 @@ pub fn unique(prefix: &str) -> String {
     )
 }
 
-/// Creates `topic` with `partitions` partitions through the test broker's control
-/// port (see `dataflow-kafka-mock`), and waits until clients see it.
+/// Creates `topic` with `partitions` partitions through the broker's admin API,
+/// and waits until clients see it.
 pub fn create_topic_with(topic: &str, partitions: usize) {
-    use std::io::{BufRead, BufReader, Write};
-    let address = service_env("DATAFLOW_TEST_KAFKA_CONTROL");
-    let mut stream =
-        std::net::TcpStream::connect(&address).expect("connect to the broker's control port");
-    writeln!(stream, "create-topic {topic} {partitions}").expect("send control command");
-    let mut answer = String::new();
-    BufReader::new(&stream)
-        .read_line(&mut answer)
-        .expect("control answer");
-    assert_eq!(answer.trim(), "ok", "create-topic {topic}");
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    use rdkafka::client::DefaultClientContext;
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", kafka_brokers())
+        .create()
+        .expect("admin client");
+    let count = i32::try_from(partitions).expect("partition count");
+    let new = NewTopic::new(topic, count, TopicReplication::Fixed(1));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        // A broker that has just (re)started may refuse for a moment.
+        let outcome = futures::executor::block_on(admin.create_topics(
+            [&new],
+            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(30))),
+        ));
+        let refused = match outcome {
+            Ok(results) => results
+                .into_iter()
+                .find_map(Result::err)
+                .map(|(_, code)| code.to_string()),
+            Err(e) => Some(e.to_string()),
+        };
+        match refused {
+            None => break,
+            Some(reason) if Instant::now() < deadline => {
+                eprintln!("creating topic {topic}: {reason}; trying again");
+                std::thread::sleep(Duration::from_millis(500));
+            }
+            Some(reason) => panic!("cannot create topic {topic}: {reason}"),
+        }
+    }
     assert_eq!(create_topic(topic), partitions);
 }
 
+/// A Kafka -> Kafka flow reading `input` and writing `output` over `security`
+/// (the YAML of the brokers, tls and sasl settings, the same for source and sink).
+pub fn secured_flow(input: &str, output: &str, security: &str) -> String {
+    format!(
+        r#"
+source:
+  type: kafka
+  kafka: {{topic: {input}, consumerGroup: {group}, {security}}}
+sink:
+  type: kafka
+  kafka: {{topic: {output}, {security}}}
+"#,
+        group = unique("g")
+    )
+}
+
+/// `n` JSON records `{"id": i, "partition": p}` spread over `partitions`, keyed `k<i>`.
+pub fn orders(n: u64, partitions: i32) -> Vec<(i32, Option<String>, Vec<u8>)> {
+    (0..n)
+        .map(|i| {
+            let partition = i32::try_from(i % u64::try_from(partitions).unwrap_or(1)).unwrap_or(0);
+            (
+                partition,
+                Some(format!("k{i}")),
+                format!(r#"{{"id":{i},"partition":{partition}}}"#).into_bytes(),
+            )
+        })
+        .collect()
+}
+
 /// Makes the broker create `topic` by asking for it (topics are created on first
-/// use, with four partitions) and returns its partition count.
+/// use, with four partitions) and returns its partition count once every
+/// partition has a leader.
 pub fn create_topic(topic: &str) -> usize {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", kafka_brokers())
@@ -71,6 +158,9 @@ pub fn create_topic(topic: &str) -> usize {
             && let Some(t) = metadata.topics().first()
             && t.error().is_none()
             && !t.partitions().is_empty()
+            && t.partitions()
+                .iter()
+                .all(|p| p.leader() >= 0 && p.error().is_none())
         {
             return t.partitions().len();
         }
@@ -134,17 +224,35 @@ pub struct Consumed {
 
 /// Reads `topic` from the start until `count` records arrived (or `timeout`).
 pub fn consume(topic: &str, count: usize, timeout: Duration) -> Vec<Consumed> {
+    consume_until(topic, timeout, |records| records.len() >= count)
+}
+
+/// Reads `topic` from the start until `done` holds for what arrived (or `timeout`).
+pub fn consume_until(
+    topic: &str,
+    timeout: Duration,
+    mut done: impl FnMut(&[Consumed]) -> bool,
+) -> Vec<Consumed> {
+    // Every partition assigned directly, from its start: no consumer group to join,
+    // so reading back works at once, also right after a broker restart.
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", kafka_brokers())
         .set("group.id", unique("checker"))
-        .set("auto.offset.reset", "earliest")
         .set("enable.auto.commit", "false")
         .create()
         .expect("consumer");
-    consumer.subscribe(&[topic]).expect("subscribe");
+    let partitions = create_topic(topic);
+    let mut assignment = rdkafka::TopicPartitionList::new();
+    for partition in 0..partitions {
+        let partition = i32::try_from(partition).expect("partition");
+        assignment
+            .add_partition_offset(topic, partition, rdkafka::Offset::Beginning)
+            .expect("assignment");
+    }
+    consumer.assign(&assignment).expect("assign");
     let deadline = Instant::now() + timeout;
     let mut out = Vec::new();
-    while out.len() < count && Instant::now() < deadline {
+    while !done(&out) && Instant::now() < deadline {
         if let Some(Ok(message)) = consumer.poll(Duration::from_millis(200)) {
             out.push(Consumed {
                 partition: message.partition(),
@@ -217,6 +325,11 @@ pub struct Running {
 impl Running {
     /// Starts `dataflow-processor run --spec <spec>`; its output goes to `<spec>.log`.
     pub fn start(spec: &Path) -> Self {
+        Self::start_with(spec, &[])
+    }
+
+    /// Like [`Running::start`], with more arguments for `run`.
+    pub fn start_with(spec: &Path, args: &[&str]) -> Self {
         let log = spec.with_extension(format!("{}.log", std::process::id()));
         let out = std::fs::OpenOptions::new()
             .create(true)
@@ -227,6 +340,7 @@ impl Running {
         let child = Command::new(processor_bin())
             .args(["run", "--spec"])
             .arg(spec)
+            .args(args)
             .env("LOG_LEVEL", "info")
             .stdout(Stdio::from(out))
             .stderr(Stdio::from(err))
@@ -255,6 +369,26 @@ impl Running {
         let log = self.log();
         assert!(status.success(), "processor exited with {status}:\n{log}");
         log
+    }
+
+    /// Sends SIGTERM without waiting.
+    pub fn terminate(&self) {
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe {
+            libc::kill(self.child.id() as i32, libc::SIGTERM);
+        }
+    }
+
+    /// Waits up to `timeout` for the processor to exit by itself.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        None
     }
 
     /// Everything the processor printed so far.

@@ -2,17 +2,24 @@
 //! native chain, failures carry the right transformer index, custom components sit
 //! between built-ins, and user components are sandboxed.
 
+use dataflow_api::ErrorType;
+use dataflow_api::manifest as spec;
 use dataflow_builtins::Chain;
-use dataflow_processor::chain::TransformChain;
-use dataflow_processor::spec;
-use dataflow_processor::wasm::{Message, WasmRuntime};
+use dataflow_core::Message;
+use dataflow_processor::builtins::BUILTINS_COMPONENT;
 use dataflow_tests::component;
 use dataflow_transform_sdk::{Outcome, Transform, process_batch};
+use dataflow_wasm_host::{TransformChain, WasmRuntime};
 use serde_json::{Value, json};
 
 fn chain(yaml: &str) -> TransformChain {
     let loaded = spec::parse(yaml).unwrap();
-    TransformChain::build(&WasmRuntime::new().unwrap(), &loaded.spec).unwrap()
+    TransformChain::build(
+        &WasmRuntime::new().unwrap(),
+        &loaded.spec,
+        BUILTINS_COMPONENT,
+    )
+    .unwrap()
 }
 
 fn messages(docs: &[String]) -> Vec<Message> {
@@ -117,7 +124,7 @@ transformations:
             failure.transformer_index,
             failure.error_type
         ),
-        (0, Some(1), "invalid_data")
+        (0, Some(1), ErrorType::InvalidData)
     );
 }
 
@@ -189,7 +196,8 @@ fn a_trapping_instance_is_rebuilt_and_the_rest_of_the_batch_succeeds() {
         output
             .failures
             .iter()
-            .all(|f| f.error_type == "transform_trap" && f.message.contains("panicked on purpose"))
+            .all(|f| f.error_type == ErrorType::TransformTrap
+                && f.message.contains("panicked on purpose"))
     );
     assert!(c.rebuilds() >= 5, "instance rebuilt after each trap");
     // The next batch runs on a healthy instance.
@@ -238,12 +246,13 @@ fn a_large_batch_is_cut_into_calls_with_failures_isolated_per_call() {
         .map(|s| (s.received, s.emitted))
         .collect();
     assert_eq!(steps, [(600, 600), (600, 303)]);
-    // The component gets 303 messages (about 310 KB), so three calls, and each holds
-    // an evil message. Each failed call is followed by a rebuild, and so is each evil
-    // message's trap but the last one, whose rebuild waits for the next batch. (In
-    // one call it would be 1 + 5 - 1.)
+    // The batch runs depth first: each call of the built-ins (about 128 KiB, some
+    // 125 messages) hands its outputs on as one call of the component. Four of those
+    // calls hold an evil message (5; 130 and 131; 400; 599). Each failed call is
+    // followed by a rebuild, and so is each evil message's trap but the last one,
+    // whose rebuild waits for the next batch.
     assert_eq!(runs[1].received, 303);
-    assert_eq!(runs[1].rebuilds, 3 + 5 - 1);
+    assert_eq!(runs[1].rebuilds, 4 + 5 - 1);
 }
 
 /// A batch of large messages (30 MB in all) through a component limited to 16 MiB:
@@ -349,7 +358,7 @@ fn components_without_the_packed_export_run_through_process() {
     assert_eq!(output.failures.len(), 1);
     let failure = &output.failures[0];
     assert_eq!((failure.origin, failure.transformer_index), (1, Some(0)));
-    assert_eq!(failure.error_type, "invalid_data");
+    assert_eq!(failure.error_type, ErrorType::InvalidData);
     assert!(
         failure.message.contains("told to fail"),
         "{}",

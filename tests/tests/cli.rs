@@ -239,8 +239,16 @@ fn bad_specs_fail_with_the_field_path() {
             "keepLenght",
         ),
         (
-            "source: {type: file}\nsink: {type: nosuch}\n",
+            "source: {type: stdin}\nsink: {type: nosuch}\n",
             "spec.sink.type: unknown variant `nosuch`",
+        ),
+        (
+            "source: {type: file}\nsink: {type: stdout}\n",
+            "spec.source: type file needs a file block",
+        ),
+        (
+            "source: {type: stdin}\nsink: {type: stdout, file: {path: x}}\n",
+            "spec.sink: the file block is set, but type is stdout",
         ),
         ("source: [oops\n", "not valid YAML or JSON"),
     ];

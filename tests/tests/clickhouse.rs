@@ -227,11 +227,13 @@ fn source_spec(dir: &tempfile::TempDir, name: &str, table: &str, out: &Path, raw
         name,
         &format!(
             r#"
+kind: DataFlow
 metadata: {{name: {table}, namespace: tests}}
-source:
-  type: clickhouse
-  clickhouse: {{connectionString: "{ch}/default", table: {table}, pollInterval: 1, rawMode: {raw}}}
-sink: {{type: file, file: {{path: {out}}}}}
+spec:
+  source:
+    type: clickhouse
+    clickhouse: {{connectionString: "{ch}/default", table: {table}, pollInterval: 1, rawMode: {raw}}}
+  sink: {{type: file, file: {{path: {out}}}}}
 "#,
             ch = clickhouse_url(),
             out = out.display(),

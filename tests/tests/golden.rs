@@ -6,13 +6,10 @@
 use std::path::Path;
 
 use dataflow_builtins::{Chain, Step};
-use dataflow_processor::wasm::bindings::TransformComponentPre;
-use dataflow_processor::wasm::{
-    ErrorKind as WasmErrorKind, HostState, Limits, Message as WasmMessage, Outcome as WasmOutcome,
-    TransformInstance, WasmError, WasmRuntime,
-};
+use dataflow_processor::builtins::BUILTINS_COMPONENT;
 use dataflow_tests::{component, json_matches, workspace};
 use dataflow_transform_sdk::{ErrorKind, Message, Outcome, process_batch};
+use dataflow_wasm_host::{ComponentPre, Limits, TransformInstance, WasmError, WasmRuntime};
 use serde_json::{Value, json};
 
 const LIMITS: Limits = Limits {
@@ -109,26 +106,26 @@ fn native(case: &Case) -> Got {
     }
 }
 
-fn in_wasm(pre: TransformComponentPre<HostState>, config: String, case: &Case) -> Got {
+fn in_wasm(pre: ComponentPre, config: String, case: &Case) -> Got {
     let mut instance = match TransformInstance::create(&case.transform, pre, config, LIMITS) {
         Ok(instance) => instance,
         Err(WasmError::Config(msg)) => return Got::ConfigError(msg),
         Err(other) => panic!("{}: {other}", case.name),
     };
-    let batch = [WasmMessage {
+    let batch = [Message {
         payload: case.input.clone(),
         metadata: case.metadata.clone(),
     }];
     match instance.call(&batch).unwrap().remove(0) {
-        WasmOutcome::Emitted(out) => Got::Outputs(
+        Outcome::Emitted(out) => Got::Outputs(
             out.into_iter()
                 .map(|m| (String::from_utf8(m.payload).unwrap(), m.metadata))
                 .collect(),
         ),
-        WasmOutcome::Failed(e) => Got::Error(
+        Outcome::Failed(e) => Got::Error(
             match e.kind {
-                WasmErrorKind::InvalidData => "invalid_data",
-                WasmErrorKind::Failed => "failed",
+                ErrorKind::InvalidData => "invalid_data",
+                ErrorKind::Failed => "failed",
             },
             e.message,
         ),
@@ -211,7 +208,11 @@ fn golden_cases_natively_and_in_wasm() {
             ),
             (
                 "fused component",
-                in_wasm(runtime.prepare_builtins().unwrap(), fused_config, case),
+                in_wasm(
+                    runtime.prepare_builtins(BUILTINS_COMPONENT).unwrap(),
+                    fused_config,
+                    case,
+                ),
             ),
         ];
         for (how, got) in &runs {
@@ -229,7 +230,7 @@ fn golden_cases_natively_and_in_wasm() {
     // Every built-in has golden cases.
     for name in dataflow_builtins::BUILTIN_TYPES {
         assert!(
-            cases.iter().any(|c| c.transform == name),
+            cases.iter().any(|c| c.transform == *name),
             "no golden cases for {name}"
         );
     }

@@ -12,8 +12,8 @@ use async_trait::async_trait;
 use tokio::task::JoinHandle;
 
 use crate::connectors::{ConnectorError, Rejected, Sink};
-use crate::error_type::ErrorType;
-use crate::wasm::Message;
+use dataflow_api::ErrorType;
+use dataflow_core::Message;
 
 /// Messages buffered in timer-only mode (`batchSize: 0`) before a flush is forced,
 /// so memory stays bounded.

@@ -4,8 +4,11 @@ use async_trait::async_trait;
 use tokio::fs::{File, OpenOptions};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, BufWriter};
 
-use super::{AckToken, ConnectorError, Rejected, Sink, Source, SourceBatch};
-use crate::wasm::Message;
+use super::limits::oversized;
+use super::{
+    Ack, BatchLimit, ConnectorError, MAX_MESSAGE_BYTES, Rejected, Sink, Source, SourceBatch,
+};
+use dataflow_core::Message;
 
 const BUFFER: usize = 1 << 20;
 
@@ -20,12 +23,10 @@ impl FileSource {
     /// Opens `path` for reading.
     pub async fn open(path: &str) -> Result<Self, ConnectorError> {
         let name = format!("file source {path}");
-        let file = File::open(path)
-            .await
-            .map_err(|source| ConnectorError::Io {
-                connector: name.clone(),
-                source,
-            })?;
+        let file = File::open(path).await.map_err(|cause| ConnectorError::Io {
+            connector: name.clone(),
+            cause,
+        })?;
         Ok(Self {
             name,
             reader: BufReader::with_capacity(BUFFER, file),
@@ -44,55 +45,92 @@ pub(super) enum Fill {
     Buffered,
 }
 
-/// Reads up to `max` non-blank lines from `reader` as messages.
+/// Reads non-blank lines from `reader` as messages, within `limit`. A line longer
+/// than [`MAX_MESSAGE_BYTES`] is not held in memory: its start goes to the error
+/// sink and the rest is skipped.
 pub(super) async fn read_lines<T: tokio::io::AsyncRead + Unpin>(
     reader: &mut BufReader<T>,
     line: &mut Vec<u8>,
-    max: usize,
+    limit: BatchLimit,
     fill: Fill,
     name: &str,
 ) -> Result<Option<SourceBatch>, ConnectorError> {
-    let mut messages = Vec::with_capacity(max.min(1024));
-    while messages.len() < max {
-        if fill == Fill::Buffered && !messages.is_empty() && !reader.buffer().contains(&b'\n') {
+    let mut batch = SourceBatch::unacked(Vec::with_capacity(limit.messages.clamp(1, 1024)));
+    let mut bytes = 0;
+    let io = |cause| ConnectorError::Io {
+        connector: name.to_owned(),
+        cause,
+    };
+    while !limit.reached(batch.messages.len() + batch.rejected.len(), bytes) {
+        let started = !batch.messages.is_empty() || !batch.rejected.is_empty();
+        if fill == Fill::Buffered && started && !reader.buffer().contains(&b'\n') {
             break;
         }
         line.clear();
-        let read = reader
-            .read_until(b'\n', line)
-            .await
-            .map_err(|source| ConnectorError::Io {
-                connector: name.to_owned(),
-                source,
-            })?;
-        if read == 0 {
+        let mut size = 0;
+        let complete = loop {
+            let available = reader.fill_buf().await.map_err(io)?;
+            if available.is_empty() {
+                break size > 0;
+            }
+            let (chunk, newline) = match available.iter().position(|&b| b == b'\n') {
+                Some(at) => (&available[..at], true),
+                None => (available, false),
+            };
+            if line.len() + chunk.len() <= MAX_MESSAGE_BYTES {
+                line.extend_from_slice(chunk);
+            } else if line.len() < MAX_MESSAGE_BYTES {
+                let room = MAX_MESSAGE_BYTES - line.len();
+                line.extend_from_slice(&chunk[..room]);
+            }
+            size += chunk.len();
+            let used = chunk.len() + usize::from(newline);
+            reader.consume(used);
+            if newline {
+                break true;
+            }
+        };
+        if size == 0 && !complete {
             break;
         }
         let text = line.trim_ascii();
-        if !text.is_empty() {
-            messages.push(Message {
+        if size > MAX_MESSAGE_BYTES {
+            batch
+                .rejected
+                .push(oversized(text, size, Vec::new(), "a line"));
+        } else if !text.is_empty() {
+            bytes += text.len();
+            batch.messages.push(Message {
                 payload: text.to_vec(),
                 metadata: Vec::new(),
             });
         }
+        if !complete {
+            break;
+        }
     }
-    Ok((!messages.is_empty()).then(|| SourceBatch::unacked(messages)))
+    // Nothing at all means the input has ended.
+    let empty = batch.messages.is_empty() && batch.rejected.is_empty();
+    Ok((!empty).then_some(batch))
 }
 
 #[async_trait]
 impl Source for FileSource {
-    async fn next_batch(&mut self, max: usize) -> Result<Option<SourceBatch>, ConnectorError> {
+    async fn next_batch(
+        &mut self,
+        limit: BatchLimit,
+    ) -> Result<Option<SourceBatch>, ConnectorError> {
         read_lines(
             &mut self.reader,
             &mut self.line,
-            max,
+            limit,
             Fill::Full,
             &self.name,
         )
         .await
     }
 
-    async fn commit(&mut self, _token: AckToken) -> Result<(), ConnectorError> {
+    async fn commit(&mut self, _ack: Ack) -> Result<(), ConnectorError> {
         Ok(())
     }
 }
@@ -112,9 +150,9 @@ impl FileSink {
             .append(true)
             .open(path)
             .await
-            .map_err(|source| ConnectorError::Io {
+            .map_err(|cause| ConnectorError::Io {
                 connector: name.clone(),
-                source,
+                cause,
             })?;
         Ok(Self {
             name,
@@ -129,9 +167,9 @@ pub(super) async fn write_lines<W: AsyncWriteExt + Unpin>(
     messages: &[Message],
     name: &str,
 ) -> Result<(), ConnectorError> {
-    let io = |source| ConnectorError::Io {
+    let io = |cause| ConnectorError::Io {
         connector: name.to_owned(),
-        source,
+        cause,
     };
     for message in messages {
         writer.write_all(&message.payload).await.map_err(io)?;
@@ -151,9 +189,9 @@ impl Sink for FileSink {
         self.writer
             .flush()
             .await
-            .map_err(|source| ConnectorError::Io {
+            .map_err(|cause| ConnectorError::Io {
                 connector: self.name.clone(),
-                source,
+                cause,
             })?;
         Ok(Vec::new())
     }

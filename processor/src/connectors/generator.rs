@@ -7,8 +7,8 @@ use async_trait::async_trait;
 use dataflow_api::connectors::GeneratorSpec;
 use tokio::time::Instant;
 
-use super::{AckToken, ConnectorError, Source, SourceBatch};
-use crate::wasm::Message;
+use super::{Ack, BatchLimit, ConnectorError, Source, SourceBatch};
+use dataflow_core::Message;
 
 /// Which documents to generate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -109,7 +109,11 @@ impl GeneratorSource {
 
 #[async_trait]
 impl Source for GeneratorSource {
-    async fn next_batch(&mut self, max: usize) -> Result<Option<SourceBatch>, ConnectorError> {
+    async fn next_batch(
+        &mut self,
+        limit: BatchLimit,
+    ) -> Result<Option<SourceBatch>, ConnectorError> {
+        let max = limit.messages.max(1);
         let remaining = if self.count == 0 {
             u64::MAX
         } else {
@@ -141,7 +145,7 @@ impl Source for GeneratorSource {
         Ok(Some(SourceBatch::unacked(messages)))
     }
 
-    async fn commit(&mut self, _token: AckToken) -> Result<(), ConnectorError> {
+    async fn commit(&mut self, _ack: Ack) -> Result<(), ConnectorError> {
         Ok(())
     }
 }
@@ -173,11 +177,34 @@ mod tests {
             ..Default::default()
         };
         let mut source = GeneratorSource::new(&spec);
-        let batch = source.next_batch(3).await.unwrap().unwrap();
+        let batch = source
+            .next_batch(BatchLimit {
+                messages: 3,
+                bytes: usize::MAX,
+            })
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(batch.messages.len(), 3);
-        let rest = source.next_batch(10).await.unwrap().unwrap();
+        let rest = source
+            .next_batch(BatchLimit {
+                messages: 10,
+                bytes: usize::MAX,
+            })
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(rest.messages.len(), 2);
-        assert!(source.next_batch(10).await.unwrap().is_none());
+        assert!(
+            source
+                .next_batch(BatchLimit {
+                    messages: 10,
+                    bytes: usize::MAX
+                })
+                .await
+                .unwrap()
+                .is_none()
+        );
         for message in batch.messages.iter().chain(&rest.messages) {
             let doc: serde_json::Value = serde_json::from_slice(&message.payload).unwrap();
             assert!(

@@ -1,54 +1,52 @@
 //! Sources and sinks.
 //!
-//! A [`Source`] hands out batches with an [`AckToken`] that is committed once every
+//! A [`Source`] hands out batches with an [`Ack`] that is committed once every
 //! output of the batch is durable. A [`Sink`] accepts messages, may buffer them
 //! (`batchSize`, `batchFlushIntervalSeconds`), and reports the messages its
 //! destination refused so the pipeline can route them to the error sink.
 
-mod backoff;
+mod ack;
 mod batching;
 pub mod clickhouse;
 mod file;
 mod generator;
+mod health;
 pub mod kafka;
+mod limits;
 pub mod nessie;
+mod open;
 mod polling;
 pub mod postgres;
-mod retry;
+pub mod retry;
 mod settings;
 mod stdio;
 pub mod trino;
 
-use std::any::Any;
 use std::time::Instant;
 
 use async_trait::async_trait;
-use dataflow_api::{SinkSpec, SinkType, SourceSpec, SourceType};
+use dataflow_api::ErrorType;
+use dataflow_core::Message;
 
-pub use backoff::Backoff;
+pub use ack::{Ack, PositionLog, UnknownAck};
 pub use file::{FileSink, FileSource};
 pub use generator::GeneratorSource;
+pub use health::{FlowHealth, Health};
+pub use limits::{BatchLimit, MAX_MESSAGE_BYTES};
+pub use open::{open_sink, open_source};
+pub use retry::{Backoff, Retry};
 pub use stdio::{StdinSource, StdoutSink};
-
-use crate::error_type::ErrorType;
-use crate::wasm::Message;
 
 /// A connector failure that stops the flow.
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectorError {
     /// An I/O error on a local file or stream.
-    #[error("{connector}: {source}")]
+    #[error("{connector}: {cause}")]
     Io {
         /// Which connector (`file sink /tmp/out.jsonl`).
         connector: String,
-        /// Cause.
-        source: std::io::Error,
-    },
-    /// The spec lacks the connector's settings block (validation prevents this).
-    #[error("{path}: required")]
-    MissingBlock {
-        /// Spec path of the block.
-        path: String,
+        /// Cause (shown in the message, so not an error `source`).
+        cause: std::io::Error,
     },
     /// A setting is missing or unusable.
     #[error("{path}: {reason}")]
@@ -57,6 +55,15 @@ pub enum ConnectorError {
         path: String,
         /// What is wrong.
         reason: String,
+    },
+    /// A source handed back an ack it does not hold: a bug, reported rather than
+    /// committing nothing silently.
+    #[error("{connector}: {cause}")]
+    Ack {
+        /// Which connector.
+        connector: String,
+        /// The ack (shown in the message, so not an error `source`).
+        cause: UnknownAck,
     },
     /// The destination or origin failed in a way retrying cannot fix.
     #[error("{connector}: {reason}")]
@@ -75,17 +82,12 @@ impl ConnectorError {
     pub fn error_type(&self) -> ErrorType {
         match self {
             ConnectorError::Io { .. } => ErrorType::ConnectionError,
-            ConnectorError::MissingBlock { .. } | ConnectorError::Config { .. } => {
-                ErrorType::InvalidData
-            }
+            ConnectorError::Config { .. } => ErrorType::InvalidData,
+            ConnectorError::Ack { .. } => ErrorType::Failed,
             ConnectorError::Failed { error_type, .. } => *error_type,
         }
     }
 }
-
-/// Opaque source position, handed back to [`Source::commit`] once every output of
-/// the batch it came with has been written.
-pub struct AckToken(pub Box<dyn Any + Send>);
 
 /// A message that could not be read or written, and why.
 #[derive(Debug, Clone)]
@@ -104,9 +106,9 @@ pub struct SourceBatch {
     pub messages: Vec<Message>,
     /// Messages the source read but could not decode (they go to the error sink).
     pub rejected: Vec<Rejected>,
-    /// Position to commit after the batch is fully written; `None` for sources
-    /// without positions (files, stdin, generator).
-    pub ack: Option<AckToken>,
+    /// Acknowledged once the batch is fully written; `None` for sources without
+    /// positions (files, stdin, generator).
+    pub ack: Option<Ack>,
 }
 
 impl SourceBatch {
@@ -123,12 +125,24 @@ impl SourceBatch {
 /// Where messages come from.
 #[async_trait]
 pub trait Source: Send {
-    /// Reads up to `max` messages, waiting for at least one. `None` once the source
-    /// is exhausted (end of file, generator count reached).
-    async fn next_batch(&mut self, max: usize) -> Result<Option<SourceBatch>, ConnectorError>;
+    /// Waits until input may be available (a message arrived, a poll is due).
+    /// Must be cancel-safe: the pipeline cancels it to commit acks while the
+    /// source is idle. By default input is always available.
+    async fn wait_for_input(&mut self) -> Result<(), ConnectorError> {
+        Ok(())
+    }
 
-    /// Commits a position: everything read up to it has been written somewhere.
-    async fn commit(&mut self, token: AckToken) -> Result<(), ConnectorError>;
+    /// Reads a batch within `limit`. An empty batch (no messages, no ack) means
+    /// nothing was found this time; the pipeline waits for input again. `None`
+    /// once the source is exhausted (end of file, generator count reached).
+    async fn next_batch(
+        &mut self,
+        limit: BatchLimit,
+    ) -> Result<Option<SourceBatch>, ConnectorError>;
+
+    /// Commits a position: everything read up to `ack`'s batch has been written
+    /// somewhere. Acks come back in the order they were handed out.
+    async fn commit(&mut self, ack: Ack) -> Result<(), ConnectorError>;
 
     /// Makes the last commit durable before the process exits.
     async fn close(&mut self) -> Result<(), ConnectorError> {
@@ -168,95 +182,4 @@ pub trait Sink: Send {
     fn in_flight(&self) -> bool {
         false
     }
-}
-
-/// Opens the source described by `spec` (at spec path `path`) for the DataFlow
-/// `flow` (`namespace/name`).
-pub async fn open_source(
-    path: &str,
-    spec: &SourceSpec,
-    flow: &str,
-) -> Result<Box<dyn Source>, ConnectorError> {
-    let missing = |block: &str| ConnectorError::MissingBlock {
-        path: format!("{path}.{block}"),
-    };
-    Ok(match spec.kind {
-        SourceType::File => {
-            let file = spec.file.as_ref().ok_or_else(|| missing("file"))?;
-            Box::new(FileSource::open(&file.path).await?)
-        }
-        SourceType::Stdin => Box::new(StdinSource::default()),
-        SourceType::Generator => {
-            let generator = spec.generator.clone().unwrap_or_default();
-            Box::new(GeneratorSource::new(&generator))
-        }
-        SourceType::Kafka => {
-            let kafka = spec.kafka.as_ref().ok_or_else(|| missing("kafka"))?;
-            Box::new(kafka::KafkaSource::open(&format!("{path}.kafka"), kafka).await?)
-        }
-        SourceType::Postgresql => {
-            let pg = spec
-                .postgresql
-                .as_ref()
-                .ok_or_else(|| missing("postgresql"))?;
-            Box::new(postgres::PostgresSource::open(&format!("{path}.postgresql"), pg, flow).await?)
-        }
-        SourceType::Clickhouse => {
-            let ch = spec
-                .clickhouse
-                .as_ref()
-                .ok_or_else(|| missing("clickhouse"))?;
-            Box::new(
-                clickhouse::ClickhouseSource::open(&format!("{path}.clickhouse"), ch, flow).await?,
-            )
-        }
-        SourceType::Trino => {
-            let trino = spec.trino.as_ref().ok_or_else(|| missing("trino"))?;
-            Box::new(trino::TrinoSource::open(&format!("{path}.trino"), trino).await?)
-        }
-        SourceType::Nessie => {
-            let nessie = spec.nessie.as_ref().ok_or_else(|| missing("nessie"))?;
-            Box::new(nessie::NessieSource::open(&format!("{path}.nessie"), nessie).await?)
-        }
-    })
-}
-
-/// Opens the sink described by `spec` (at spec path `path`).
-pub async fn open_sink(path: &str, spec: &SinkSpec) -> Result<Box<dyn Sink>, ConnectorError> {
-    let missing = |block: &str| ConnectorError::MissingBlock {
-        path: format!("{path}.{block}"),
-    };
-    Ok(match spec.kind {
-        SinkType::File => {
-            let file = spec.file.as_ref().ok_or_else(|| missing("file"))?;
-            Box::new(FileSink::open(&file.path).await?)
-        }
-        SinkType::Stdout => Box::new(StdoutSink::default()),
-        SinkType::Kafka => {
-            let kafka = spec.kafka.as_ref().ok_or_else(|| missing("kafka"))?;
-            Box::new(kafka::KafkaSink::open(&format!("{path}.kafka"), kafka)?)
-        }
-        SinkType::Postgresql => {
-            let pg = spec
-                .postgresql
-                .as_ref()
-                .ok_or_else(|| missing("postgresql"))?;
-            postgres::open_sink(&format!("{path}.postgresql"), pg).await?
-        }
-        SinkType::Clickhouse => {
-            let ch = spec
-                .clickhouse
-                .as_ref()
-                .ok_or_else(|| missing("clickhouse"))?;
-            clickhouse::open_sink(&format!("{path}.clickhouse"), ch).await?
-        }
-        SinkType::Trino => {
-            let trino = spec.trino.as_ref().ok_or_else(|| missing("trino"))?;
-            trino::open_sink(&format!("{path}.trino"), trino).await?
-        }
-        SinkType::Nessie => {
-            let nessie = spec.nessie.as_ref().ok_or_else(|| missing("nessie"))?;
-            nessie::open_sink(&format!("{path}.nessie"), nessie).await?
-        }
-    })
 }

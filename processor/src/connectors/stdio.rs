@@ -4,8 +4,8 @@ use async_trait::async_trait;
 use tokio::io::{AsyncWriteExt, BufReader, BufWriter, Stdin, Stdout};
 
 use super::file::{Fill, read_lines, write_lines};
-use super::{AckToken, ConnectorError, Rejected, Sink, Source, SourceBatch};
-use crate::wasm::Message;
+use super::{Ack, BatchLimit, ConnectorError, Rejected, Sink, Source, SourceBatch};
+use dataflow_core::Message;
 
 /// Reads JSON lines from standard input until it closes.
 pub struct StdinSource {
@@ -25,20 +25,23 @@ impl Default for StdinSource {
 
 #[async_trait]
 impl Source for StdinSource {
-    async fn next_batch(&mut self, max: usize) -> Result<Option<SourceBatch>, ConnectorError> {
+    async fn next_batch(
+        &mut self,
+        limit: BatchLimit,
+    ) -> Result<Option<SourceBatch>, ConnectorError> {
         // Interactive input flows as it arrives: a batch is what is already
-        // buffered (at least one line), not `max` lines.
+        // buffered (at least one line), not the limit's count.
         read_lines(
             &mut self.reader,
             &mut self.line,
-            max,
+            limit,
             Fill::Buffered,
             "stdin source",
         )
         .await
     }
 
-    async fn commit(&mut self, _token: AckToken) -> Result<(), ConnectorError> {
+    async fn commit(&mut self, _ack: Ack) -> Result<(), ConnectorError> {
         Ok(())
     }
 }
@@ -68,9 +71,9 @@ impl Sink for StdoutSink {
         self.writer
             .flush()
             .await
-            .map_err(|source| ConnectorError::Io {
+            .map_err(|cause| ConnectorError::Io {
                 connector: "stdout sink".into(),
-                source,
+                cause,
             })?;
         Ok(Vec::new())
     }

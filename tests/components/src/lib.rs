@@ -6,7 +6,12 @@
 //! - `loop`: spins forever (hits the time limit);
 //! - `oom`: allocates without bound (hits the memory limit);
 //! - `probe`: does not misbehave, but tries to read a file, the environment, the
-//!   arguments and the network, and reports what it could reach in the message.
+//!   arguments and the network, and reports what it could reach in the message;
+//! - `sleep`: sleeps 20 s through WASI's clock (a blocking host call);
+//! - `fanout`: emits `outputs` (default 10,000) copies of the message, each with
+//!   a 1 KiB filler.
+//!
+//! With `"sleepInCreate": true` the constructor sleeps 20 s first.
 
 use std::hint::black_box;
 
@@ -21,23 +26,39 @@ enum Mode {
     Loop,
     Oom,
     Probe,
+    Sleep,
+    Fanout,
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct Config {
     mode: Mode,
+    #[serde(default)]
+    outputs: Option<u32>,
+    #[serde(default)]
+    sleep_in_create: bool,
 }
+
+/// How long the sleeping modes sleep.
+const SLEEP: std::time::Duration = std::time::Duration::from_secs(20);
 
 /// The misbehaving transform.
 pub struct Hostile {
     mode: Mode,
+    outputs: u32,
 }
 
 impl Transform for Hostile {
     fn from_config(config: &str) -> Result<Self, ConfigError> {
         let config: Config = parse_config(config)?;
-        Ok(Self { mode: config.mode })
+        if config.sleep_in_create {
+            std::thread::sleep(SLEEP);
+        }
+        Ok(Self {
+            mode: config.mode,
+            outputs: config.outputs.unwrap_or(10_000),
+        })
     }
 
     fn apply(&mut self, mut record: Record, out: &mut Vec<Record>) -> Result<(), TransformError> {
@@ -59,6 +80,15 @@ impl Transform for Hostile {
                 Mode::Probe => {
                     if let Some(map) = record.value.as_object_mut() {
                         map.insert("probe", probe());
+                    }
+                }
+                Mode::Sleep => std::thread::sleep(SLEEP),
+                Mode::Fanout => {
+                    if let Some(map) = record.value.as_object_mut() {
+                        map.insert("filler", Value::from("x".repeat(1024)));
+                    }
+                    for _ in 1..self.outputs {
+                        out.push(record.clone());
                     }
                 }
             }

@@ -7,18 +7,9 @@
 //! Config: `{"steps": [{"type": "mask", "config": {...}}, ...]}` where `type` is one of
 //! [`BUILTIN_TYPES`] and `config` is that transform's own configuration.
 
-use dataflow_transform_camel_case::CamelCase;
-use dataflow_transform_filter::Filter;
-use dataflow_transform_flatten::Flatten;
-use dataflow_transform_mask::Mask;
-use dataflow_transform_remove::Remove;
-use dataflow_transform_router::Router;
 use dataflow_transform_sdk::{
     ConfigError, Record, StepCount, Transform, TransformError, parse_config,
 };
-use dataflow_transform_select::Select;
-use dataflow_transform_snake_case::SnakeCase;
-use dataflow_transform_timestamp::Timestamp;
 use serde::Deserialize;
 
 /// Small blocks are recycled through size-class free lists (see the SDK's `alloc`).
@@ -27,77 +18,44 @@ use serde::Deserialize;
 static ALLOCATOR: dataflow_transform_sdk::alloc::SizeClassCache =
     dataflow_transform_sdk::alloc::SizeClassCache::new();
 
-/// The names of the built-in transforms, as written in a DataFlow spec.
-pub const BUILTIN_TYPES: [&str; 9] = [
-    "timestamp",
-    "flatten",
-    "filter",
-    "mask",
-    "router",
-    "select",
-    "remove",
-    "snakeCase",
-    "camelCase",
-];
+/// Defines [`Step`] and [`BUILTIN_TYPES`] from the list of built-ins.
+macro_rules! steps {
+    ($({ $variant:ident, $name:literal, $field:ident, $config:ident, $block:ident, $($transform:ident)::+ })*) => {
+        /// The names of the built-in transforms, as written in a DataFlow spec.
+        pub const BUILTIN_TYPES: &[&str] = &[$($name),*];
 
-/// One configured built-in.
-pub enum Step {
-    /// `timestamp`
-    Timestamp(Timestamp),
-    /// `flatten`
-    Flatten(Flatten),
-    /// `filter`
-    Filter(Filter),
-    /// `mask`
-    Mask(Mask),
-    /// `router`
-    Router(Router),
-    /// `select`
-    Select(Select),
-    /// `remove`
-    Remove(Remove),
-    /// `snakeCase`
-    SnakeCase(SnakeCase),
-    /// `camelCase`
-    CamelCase(CamelCase),
-}
-
-impl Step {
-    /// Builds the built-in `kind` from its JSON config text.
-    pub fn new(kind: &str, config: &str) -> Result<Self, ConfigError> {
-        Ok(match kind {
-            "timestamp" => Step::Timestamp(Timestamp::from_config(config)?),
-            "flatten" => Step::Flatten(Flatten::from_config(config)?),
-            "filter" => Step::Filter(Filter::from_config(config)?),
-            "mask" => Step::Mask(Mask::from_config(config)?),
-            "router" => Step::Router(Router::from_config(config)?),
-            "select" => Step::Select(Select::from_config(config)?),
-            "remove" => Step::Remove(Remove::from_config(config)?),
-            "snakeCase" => Step::SnakeCase(SnakeCase::from_config(config)?),
-            "camelCase" => Step::CamelCase(CamelCase::from_config(config)?),
-            other => {
-                return Err(ConfigError::new(format!(
-                    "unknown built-in transform {other:?} (expected one of {})",
-                    BUILTIN_TYPES.join(", ")
-                )));
-            }
-        })
-    }
-
-    fn apply(&mut self, record: Record, out: &mut Vec<Record>) -> Result<(), TransformError> {
-        match self {
-            Step::Timestamp(t) => t.apply(record, out),
-            Step::Flatten(t) => t.apply(record, out),
-            Step::Filter(t) => t.apply(record, out),
-            Step::Mask(t) => t.apply(record, out),
-            Step::Router(t) => t.apply(record, out),
-            Step::Select(t) => t.apply(record, out),
-            Step::Remove(t) => t.apply(record, out),
-            Step::SnakeCase(t) => t.apply(record, out),
-            Step::CamelCase(t) => t.apply(record, out),
+        /// One configured built-in.
+        pub enum Step {
+            $(
+                #[doc = concat!("`", $name, "`")]
+                $variant($($transform)::+),
+            )*
         }
-    }
+
+        impl Step {
+            /// Builds the built-in `kind` from its JSON config text.
+            pub fn new(kind: &str, config: &str) -> Result<Self, ConfigError> {
+                Ok(match kind {
+                    $($name => Step::$variant(<$($transform)::+>::from_config(config)?),)*
+                    other => {
+                        return Err(ConfigError::new(format!(
+                            "unknown built-in transform {other:?} (expected one of {})",
+                            BUILTIN_TYPES.join(", ")
+                        )));
+                    }
+                })
+            }
+
+            fn apply(&mut self, record: Record, out: &mut Vec<Record>) -> Result<(), TransformError> {
+                match self {
+                    $(Step::$variant(t) => t.apply(record, out),)*
+                }
+            }
+        }
+    };
 }
+
+dataflow_transform_config::for_each_builtin!(steps);
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -1,18 +1,9 @@
 //! `flatten`: expands an array field into one message per element.
 
+use dataflow_transform_config::FlattenConfig;
 use dataflow_transform_sdk::json::{SmolStr, Value};
 use dataflow_transform_sdk::path::FieldPath;
 use dataflow_transform_sdk::{ConfigError, Record, Transform, TransformError, parse_config};
-use serde::{Deserialize, Serialize};
-
-/// Configuration of `flatten`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct FlattenConfig {
-    /// Path to the array to expand (dotted or JSONPath).
-    pub field: String,
-}
 
 /// The `flatten` transform.
 ///
@@ -28,14 +19,7 @@ pub struct Flatten {
 
 impl Transform for Flatten {
     fn from_config(config: &str) -> Result<Self, ConfigError> {
-        let config: FlattenConfig = parse_config(config)?;
-        let field = FieldPath::parse(&config.field).map_err(|e| ConfigError::field("field", e))?;
-        if field.has_wildcard() {
-            return Err(ConfigError::field(
-                "field",
-                "must name one array, without wildcards",
-            ));
-        }
+        let field = parse_config::<FlattenConfig>(config)?.field()?;
         let name = SmolStr::new(field.last_name());
         Ok(Self { field, name })
     }

@@ -1,6 +1,6 @@
 use serde::de::DeserializeOwned;
 
-use crate::ConfigError;
+use dataflow_core::ConfigError;
 
 /// Parses a JSON configuration into `T`, reporting errors with the path of the
 /// offending key (`routes[1].condition: invalid type: ...`).

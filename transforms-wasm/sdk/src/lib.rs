@@ -21,21 +21,19 @@
 //! ```
 
 pub mod alloc;
-pub mod condition;
+mod batch;
 mod config;
-mod error;
 #[cfg(target_arch = "wasm32")]
 #[doc(hidden)]
 pub mod guest;
-pub mod json;
-mod message;
 pub mod packed;
-pub mod path;
-pub mod rename;
 
+pub use batch::process_batch;
 pub use config::parse_config;
-pub use error::{ConfigError, ErrorKind, TransformError};
-pub use message::{Message, Metadata, Outcome, Record, process_batch};
+pub use dataflow_core::{
+    ConfigError, ErrorKind, Message, Metadata, Outcome, Record, StepCount, TransformError,
+    condition, json, path, rename,
+};
 
 /// A message transformation.
 ///
@@ -56,15 +54,6 @@ pub trait Transform: Sized + 'static {
     fn take_step_counts(&mut self) -> Vec<StepCount> {
         Vec::new()
     }
-}
-
-/// What one step of a multi-step transform did since the counters were last taken.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct StepCount {
-    /// Records the step was applied to.
-    pub received: u64,
-    /// Records the step produced.
-    pub emitted: u64,
 }
 
 /// Exports a [`Transform`] implementation as the component's `transform` resource.

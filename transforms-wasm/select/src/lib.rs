@@ -1,18 +1,9 @@
 //! `select`: keeps only the chosen fields, as a flat object.
 
+use dataflow_transform_config::SelectConfig;
 use dataflow_transform_sdk::json::{Map, SmolStr, Value};
 use dataflow_transform_sdk::path::FieldPath;
 use dataflow_transform_sdk::{ConfigError, Record, Transform, TransformError, parse_config};
-use serde::{Deserialize, Serialize};
-
-/// Configuration of `select`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct SelectConfig {
-    /// Paths to keep; each found value is stored under the path's last segment.
-    pub fields: Vec<String>,
-}
 
 /// The `select` transform. A path with wildcards yields the array of its matches.
 /// When no path matches, the message passes unchanged (as in the Go original).
@@ -22,21 +13,14 @@ pub struct Select {
 
 impl Transform for Select {
     fn from_config(config: &str) -> Result<Self, ConfigError> {
-        let config: SelectConfig = parse_config(config)?;
-        if config.fields.is_empty() {
-            return Err(ConfigError::field("fields", "must not be empty"));
-        }
-        let fields = config
-            .fields
-            .iter()
-            .enumerate()
-            .map(|(i, f)| {
-                let path = FieldPath::parse(f)
-                    .map_err(|e| ConfigError::field(&format!("fields[{i}]"), e))?;
+        let fields = parse_config::<SelectConfig>(config)?
+            .fields()?
+            .into_iter()
+            .map(|path| {
                 let name = SmolStr::new(path.last_name());
-                Ok((path, name))
+                (path, name)
             })
-            .collect::<Result<Vec<_>, ConfigError>>()?;
+            .collect();
         Ok(Self { fields })
     }
 

@@ -1,18 +1,8 @@
 //! `snakeCase`: renames object keys, `userID` -> `user_id`.
 
+use dataflow_transform_config::SnakeCaseConfig;
 use dataflow_transform_sdk::rename::{KeyCase, KeyRenamer};
 use dataflow_transform_sdk::{ConfigError, Record, Transform, TransformError, parse_config};
-use serde::{Deserialize, Serialize};
-
-/// Configuration of `snakeCase`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct SnakeCaseConfig {
-    /// Also rename keys of nested objects and of objects inside arrays; default false.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub deep: Option<bool>,
-}
 
 /// The `snakeCase` transform.
 pub struct SnakeCase {

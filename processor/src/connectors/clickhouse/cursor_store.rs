@@ -1,28 +1,23 @@
-//! Where the ClickHouse source keeps its read position across restarts: a table
-//! `dataflow_source_cursors` (ReplacingMergeTree) in the connection's database,
-//! keyed by the DataFlow (`namespace/name`) and what it reads. A position is
-//! written only after everything read up to it has been written, and at most once
-//! a second (ClickHouse wants few, large inserts), plus once at shutdown; after a
-//! crash the source re-reads at most that last second: duplicates, never loss.
-//! Without the right to create or write the table the position lives in memory
-//! only and a restart reads from the start.
+//! The ClickHouse position store: a table `dataflow_source_cursors`
+//! (ReplacingMergeTree) in the connection's database, keyed by the DataFlow
+//! (`namespace/name`) and what it reads. When to save is the polling skeleton's
+//! rule. Without the right to create or write the table the position lives in
+//! memory only and a restart reads from the start.
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
-use super::ident::literal;
-use crate::connectors::polling::position_key;
+use async_trait::async_trait;
 use clickhouse::Client;
 
-/// Shortest time between two saved positions.
-const SAVE_EVERY: Duration = Duration::from_secs(1);
+use super::ident::literal;
+use crate::connectors::polling::PositionStore;
 
 /// Persists one source's position; disabled when the table cannot be used.
 pub(super) struct CursorStore {
     client: Client,
     key: String,
+    name: String,
     enabled: bool,
-    pending: Option<String>,
-    last_save: Option<Instant>,
     /// Version of the last saved row; new rows get a higher one even if the
     /// clock steps back.
     version: u64,
@@ -35,21 +30,13 @@ struct Saved {
 }
 
 impl CursorStore {
-    /// Prepares the table and reads the saved position, if any.
-    pub(super) async fn open(
-        client: Client,
-        flow: &str,
-        relation: &str,
-        column: &str,
-        name: &str,
-    ) -> (Self, Option<String>) {
-        let key = position_key(flow, relation, column);
+    /// Prepares the table; `name` is the connector's, for logs.
+    pub(super) async fn open(client: Client, key: String, name: &str) -> Self {
         let mut store = Self {
             client,
             key,
+            name: name.to_owned(),
             enabled: false,
-            pending: None,
-            last_save: None,
             version: 0,
         };
         let created = store
@@ -61,17 +48,28 @@ impl CursorStore {
             )
             .execute()
             .await;
-        if let Err(e) = created {
-            tracing::warn!(connector = %name, error = %e, "cannot keep the read position in dataflow_source_cursors; a restart reads from the start");
-            return (store, None);
+        match created {
+            Ok(()) => store.enabled = true,
+            Err(e) => {
+                tracing::warn!(connector = %name, error = %e, "cannot keep the read position in dataflow_source_cursors; a restart reads from the start");
+            }
+        }
+        store
+    }
+}
+
+#[async_trait]
+impl PositionStore for CursorStore {
+    async fn load(&mut self) -> Option<String> {
+        if !self.enabled {
+            return None;
         }
         let sql = format!(
             "SELECT position, version FROM dataflow_source_cursors WHERE source_key = {} ORDER BY version DESC LIMIT 1",
-            literal(&store.key)
+            literal(&self.key)
         );
         let saved = async {
-            store
-                .client
+            self.client
                 .query_raw(&sql)
                 .fetch_bytes("JSONEachRow")?
                 .collect()
@@ -80,43 +78,24 @@ impl CursorStore {
         .await;
         match saved {
             Ok(body) => {
-                store.enabled = true;
                 let saved = serde_json::Deserializer::from_slice(&body)
                     .into_iter::<Saved>()
                     .next()
                     .and_then(Result::ok);
-                store.version = saved.as_ref().map_or(0, |s| s.version);
-                let position = saved.map(|s| s.position);
-                if let Some(position) = &position {
-                    tracing::info!(connector = %name, %position, "resuming after the saved position");
-                }
-                (store, position)
+                self.version = saved.as_ref().map_or(0, |s| s.version);
+                saved.map(|s| s.position)
             }
             Err(e) => {
-                tracing::warn!(connector = %name, error = %e, "cannot read the saved position; reading from the start");
-                (store, None)
+                tracing::warn!(connector = %self.name, error = %e, "cannot read the saved position; reading from the start");
+                None
             }
         }
     }
 
-    /// Takes `position` as committed; saves it when the last save is old enough.
-    pub(super) async fn commit(&mut self, position: String, name: &str) {
+    async fn save(&mut self, position: &str) {
         if !self.enabled {
             return;
         }
-        self.pending = Some(position);
-        if self.last_save.is_none_or(|at| at.elapsed() >= SAVE_EVERY) {
-            self.save_pending(name).await;
-        }
-    }
-
-    /// Saves the last committed position, if not saved yet; a failure is logged
-    /// (the next commit saves a later one).
-    pub(super) async fn save_pending(&mut self, name: &str) {
-        let Some(position) = self.pending.take() else {
-            return;
-        };
-        self.last_save = Some(Instant::now());
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
@@ -125,10 +104,10 @@ impl CursorStore {
         let sql = format!(
             "INSERT INTO dataflow_source_cursors (source_key, position, version) VALUES ({}, {}, {version})",
             literal(&self.key),
-            literal(&position)
+            literal(position)
         );
         if let Err(e) = self.client.query_raw(&sql).execute().await {
-            tracing::warn!(connector = %name, error = %e, "cannot save the read position");
+            tracing::warn!(connector = %self.name, error = %e, "cannot save the read position");
         }
     }
 }

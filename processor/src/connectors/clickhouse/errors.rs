@@ -3,7 +3,7 @@
 use clickhouse::error::Error;
 
 use crate::connectors::retry::Failure;
-use crate::error_type::ErrorType;
+use dataflow_api::ErrorType;
 
 /// Classifies by the server's exception code (`Code: 60. DB::Exception: ...`).
 pub(super) fn classify(error: &Error) -> Failure {

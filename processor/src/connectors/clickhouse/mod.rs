@@ -14,4 +14,4 @@ mod sink;
 mod source;
 
 pub use sink::open as open_sink;
-pub use source::ClickhouseSource;
+pub use source::open_source;

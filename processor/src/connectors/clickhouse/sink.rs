@@ -17,11 +17,10 @@ use super::connection::connect;
 use super::errors::classify;
 use super::ident::{TableName, literal};
 use crate::connectors::batching::{BatchWriter, BatchingSink, isolate_refused};
-use crate::connectors::retry::retrying;
 use crate::connectors::settings::required;
-use crate::connectors::{ConnectorError, Rejected, Sink};
-use crate::error_type::ErrorType;
-use crate::wasm::Message;
+use crate::connectors::{ConnectorError, Health, Rejected, Retry, Sink};
+use dataflow_api::ErrorType;
+use dataflow_core::Message;
 
 /// Rows per insert when `batchSize` is not set.
 const DEFAULT_BATCH_SIZE: u32 = 100;
@@ -37,7 +36,7 @@ enum Layout {
 
 /// Writes batches into one table.
 struct TableWriter {
-    name: String,
+    retry: Retry,
     client: Client,
     table: TableName,
     layout: Layout,
@@ -45,7 +44,11 @@ struct TableWriter {
 
 /// Connects, creates the table when `autoCreateTable` asks, and reads its columns
 /// (spec path `path`).
-pub async fn open(path: &str, spec: &ClickhouseSinkSpec) -> Result<Box<dyn Sink>, ConnectorError> {
+pub async fn open(
+    path: &str,
+    spec: &ClickhouseSinkSpec,
+    health: Health,
+) -> Result<Box<dyn Sink>, ConnectorError> {
     let connection_string = required(
         spec.connection_string.as_deref(),
         spec.connection_string_secret_ref.as_ref(),
@@ -66,7 +69,7 @@ pub async fn open(path: &str, spec: &ClickhouseSinkSpec) -> Result<Box<dyn Sink>
         }
     })?;
     let mut writer = TableWriter {
-        name: format!("clickhouse sink {table_text}"),
+        retry: Retry::new(format!("clickhouse sink {table_text}"), health),
         client: connection.client,
         table,
         layout: Layout::Data,
@@ -85,7 +88,7 @@ pub async fn open(path: &str, spec: &ClickhouseSinkSpec) -> Result<Box<dyn Sink>
         });
     }
     writer.layout = layout_for(&columns);
-    tracing::info!(connector = %writer.name, endpoint = %connection.endpoint, layout = ?writer.layout, "clickhouse sink ready");
+    tracing::info!(connector = %writer.retry.connector(), endpoint = %connection.endpoint, layout = ?writer.layout, "clickhouse sink ready");
     Ok(Box::new(BatchingSink::new(
         writer,
         spec.batch_size.unwrap_or(DEFAULT_BATCH_SIZE) as usize,
@@ -109,11 +112,12 @@ impl TableWriter {
              ENGINE = MergeTree() ORDER BY created_at",
             self.table
         );
-        retrying(&self.name, "create table", classify, || {
-            self.client.query_raw(&sql).execute()
-        })
-        .await?
-        .map_err(|(error_type, reason)| self.failed(error_type, reason))
+        self.retry
+            .run("create table", classify, || {
+                self.client.query_raw(&sql).execute()
+            })
+            .await?
+            .map_err(|(error_type, reason)| self.failed(error_type, reason))
     }
 
     /// `(name, type)` of every column; empty when the table is missing.
@@ -123,15 +127,17 @@ impl TableWriter {
             literal(self.table.database()),
             literal(self.table.table())
         );
-        let body = retrying(&self.name, "read table columns", classify, || async {
-            self.client
-                .query_raw(&sql)
-                .fetch_bytes("JSONEachRow")?
-                .collect()
-                .await
-        })
-        .await?
-        .map_err(|(error_type, reason)| self.failed(error_type, reason))?;
+        let body = self
+            .retry
+            .run("read table columns", classify, || async {
+                self.client
+                    .query_raw(&sql)
+                    .fetch_bytes("JSONEachRow")?
+                    .collect()
+                    .await
+            })
+            .await?
+            .map_err(|(error_type, reason)| self.failed(error_type, reason))?;
         #[derive(serde::Deserialize)]
         struct Column {
             name: String,
@@ -146,7 +152,7 @@ impl TableWriter {
 
     fn failed(&self, error_type: ErrorType, reason: String) -> ConnectorError {
         ConnectorError::Failed {
-            connector: self.name.clone(),
+            connector: self.retry.connector().to_owned(),
             error_type,
             reason,
         }
@@ -214,16 +220,27 @@ impl TableWriter {
         if messages.is_empty() {
             return Ok(rejected);
         }
-        let whole = retrying(&self.name, "insert", classify, || self.insert(&body)).await?;
-        let refused = isolate_refused(&self.name, whole, messages, |message| async move {
-            let mut line = Vec::with_capacity(message.payload.len() + 16);
-            if let Err(reason) = self.row(&message, &mut line) {
-                return Ok((message, Err((ErrorType::InvalidData, reason))));
-            }
-            let body = Bytes::from(line);
-            let outcome = retrying(&self.name, "insert", classify, || self.insert(&body)).await?;
-            Ok((message, outcome))
-        })
+        let whole = self
+            .retry
+            .run("insert", classify, || self.insert(&body))
+            .await?;
+        let refused = isolate_refused(
+            self.retry.connector(),
+            whole,
+            messages,
+            |message| async move {
+                let mut line = Vec::with_capacity(message.payload.len() + 16);
+                if let Err(reason) = self.row(&message, &mut line) {
+                    return Ok((message, Err((ErrorType::InvalidData, reason))));
+                }
+                let body = Bytes::from(line);
+                let outcome = self
+                    .retry
+                    .run("insert", classify, || self.insert(&body))
+                    .await?;
+                Ok((message, outcome))
+            },
+        )
         .await?;
         rejected.extend(refused);
         Ok(rejected)
@@ -233,7 +250,7 @@ impl TableWriter {
 #[async_trait]
 impl BatchWriter for TableWriter {
     fn name(&self) -> &str {
-        &self.name
+        self.retry.connector()
     }
 
     async fn write_batch(&self, batch: Vec<Message>) -> Result<Vec<Rejected>, ConnectorError> {
@@ -247,7 +264,7 @@ mod tests {
 
     fn writer(layout: Layout) -> TableWriter {
         TableWriter {
-            name: "clickhouse sink t".into(),
+            retry: Retry::new("clickhouse sink t", Health::new()),
             client: Client::default(),
             table: TableName::parse("t", "default").unwrap_or_else(|| unreachable!()),
             layout,

@@ -11,7 +11,7 @@ use apache_avro::reader::datum::GenericDatumReader;
 use dataflow_api::connectors::{KafkaSourceSpec, SchemaRegistry};
 
 use crate::connectors::settings::{optional, required};
-use crate::connectors::{Backoff, ConnectorError};
+use crate::connectors::{ConnectorError, Health, Retry};
 
 /// Why one payload could not be decoded.
 #[derive(Debug, thiserror::Error)]
@@ -31,7 +31,11 @@ enum SchemaSource {
 impl AvroDecoder {
     /// The decoder `spec` asks for (spec path `path`): the static schema from
     /// `avroSchema` or `avroSchemaFile`, else the Schema Registry.
-    pub fn from_spec(path: &str, spec: &KafkaSourceSpec) -> Result<Self, ConnectorError> {
+    pub fn from_spec(
+        path: &str,
+        spec: &KafkaSourceSpec,
+        health: Health,
+    ) -> Result<Self, ConnectorError> {
         let inline = optional(
             spec.avro_schema.as_deref(),
             spec.avro_schema_secret_ref.as_ref(),
@@ -65,6 +69,7 @@ impl AvroDecoder {
                 schemas: SchemaSource::Registry(Registry::new(
                     &format!("{path}.schemaRegistry"),
                     registry,
+                    health,
                 )?),
             }),
             None => Err(ConnectorError::Config {
@@ -106,6 +111,7 @@ fn split_framing(payload: &[u8]) -> Result<(u32, &[u8]), DecodeError> {
 
 /// A Confluent Schema Registry client with a schema cache.
 struct Registry {
+    retry: Retry,
     client: reqwest::Client,
     url: String,
     auth: Option<(String, String)>,
@@ -120,7 +126,7 @@ struct SchemaResponse {
 }
 
 impl Registry {
-    fn new(path: &str, spec: &SchemaRegistry) -> Result<Self, ConnectorError> {
+    fn new(path: &str, spec: &SchemaRegistry, health: Health) -> Result<Self, ConnectorError> {
         let url = required(
             spec.url.as_deref(),
             spec.url_secret_ref.as_ref(),
@@ -176,6 +182,7 @@ impl Registry {
             reason: format!("cannot build the HTTP client: {e}"),
         })?;
         Ok(Self {
+            retry: Retry::new(format!("schema registry {url}"), health),
             client,
             url,
             auth,
@@ -189,16 +196,17 @@ impl Registry {
         if let Some(schema) = self.cache.get(&id) {
             return Ok(schema.clone());
         }
-        let mut backoff = Backoff::default();
+        let retry = self.retry.clone();
+        let mut attempts = retry.attempts("fetch a schema");
         let response = loop {
             match self.fetch(id).await {
-                Ok(response) => break response,
+                Ok(response) => {
+                    attempts.succeeded();
+                    break response;
+                }
                 Err(Fetch::Permanent(reason)) => return Err(DecodeError(reason)),
                 Err(Fetch::Retry(reason)) => {
-                    if backoff.attempts() % 10 == 0 {
-                        tracing::warn!(schema_id = id, attempts = backoff.attempts(), %reason, "schema registry unavailable; retrying");
-                    }
-                    backoff.wait().await;
+                    attempts.transient(&format!("schema {id}: {reason}")).await;
                 }
             }
         };
@@ -281,7 +289,8 @@ mod tests {
             avro_schema: Some(SCHEMA.into()),
             ..Default::default()
         };
-        let mut decoder = AvroDecoder::from_spec("spec.source.kafka", &spec).unwrap();
+        let mut decoder =
+            AvroDecoder::from_spec("spec.source.kafka", &spec, Health::new()).unwrap();
         let value = decoder.decode(&encode()).await.unwrap();
         assert_eq!(
             value,
@@ -297,7 +306,7 @@ mod tests {
             avro_schema: Some("{not json".into()),
             ..Default::default()
         };
-        let err = AvroDecoder::from_spec("spec.source.kafka", &spec)
+        let err = AvroDecoder::from_spec("spec.source.kafka", &spec, Health::new())
             .err()
             .unwrap();
         assert!(
@@ -305,9 +314,13 @@ mod tests {
                 .starts_with("spec.source.kafka.avroSchema: not a valid Avro schema"),
             "{err}"
         );
-        let err = AvroDecoder::from_spec("spec.source.kafka", &KafkaSourceSpec::default())
-            .err()
-            .unwrap();
+        let err = AvroDecoder::from_spec(
+            "spec.source.kafka",
+            &KafkaSourceSpec::default(),
+            Health::new(),
+        )
+        .err()
+        .unwrap();
         assert!(
             err.to_string()
                 .starts_with("spec.source.kafka.format: format avro needs"),

@@ -40,6 +40,11 @@ pub(super) fn client_config(
         });
     }
     config.set("bootstrap.servers", brokers.join(","));
+    // Broker states once a second: what the connector's health follows.
+    config.set("statistics.interval.ms", "1000");
+    if let Ok(contexts) = std::env::var("DATAFLOW_LIBRDKAFKA_DEBUG") {
+        config.set("debug", contexts);
+    }
 
     let mut tls_on = false;
     if let Some(tls) = connection.tls {

@@ -4,6 +4,7 @@
 
 mod avro;
 mod config;
+mod context;
 mod sink;
 mod source;
 

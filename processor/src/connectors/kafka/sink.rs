@@ -3,17 +3,18 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
+use dataflow_api::ErrorType;
 use dataflow_api::connectors::KafkaSinkSpec;
-use dataflow_transform_sdk::json::Value;
-use dataflow_transform_sdk::path::FieldPath;
+use dataflow_core::Message;
+use dataflow_core::json::Value;
+use dataflow_core::path::FieldPath;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 
 use super::config::{Connection, client_config};
+use super::context::{KafkaContext, fatal_type};
 use crate::connectors::settings::required;
-use crate::connectors::{ConnectorError, Rejected, Sink};
-use crate::error_type::ErrorType;
-use crate::wasm::Message;
+use crate::connectors::{ConnectorError, Health, Rejected, Sink};
 
 /// Produces to one topic with an idempotent producer. `write` returns once every
 /// message is acknowledged by the brokers (`acks=all`); librdkafka retries
@@ -22,13 +23,14 @@ use crate::wasm::Message;
 pub struct KafkaSink {
     name: String,
     topic: String,
-    producer: FutureProducer,
+    producer: FutureProducer<KafkaContext>,
+    context: KafkaContext,
     key: Option<FieldPath>,
 }
 
 impl KafkaSink {
     /// Creates the producer `spec` describes (spec path `path`).
-    pub fn open(path: &str, spec: &KafkaSinkSpec) -> Result<Self, ConnectorError> {
+    pub fn open(path: &str, spec: &KafkaSinkSpec, health: Health) -> Result<Self, ConnectorError> {
         let topic = required(
             spec.topic.as_deref(),
             spec.topic_secret_ref.as_ref(),
@@ -59,12 +61,18 @@ impl KafkaSink {
             .set("linger.ms", "5")
             .set("batch.num.messages", "10000")
             .set("compression.type", "lz4");
-        let producer = config.create().map_err(|e| ConnectorError::Config {
-            path: path.to_owned(),
-            reason: format!("cannot create the Kafka producer: {e}"),
-        })?;
+        let name = format!("kafka sink {topic}");
+        let context = KafkaContext::new(&name, health);
+        let producer =
+            config
+                .create_with_context(context.clone())
+                .map_err(|e| ConnectorError::Config {
+                    path: path.to_owned(),
+                    reason: format!("cannot create the Kafka producer: {e}"),
+                })?;
         Ok(Self {
-            name: format!("kafka sink {topic}"),
+            name,
+            context,
             topic,
             producer,
             key,
@@ -82,24 +90,36 @@ impl KafkaSink {
     }
 }
 
-fn classify(error: &KafkaError) -> ErrorType {
+/// A delivery failure the message itself causes (it goes to the error sink);
+/// `None` for failures of the connection or the account, which end the flow.
+fn message_fault(error: &KafkaError) -> Option<ErrorType> {
     match error.rdkafka_error_code() {
         Some(
             RDKafkaErrorCode::MessageSizeTooLarge
             | RDKafkaErrorCode::InvalidMessage
             | RDKafkaErrorCode::InvalidMessageSize
             | RDKafkaErrorCode::InvalidRecord,
-        ) => ErrorType::InvalidData,
-        Some(
-            RDKafkaErrorCode::TopicAuthorizationFailed
-            | RDKafkaErrorCode::ClusterAuthorizationFailed
-            | RDKafkaErrorCode::SaslAuthenticationFailed
-            | RDKafkaErrorCode::Authentication,
-        ) => ErrorType::AuthError,
-        Some(RDKafkaErrorCode::MessageTimedOut | RDKafkaErrorCode::RequestTimedOut) => {
-            ErrorType::Timeout
+        ) => Some(ErrorType::InvalidData),
+        _ => None,
+    }
+}
+
+impl KafkaSink {
+    /// The failure that ends the flow: what librdkafka reported as fatal, else `error`.
+    fn failed(&self, error: &KafkaError) -> ConnectorError {
+        let context = &self.context;
+        let (error_type, reason) = match context.fatal() {
+            Some(fatal) => (fatal.error_type, fatal.reason),
+            None => (
+                fatal_type(error).unwrap_or(ErrorType::Failed),
+                error.to_string(),
+            ),
+        };
+        ConnectorError::Failed {
+            connector: self.name.clone(),
+            error_type,
+            reason,
         }
-        _ => ErrorType::Failed,
     }
 }
 
@@ -126,17 +146,29 @@ impl Sink for KafkaSink {
                         self.producer.poll(Duration::from_millis(10));
                         tokio::task::yield_now().await;
                     }
-                    Err((e, _)) => {
-                        rejected.push((index, classify(&e), e.to_string()));
-                        break;
-                    }
+                    Err((e, _)) => match message_fault(&e) {
+                        Some(error_type) => {
+                            rejected.push((index, error_type, e.to_string()));
+                            break;
+                        }
+                        None => return Err(self.failed(&e)),
+                    },
                 }
             }
         }
         for (index, delivery) in pending {
-            match delivery.await {
-                Ok(Ok(_)) => {}
-                Ok(Err((e, _))) => rejected.push((index, classify(&e), e.to_string())),
+            let delivered = tokio::select! {
+                delivered = delivery => delivered,
+                () = self.context.until_fatal() => {
+                    return Err(self.failed(&KafkaError::Canceled));
+                }
+            };
+            match delivered {
+                Ok(Ok(_)) => self.context.reachable(),
+                Ok(Err((e, _))) => match message_fault(&e) {
+                    Some(error_type) => rejected.push((index, error_type, e.to_string())),
+                    None => return Err(self.failed(&e)),
+                },
                 Err(_) => {
                     return Err(ConnectorError::Failed {
                         connector: self.name.clone(),

@@ -1,76 +1,37 @@
 //! The Kafka source.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use dataflow_api::ErrorType;
 use dataflow_api::connectors::KafkaSourceSpec;
+use dataflow_core::Message;
 use futures::FutureExt;
-use rdkafka::consumer::{
-    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
-};
-use rdkafka::message::{BorrowedMessage, Message as _};
-use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{Message as KafkaMessage, OwnedMessage};
+use rdkafka::{Offset, TopicPartitionList};
 use serde_json::value::RawValue;
 
 use super::avro::AvroDecoder;
 use super::config::{Connection, client_config};
+use super::context::{KafkaContext, fatal_type};
+use crate::connectors::limits::oversized;
+use crate::connectors::retry::Backoff;
 use crate::connectors::settings::required;
-use crate::connectors::{AckToken, ConnectorError, Rejected, Source, SourceBatch};
-use crate::error_type::ErrorType;
-use crate::wasm::Message;
-
-/// Partitions currently assigned to this consumer, kept by the rebalance callbacks.
-/// Commits leave out partitions that were revoked: their unfinished work belongs to
-/// the new owner, which resumes from the last committed offset.
-#[derive(Default)]
-pub struct AssignmentTracker {
-    assigned: Mutex<HashSet<i32>>,
-}
-
-impl AssignmentTracker {
-    fn assigned(&self) -> std::sync::MutexGuard<'_, HashSet<i32>> {
-        self.assigned.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-}
-
-impl ClientContext for AssignmentTracker {}
-
-impl ConsumerContext for AssignmentTracker {
-    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        match rebalance {
-            Rebalance::Assign(partitions) => {
-                let mut assigned = self.assigned();
-                for p in partitions.elements() {
-                    assigned.insert(p.partition());
-                }
-                tracing::info!(partitions = ?sorted(&assigned), "kafka partitions assigned");
-            }
-            Rebalance::Revoke(partitions) => {
-                let mut assigned = self.assigned();
-                for p in partitions.elements() {
-                    assigned.remove(&p.partition());
-                }
-                tracing::info!(partitions = ?sorted(&assigned), "kafka partitions revoked");
-            }
-            Rebalance::Error(e) => tracing::warn!(error = %e, "kafka rebalance failed"),
-        }
-    }
-}
-
-fn sorted(set: &HashSet<i32>) -> Vec<i32> {
-    let mut v: Vec<i32> = set.iter().copied().collect();
-    v.sort_unstable();
-    v
-}
+use crate::connectors::{
+    Ack, BatchLimit, ConnectorError, Health, MAX_MESSAGE_BYTES, PositionLog, Rejected, Source,
+    SourceBatch,
+};
 
 /// How long a batch may wait for more messages after its first one.
 const LINGER: Duration = Duration::from_millis(5);
 
 /// Next offsets to commit, per partition.
-struct Position(BTreeMap<i32, i64>);
+type Position = BTreeMap<i32, i64>;
 
 /// Payload decoding.
 enum Format {
@@ -83,16 +44,22 @@ enum Format {
 pub struct KafkaSource {
     name: String,
     topic: String,
-    consumer: Arc<StreamConsumer<AssignmentTracker>>,
+    consumer: Arc<StreamConsumer<KafkaContext>>,
     format: Format,
     raw_mode: bool,
-    committed: BTreeMap<i32, i64>,
-    consecutive_errors: u32,
+    positions: PositionLog<Position>,
+    committed: Position,
+    /// The first record of the next batch, taken while waiting for input.
+    waiting: Option<OwnedMessage>,
 }
 
 impl KafkaSource {
     /// Connects and subscribes as `spec` says (spec path `path`).
-    pub async fn open(path: &str, spec: &KafkaSourceSpec) -> Result<Self, ConnectorError> {
+    pub async fn open(
+        path: &str,
+        spec: &KafkaSourceSpec,
+        health: Health,
+    ) -> Result<Self, ConnectorError> {
         let topic = required(
             spec.topic.as_deref(),
             spec.topic_secret_ref.as_ref(),
@@ -114,7 +81,11 @@ impl KafkaSource {
             .as_str()
         {
             "json" => Format::Json,
-            "avro" => Format::Avro(Box::new(AvroDecoder::from_spec(path, spec)?)),
+            "avro" => Format::Avro(Box::new(AvroDecoder::from_spec(
+                path,
+                spec,
+                health.clone(),
+            )?)),
             other => {
                 return Err(ConnectorError::Config {
                     path: format!("{path}.format"),
@@ -138,10 +109,15 @@ impl KafkaSource {
             .set("auto.offset.reset", "earliest")
             .set("enable.partition.eof", "false")
             .set("session.timeout.ms", "10000")
-            .set("heartbeat.interval.ms", "1000");
+            .set("heartbeat.interval.ms", "1000")
+            // Also the group's rebalance timeout: how long a rebalance waits for
+            // members that do not rejoin (after a coordinator restart, a member
+            // the coordinator remembers but that has gone). The pipeline polls far
+            // more often unless a sink holds it back that long.
+            .set("max.poll.interval.ms", "45000");
         let name = format!("kafka source {topic}");
-        let consumer: StreamConsumer<AssignmentTracker> = config
-            .create_with_context(AssignmentTracker::default())
+        let consumer: StreamConsumer<KafkaContext> = config
+            .create_with_context(KafkaContext::new(&name, health))
             .map_err(|e| ConnectorError::Config {
                 path: path.to_owned(),
                 reason: format!("cannot create the Kafka consumer: {e}"),
@@ -159,13 +135,14 @@ impl KafkaSource {
             consumer: Arc::new(consumer),
             format,
             raw_mode: spec.raw_mode.unwrap_or(false),
-            committed: BTreeMap::new(),
-            consecutive_errors: 0,
+            positions: PositionLog::default(),
+            committed: Position::new(),
+            waiting: None,
         })
     }
 
     /// Converts one Kafka message into a pipeline message (or a rejection).
-    async fn convert(&mut self, record: &BorrowedMessage<'_>, batch: &mut SourceBatch) {
+    async fn convert(&mut self, record: &impl KafkaMessage, batch: &mut SourceBatch) {
         let bytes = record.payload().unwrap_or_default();
         let mut metadata = Vec::with_capacity(5);
         metadata.push(("topic".to_owned(), record.topic().to_owned()));
@@ -180,6 +157,13 @@ impl KafkaSource {
             .map(|k| String::from_utf8_lossy(k).into_owned());
         if let Some(key) = &key {
             metadata.push(("key".to_owned(), key.clone()));
+        }
+        if bytes.len() > MAX_MESSAGE_BYTES {
+            let what = format!("the record at offset {}", record.offset());
+            batch
+                .rejected
+                .push(oversized(bytes, bytes.len(), metadata, &what));
+            return;
         }
         let value: Result<Vec<u8>, String> = match &mut self.format {
             Format::Json => Ok(bytes.to_vec()),
@@ -213,7 +197,7 @@ impl KafkaSource {
 /// a value that is not JSON is carried as a string.
 fn wrap_raw(
     value: &[u8],
-    record: &BorrowedMessage<'_>,
+    record: &impl KafkaMessage,
     timestamp: Option<i64>,
     key: Option<&str>,
 ) -> Vec<u8> {
@@ -244,38 +228,97 @@ fn json_string(text: &str) -> String {
     serde_json::Value::from(text).to_string()
 }
 
+impl KafkaSource {
+    /// The fatal failure librdkafka reported, as the error that ends the flow.
+    fn fatal(&self) -> Option<ConnectorError> {
+        self.consumer
+            .context()
+            .fatal()
+            .map(|fatal| ConnectorError::Failed {
+                connector: self.name.clone(),
+                error_type: fatal.error_type,
+                reason: fatal.reason,
+            })
+    }
+
+    /// Waits for the next record, or the fatal failure that ends the flow.
+    /// Transient consumer errors mark the connector down; librdkafka reconnects
+    /// at its own pace, so the pause after each is short: errors queued during an
+    /// outage must drain quickly once the brokers are back, or the group's
+    /// rebalance (served by the same queue) waits behind them. Cancel-safe: a
+    /// record is taken only when it is kept.
+    async fn receive(&mut self) -> Result<OwnedMessage, ConnectorError> {
+        let consumer = self.consumer.clone();
+        let context = consumer.context();
+        let mut backoff = Backoff::new(Duration::from_millis(5), Duration::from_millis(200));
+        loop {
+            let next = tokio::select! {
+                next = consumer.recv() => next,
+                () = context.until_fatal() => {
+                    return Err(self.fatal().unwrap_or_else(|| self.failed(KafkaError::Canceled)));
+                }
+            };
+            match next {
+                Ok(record) => {
+                    context.reachable();
+                    return Ok(record.detach());
+                }
+                Err(e) => match fatal_type(&e) {
+                    Some(error_type) => {
+                        context.record_fatal(error_type, consumer_error(&self.topic, &e))
+                    }
+                    None => {
+                        context.transient(&e.to_string());
+                        backoff.wait().await;
+                    }
+                },
+            }
+        }
+    }
+}
+
+/// A consumer error, said for the topic it is about.
+fn consumer_error(topic: &str, e: &KafkaError) -> String {
+    match e.rdkafka_error_code() {
+        Some(rdkafka::types::RDKafkaErrorCode::UnknownTopicOrPartition) => {
+            format!("topic {topic:?} does not exist: {e}")
+        }
+        _ => e.to_string(),
+    }
+}
+
 #[async_trait]
 impl Source for KafkaSource {
-    async fn next_batch(&mut self, max: usize) -> Result<Option<SourceBatch>, ConnectorError> {
+    async fn wait_for_input(&mut self) -> Result<(), ConnectorError> {
+        if self.waiting.is_none() {
+            self.waiting = Some(self.receive().await?);
+        }
+        Ok(())
+    }
+
+    async fn next_batch(
+        &mut self,
+        limit: BatchLimit,
+    ) -> Result<Option<SourceBatch>, ConnectorError> {
+        let first = match self.waiting.take() {
+            Some(first) => first,
+            None => self.receive().await?,
+        };
         let consumer = self.consumer.clone();
         let mut batch = SourceBatch {
-            messages: Vec::with_capacity(max.min(4096)),
+            messages: Vec::with_capacity(limit.messages.clamp(1, 4096)),
             rejected: Vec::new(),
             ack: None,
         };
-        let mut position = BTreeMap::new();
-        // Wait for the first message, then take what is already buffered.
-        loop {
-            match consumer.recv().await {
-                Ok(record) => {
-                    self.consecutive_errors = 0;
-                    position.insert(record.partition(), record.offset() + 1);
-                    self.convert(&record, &mut batch).await;
-                    break;
-                }
-                Err(e) => {
-                    self.consecutive_errors += 1;
-                    if self.consecutive_errors <= 3 || self.consecutive_errors.is_multiple_of(100) {
-                        tracing::warn!(connector = %self.name, error = %e, "kafka consumer error; retrying");
-                    }
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-            }
-        }
+        let mut position = Position::new();
+        // The first message, then what is already buffered.
+        position.insert(first.partition(), first.offset() + 1);
+        let mut bytes = first.payload().map_or(0, <[u8]>::len);
+        self.convert(&first, &mut batch).await;
         // Then fill the batch with what arrives within a short linger: under load
         // batches come out full, when idle the first message waits at most LINGER.
         let linger = tokio::time::Instant::now() + LINGER;
-        while batch.messages.len() + batch.rejected.len() < max {
+        while !limit.reached(batch.messages.len() + batch.rejected.len(), bytes) {
             let next = match consumer.recv().now_or_never() {
                 Some(next) => next,
                 None => match tokio::time::timeout_at(linger, consumer.recv()).await {
@@ -286,26 +329,33 @@ impl Source for KafkaSource {
             match next {
                 Ok(record) => {
                     position.insert(record.partition(), record.offset() + 1);
+                    bytes += record.payload().map_or(0, <[u8]>::len);
                     self.convert(&record, &mut batch).await;
                 }
-                Err(e) => {
-                    tracing::warn!(connector = %self.name, error = %e, "kafka consumer error");
-                    break;
-                }
+                // The next batch's first read deals with it.
+                Err(_) => break,
             }
         }
-        batch.ack = Some(AckToken(Box::new(Position(position))));
+        batch.ack = Some(self.positions.record(position));
         Ok(Some(batch))
     }
 
-    async fn commit(&mut self, token: AckToken) -> Result<(), ConnectorError> {
-        let Ok(position) = token.0.downcast::<Position>() else {
-            return Ok(());
-        };
+    async fn commit(&mut self, ack: Ack) -> Result<(), ConnectorError> {
+        let released = self
+            .positions
+            .release(ack)
+            .map_err(|cause| ConnectorError::Ack {
+                connector: self.name.clone(),
+                cause,
+            })?;
         let list = {
             let assigned = self.consumer.context().assigned();
             let mut list = TopicPartitionList::new();
-            for (&partition, &offset) in &position.0 {
+            let mut latest = Position::new();
+            for position in released {
+                latest.extend(position);
+            }
+            for (partition, offset) in latest {
                 if assigned.contains(&partition) {
                     self.committed.insert(partition, offset);
                     list.add_partition_offset(&self.topic, partition, Offset::Offset(offset))

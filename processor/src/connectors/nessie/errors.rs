@@ -3,7 +3,7 @@
 use iceberg::ErrorKind;
 
 use crate::connectors::retry::Failure;
-use crate::error_type::ErrorType;
+use dataflow_api::ErrorType;
 
 /// The HTTP status the REST client recorded in the error's context, if any.
 fn http_status(text: &str) -> Option<u16> {

@@ -33,10 +33,10 @@ use parquet::file::properties::WriterProperties;
 use super::catalog::{Connection, connect};
 use super::errors::classify;
 use crate::connectors::batching::{BatchWriter, BatchingSink};
-use crate::connectors::retry::{Failure, retrying};
-use crate::connectors::{Backoff, ConnectorError, Rejected, Sink};
-use crate::error_type::ErrorType;
-use crate::wasm::Message;
+use crate::connectors::retry::Failure;
+use crate::connectors::{ConnectorError, Health, Rejected, Retry, Sink};
+use dataflow_api::ErrorType;
+use dataflow_core::Message;
 
 /// The snapshot property naming the batch a commit appended.
 pub const BATCH_PROPERTY: &str = "dataflow.batch-id";
@@ -49,7 +49,7 @@ const DEFAULT_BATCH_SIZE: u32 = 100;
 
 /// Appends batches to one table.
 struct TableWriter {
-    name: String,
+    retry: Retry,
     catalog: RestCatalog,
     ident: iceberg::TableIdent,
     /// The table as of our last commit; reloaded after a failure.
@@ -58,13 +58,18 @@ struct TableWriter {
 
 /// Connects, creates the table when `autoCreateTable` asks, and checks its columns
 /// (spec path `path`).
-pub async fn open(path: &str, spec: &NessieSinkSpec) -> Result<Box<dyn Sink>, ConnectorError> {
+pub async fn open(
+    path: &str,
+    spec: &NessieSinkSpec,
+    health: Health,
+) -> Result<Box<dyn Sink>, ConnectorError> {
     let Connection {
         catalog,
         ident,
         label,
     } = connect(path, spec.into()).await?;
-    let name = format!("nessie sink {label}");
+    let retry = Retry::new(format!("nessie sink {label}"), health);
+    let name = retry.connector().to_owned();
     let fail = |what: &str| {
         let name = name.clone();
         let what = what.to_owned();
@@ -74,11 +79,12 @@ pub async fn open(path: &str, spec: &NessieSinkSpec) -> Result<Box<dyn Sink>, Co
             reason: format!("{what}: {reason}"),
         }
     };
-    let exists = retrying(&name, "look up the table", classify, || {
-        catalog.table_exists(&ident)
-    })
-    .await?
-    .map_err(fail("look up the table"))?;
+    let exists = retry
+        .run("look up the table", classify, || {
+            catalog.table_exists(&ident)
+        })
+        .await?
+        .map_err(fail("look up the table"))?;
     if !exists {
         if spec.auto_create_table != Some(true) {
             return Err(ConnectorError::Config {
@@ -88,19 +94,18 @@ pub async fn open(path: &str, spec: &NessieSinkSpec) -> Result<Box<dyn Sink>, Co
                 ),
             });
         }
-        create_table(&name, &catalog, &ident).await?;
+        create_table(&retry, &catalog, &ident).await?;
     }
-    let table = retrying(&name, "load the table", classify, || {
-        catalog.load_table(&ident)
-    })
-    .await?
-    .map_err(fail("load the table"))?;
+    let table = retry
+        .run("load the table", classify, || catalog.load_table(&ident))
+        .await?
+        .map_err(fail("load the table"))?;
     check_columns(table.metadata()).map_err(|reason| ConnectorError::Config {
         path: format!("{path}.table"),
         reason: format!("table {label} {reason}"),
     })?;
     let writer = TableWriter {
-        name,
+        retry,
         catalog,
         ident,
         table: Mutex::new(Some(table)),
@@ -115,21 +120,23 @@ pub async fn open(path: &str, spec: &NessieSinkSpec) -> Result<Box<dyn Sink>, Co
 
 /// Creates the namespace when missing, then the table with one `data` column.
 async fn create_table(
-    name: &str,
+    retry: &Retry,
     catalog: &RestCatalog,
     ident: &iceberg::TableIdent,
 ) -> Result<(), ConnectorError> {
+    let name = retry.connector();
     let failed = |what: &str, (error_type, reason): (ErrorType, String)| ConnectorError::Failed {
         connector: name.to_owned(),
         error_type,
         reason: format!("{what}: {reason}"),
     };
     let namespace = ident.namespace();
-    let namespace_exists = retrying(name, "look up the namespace", classify, || {
-        catalog.namespace_exists(namespace)
-    })
-    .await?
-    .map_err(|e| failed("look up the namespace", e))?;
+    let namespace_exists = retry
+        .run("look up the namespace", classify, || {
+            catalog.namespace_exists(namespace)
+        })
+        .await?
+        .map_err(|e| failed("look up the namespace", e))?;
     if !namespace_exists {
         let created = catalog.create_namespace(namespace, HashMap::new()).await;
         if let Err(e) = created
@@ -305,7 +312,7 @@ impl TableWriter {
 #[async_trait]
 impl BatchWriter for TableWriter {
     fn name(&self) -> &str {
-        &self.name
+        self.retry.connector()
     }
 
     async fn write_batch(&self, batch: Vec<Message>) -> Result<Vec<Rejected>, ConnectorError> {
@@ -329,26 +336,28 @@ impl BatchWriter for TableWriter {
             .collect();
         let batch_id = uuid::Uuid::new_v4().to_string();
         let mut files = None;
-        let mut backoff = Backoff::default();
+        let retry = self.retry.clone();
+        let mut attempts = retry.attempts("append");
         let mut after_failure = false;
         loop {
             match self
                 .attempt(&strs, &batch_id, &mut files, after_failure)
                 .await
             {
-                Ok(()) => return Ok(rejected),
+                Ok(()) => {
+                    attempts.succeeded();
+                    return Ok(rejected);
+                }
                 Err(e) => match classify(&e) {
                     Failure::Transient(reason) => {
-                        if backoff.attempts() < 3 || backoff.attempts().is_multiple_of(20) {
-                            tracing::warn!(connector = %self.name, attempts = backoff.attempts() + 1, %reason, "append failed; retrying");
-                        }
                         self.remember(None);
                         after_failure = true;
-                        backoff.wait().await;
+                        attempts.transient(&reason).await;
                     }
+                    // A commit is whole or nothing: no row can be singled out.
                     Failure::Rows(error_type, reason) | Failure::Fatal(error_type, reason) => {
                         return Err(ConnectorError::Failed {
-                            connector: self.name.clone(),
+                            connector: self.retry.connector().to_owned(),
                             error_type,
                             reason: format!("append: {reason}"),
                         });

@@ -33,10 +33,12 @@ use iceberg_catalog_rest::RestCatalog;
 use super::catalog::{Connection, connect};
 use super::errors::classify;
 use crate::connectors::polling::PollTimer;
-use crate::connectors::retry::{Failure, retrying};
-use crate::connectors::{AckToken, Backoff, ConnectorError, Rejected, Source, SourceBatch};
-use crate::error_type::ErrorType;
-use crate::wasm::Message;
+use crate::connectors::retry::{Failure, LogThrottle};
+use crate::connectors::{
+    Ack, Backoff, BatchLimit, ConnectorError, Health, Rejected, Retry, Source, SourceBatch,
+};
+use dataflow_api::ErrorType;
+use dataflow_core::Message;
 
 /// The column the sink writes messages to.
 const DATA_COLUMN: &str = "data";
@@ -53,7 +55,7 @@ struct Reading {
 
 /// Reads the rows each new snapshot added.
 pub struct NessieSource {
-    name: String,
+    retry: Retry,
     catalog: RestCatalog,
     ident: iceberg::TableIdent,
     namespace: String,
@@ -68,26 +70,33 @@ pub struct NessieSource {
     reading: Option<Reading>,
     /// Paces restarts of a snapshot whose data files could not be read.
     backoff: Backoff,
+    /// Logs those restarts, throttled.
+    throttle: LogThrottle,
 }
 
 impl NessieSource {
     /// Connects and checks that the table exists (spec path `path`).
-    pub async fn open(path: &str, spec: &NessieSourceSpec) -> Result<Self, ConnectorError> {
+    pub async fn open(
+        path: &str,
+        spec: &NessieSourceSpec,
+        health: Health,
+    ) -> Result<Self, ConnectorError> {
         let Connection {
             catalog,
             ident,
             label,
         } = connect(path, spec.into()).await?;
-        let name = format!("nessie source {label}");
-        let exists = retrying(&name, "look up the table", classify, || {
-            catalog.table_exists(&ident)
-        })
-        .await?
-        .map_err(|(error_type, reason)| ConnectorError::Failed {
-            connector: name.clone(),
-            error_type,
-            reason: format!("look up the table: {reason}"),
-        })?;
+        let retry = Retry::new(format!("nessie source {label}"), health);
+        let exists = retry
+            .run("look up the table", classify, || {
+                catalog.table_exists(&ident)
+            })
+            .await?
+            .map_err(|(error_type, reason)| ConnectorError::Failed {
+                connector: retry.connector().to_owned(),
+                error_type,
+                reason: format!("look up the table: {reason}"),
+            })?;
         if !exists {
             return Err(ConnectorError::Config {
                 path: format!("{path}.table"),
@@ -95,7 +104,7 @@ impl NessieSource {
             });
         }
         Ok(Self {
-            name,
+            retry,
             namespace: ident.namespace().join("."),
             table: ident.name().to_owned(),
             catalog,
@@ -110,12 +119,13 @@ impl NessieSource {
             loaded: None,
             reading: None,
             backoff: Backoff::default(),
+            throttle: LogThrottle::default(),
         })
     }
 
     fn failed(&self, what: &str, (error_type, reason): (ErrorType, String)) -> ConnectorError {
         ConnectorError::Failed {
-            connector: self.name.clone(),
+            connector: self.retry.connector().to_owned(),
             error_type,
             reason: format!("{what}: {reason}"),
         }
@@ -123,14 +133,16 @@ impl NessieSource {
 
     /// Loads the table and queues the snapshots newer than the last one read.
     async fn poll(&mut self) -> Result<(), ConnectorError> {
-        let table = retrying(&self.name, "load the table", classify, || {
-            self.catalog.load_table(&self.ident)
-        })
-        .await?
-        .map_err(|e| self.failed("load the table", e))?;
+        let table = self
+            .retry
+            .run("load the table", classify, || {
+                self.catalog.load_table(&self.ident)
+            })
+            .await?
+            .map_err(|e| self.failed("load the table", e))?;
         self.pending = new_snapshots(&table, self.last);
         if !self.pending.is_empty() {
-            tracing::debug!(connector = %self.name, snapshots = self.pending.len(), "new snapshots");
+            tracing::debug!(connector = %self.retry.connector(), snapshots = self.pending.len(), "new snapshots");
         }
         self.loaded = Some(table);
         Ok(())
@@ -149,11 +161,13 @@ impl NessieSource {
                 self.last = Some(snapshot.snapshot_id());
                 continue;
             }
-            let tasks = retrying(&self.name, "list the added files", classify, || {
-                added_files(&table, &snapshot)
-            })
-            .await?
-            .map_err(|e| self.failed("list the added files", e))?;
+            let tasks = self
+                .retry
+                .run("list the added files", classify, || {
+                    added_files(&table, &snapshot)
+                })
+                .await?
+                .map_err(|e| self.failed("list the added files", e))?;
             if tasks.is_empty() {
                 self.last = Some(snapshot.snapshot_id());
                 continue;
@@ -338,7 +352,11 @@ async fn added_files(table: &Table, snapshot: &SnapshotRef) -> iceberg::Result<V
 
 #[async_trait]
 impl Source for NessieSource {
-    async fn next_batch(&mut self, max: usize) -> Result<Option<SourceBatch>, ConnectorError> {
+    async fn next_batch(
+        &mut self,
+        limit: BatchLimit,
+    ) -> Result<Option<SourceBatch>, ConnectorError> {
+        let max = limit.messages.max(1);
         let max = max.max(1);
         'poll: loop {
             if let Some(mut reading) = self.reading.take() {
@@ -346,6 +364,8 @@ impl Source for NessieSource {
                     match reading.rows.next().await {
                         Some(Ok(batch)) => {
                             self.backoff.reset();
+                            self.throttle.reset();
+                            self.retry.health().up();
                             let id = reading.snapshot_id;
                             self.decode(id, &batch, &mut reading)?;
                         }
@@ -353,7 +373,10 @@ impl Source for NessieSource {
                             // Storage hiccup: read the snapshot again from its start
                             // (rows already handed out come again: at-least-once).
                             Failure::Transient(reason) => {
-                                tracing::warn!(connector = %self.name, %reason, "reading a snapshot failed; reading it again");
+                                self.retry.health().down();
+                                if self.throttle.should_log() {
+                                    tracing::warn!(connector = %self.retry.connector(), failures = self.throttle.take_count(), %reason, "reading a snapshot failed; reading it again");
+                                }
                                 self.pending.push_front(reading.snapshot);
                                 self.backoff.wait().await;
                                 continue 'poll;
@@ -396,7 +419,7 @@ impl Source for NessieSource {
         }
     }
 
-    async fn commit(&mut self, _token: AckToken) -> Result<(), ConnectorError> {
+    async fn commit(&mut self, _ack: Ack) -> Result<(), ConnectorError> {
         // Batches carry no position: it lives in memory and moves on read.
         Ok(())
     }

@@ -1,33 +1,29 @@
-//! Where the PostgreSQL source keeps its read position across restarts: a small
-//! table `dataflow_source_cursors` in the source database, keyed by the DataFlow
-//! (`namespace/name`) and what it reads (relation text and cursor column). Writing a position happens only when the
-//! pipeline commits it, i.e. after everything read up to it is written. Without
-//! the right to create or write that table, the position lives in memory only and
-//! a restart reads from the start (duplicates, never loss).
+//! The PostgreSQL position store: a small table `dataflow_source_cursors` in the
+//! source database, keyed by the DataFlow (`namespace/name`) and what it reads
+//! (relation text and cursor column). When to save is the polling skeleton's rule.
+//! Without the right to create or write that table, the position lives in memory
+//! only and a restart reads from the start (duplicates, never loss).
 
-use crate::connectors::polling::position_key;
+use async_trait::async_trait;
 use sqlx::{PgPool, Row};
+
+use crate::connectors::polling::PositionStore;
 
 /// Persists one source's position; disabled when the table cannot be used.
 pub(super) struct CursorStore {
     pool: PgPool,
     key: String,
+    name: String,
     enabled: bool,
 }
 
 impl CursorStore {
-    /// Prepares the table and reads the saved position, if any.
-    pub(super) async fn open(
-        pool: PgPool,
-        flow: &str,
-        relation: &str,
-        column: &str,
-        name: &str,
-    ) -> (Self, Option<String>) {
-        let key = position_key(flow, relation, column);
+    /// Prepares the table; `name` is the connector's, for logs.
+    pub(super) async fn open(pool: PgPool, key: String, name: &str) -> Self {
         let mut store = Self {
             pool,
             key,
+            name: name.to_owned(),
             enabled: false,
         };
         let created = sqlx::query(
@@ -36,33 +32,37 @@ impl CursorStore {
         )
         .execute(&store.pool)
         .await;
-        if let Err(e) = created {
-            tracing::warn!(connector = %name, error = %e, "cannot keep the read position in dataflow_source_cursors; a restart reads from the start");
-            return (store, None);
+        match created {
+            Ok(_) => store.enabled = true,
+            Err(e) => {
+                tracing::warn!(connector = %name, error = %e, "cannot keep the read position in dataflow_source_cursors; a restart reads from the start");
+            }
+        }
+        store
+    }
+}
+
+#[async_trait]
+impl PositionStore for CursorStore {
+    async fn load(&mut self) -> Option<String> {
+        if !self.enabled {
+            return None;
         }
         let saved =
             sqlx::query("SELECT position FROM dataflow_source_cursors WHERE source_key = $1")
-                .bind(&store.key)
-                .fetch_optional(&store.pool)
+                .bind(&self.key)
+                .fetch_optional(&self.pool)
                 .await;
         match saved {
-            Ok(row) => {
-                store.enabled = true;
-                let position = row.and_then(|r| r.try_get::<String, _>(0).ok());
-                if let Some(position) = &position {
-                    tracing::info!(connector = %name, %position, "resuming after the saved position");
-                }
-                (store, position)
-            }
+            Ok(row) => row.and_then(|r| r.try_get::<String, _>(0).ok()),
             Err(e) => {
-                tracing::warn!(connector = %name, error = %e, "cannot read the saved position; reading from the start");
-                (store, None)
+                tracing::warn!(connector = %self.name, error = %e, "cannot read the saved position; reading from the start");
+                None
             }
         }
     }
 
-    /// Saves `position`; a failure is logged (the next commit saves a later one).
-    pub(super) async fn save(&self, position: &str, name: &str) {
+    async fn save(&mut self, position: &str) {
         if !self.enabled {
             return;
         }
@@ -75,7 +75,7 @@ impl CursorStore {
         .execute(&self.pool)
         .await;
         if let Err(e) = saved {
-            tracing::warn!(connector = %name, error = %e, "cannot save the read position");
+            tracing::warn!(connector = %self.name, error = %e, "cannot save the read position");
         }
     }
 }

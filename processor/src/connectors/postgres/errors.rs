@@ -1,7 +1,7 @@
 //! What a PostgreSQL failure means for the flow.
 
 use crate::connectors::retry::Failure;
-use crate::error_type::ErrorType;
+use dataflow_api::ErrorType;
 
 /// Classifies by SQLSTATE class.
 pub(super) fn classify(error: &sqlx::Error) -> Failure {
@@ -11,7 +11,8 @@ pub(super) fn classify(error: &sqlx::Error) -> Failure {
             let text = format!("{} (SQLSTATE {code})", db.message());
             match code.get(..2).unwrap_or_default() {
                 "23" | "21" => Failure::Rows(ErrorType::ConstraintViolation, text),
-                "22" => Failure::Rows(ErrorType::InvalidData, text),
+                // Bad values, and limits a value hits (too deep, too complex).
+                "22" | "54" => Failure::Rows(ErrorType::InvalidData, text),
                 "08" | "53" | "57" | "40" => Failure::Transient(text),
                 "28" => Failure::Fatal(ErrorType::AuthError, text),
                 _ => Failure::Fatal(ErrorType::Failed, text),

@@ -9,7 +9,7 @@ mod source;
 
 pub use ident::QualifiedName;
 pub use sink::open as open_sink;
-pub use source::PostgresSource;
+pub use source::open_source;
 
 use std::time::Duration;
 

@@ -19,11 +19,10 @@ use sqlx::{AssertSqlSafe, PgPool, Row};
 use super::errors::classify;
 use super::ident::{QualifiedName, quote};
 use crate::connectors::batching::{BatchWriter, BatchingSink, isolate_refused};
-use crate::connectors::retry::retrying;
 use crate::connectors::settings::required;
-use crate::connectors::{ConnectorError, Rejected, Sink};
-use crate::error_type::ErrorType;
-use crate::wasm::Message;
+use crate::connectors::{ConnectorError, Health, Rejected, Retry, Sink};
+use dataflow_api::ErrorType;
+use dataflow_core::Message;
 
 /// Batches smaller than this go in with one INSERT rather than COPY. COPY needs
 /// two writes (data, then the end marker) and sqlx leaves Nagle's algorithm on, so
@@ -41,7 +40,7 @@ enum Layout {
 
 /// The table and how to write a batch into it.
 struct TableWriter {
-    name: String,
+    retry: Retry,
     pool: PgPool,
     table: QualifiedName,
     layout: Layout,
@@ -50,7 +49,11 @@ struct TableWriter {
 
 /// Connects, creates the table when `autoCreateTable` asks, and reads its columns
 /// (spec path `path`).
-pub async fn open(path: &str, spec: &PostgresqlSinkSpec) -> Result<Box<dyn Sink>, ConnectorError> {
+pub async fn open(
+    path: &str,
+    spec: &PostgresqlSinkSpec,
+    health: Health,
+) -> Result<Box<dyn Sink>, ConnectorError> {
     let url = required(
         spec.connection_string.as_deref(),
         spec.connection_string_secret_ref.as_ref(),
@@ -70,7 +73,7 @@ pub async fn open(path: &str, spec: &PostgresqlSinkSpec) -> Result<Box<dyn Sink>
     let name = format!("postgresql sink {table_text}");
     let pool = super::pool(path, url, 2)?;
     let mut sink = TableWriter {
-        name,
+        retry: Retry::new(name, health),
         pool,
         table,
         layout: Layout::Data { jsonb: true },
@@ -131,7 +134,7 @@ impl TableWriter {
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, sqlx::Error>>,
     {
-        retrying(&self.name, what, classify, run).await
+        self.retry.run(what, classify, run).await
     }
 
     async fn create_table(&self) -> Result<(), ConnectorError> {
@@ -150,7 +153,7 @@ impl TableWriter {
             })
             .await?
             .map_err(|(error_type, reason)| ConnectorError::Failed {
-                connector: self.name.clone(),
+                connector: self.retry.connector().to_owned(),
                 error_type,
                 reason,
             })?;
@@ -200,7 +203,7 @@ impl TableWriter {
 
     fn failed(&self, error_type: ErrorType, reason: String) -> ConnectorError {
         ConnectorError::Failed {
-            connector: self.name.clone(),
+            connector: self.retry.connector().to_owned(),
             error_type,
             reason,
         }
@@ -347,23 +350,28 @@ impl TableWriter {
             .await?
             .map(|_| ())
         };
-        let refused = isolate_refused(&self.name, first_try, messages, |message| async move {
-            let mut used = vec![false; columns];
-            if let Err(reason) = self.check(&message, true, &mut used) {
-                return Ok((message, Err((ErrorType::InvalidData, reason))));
-            }
-            let sql = self.statement(&used);
-            let array = json_array(std::slice::from_ref(&message));
-            let outcome = self
-                .retrying("insert", || {
-                    sqlx::query(AssertSqlSafe(sql.as_str()))
-                        .bind(array.as_str())
-                        .execute(&self.pool)
-                })
-                .await?
-                .map(|_| ());
-            Ok((message, outcome))
-        })
+        let refused = isolate_refused(
+            self.retry.connector(),
+            first_try,
+            messages,
+            |message| async move {
+                let mut used = vec![false; columns];
+                if let Err(reason) = self.check(&message, true, &mut used) {
+                    return Ok((message, Err((ErrorType::InvalidData, reason))));
+                }
+                let sql = self.statement(&used);
+                let array = json_array(std::slice::from_ref(&message));
+                let outcome = self
+                    .retrying("insert", || {
+                        sqlx::query(AssertSqlSafe(sql.as_str()))
+                            .bind(array.as_str())
+                            .execute(&self.pool)
+                    })
+                    .await?
+                    .map(|_| ());
+                Ok((message, outcome))
+            },
+        )
         .await?;
         rejected.extend(refused);
         Ok(rejected)
@@ -458,7 +466,7 @@ fn mark_columns(payload: &[u8], columns: &[String], used: &mut [bool]) -> Result
 #[async_trait]
 impl BatchWriter for TableWriter {
     fn name(&self) -> &str {
-        &self.name
+        self.retry.connector()
     }
 
     async fn write_batch(&self, batch: Vec<Message>) -> Result<Vec<Rejected>, ConnectorError> {

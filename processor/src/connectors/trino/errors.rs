@@ -2,7 +2,7 @@
 
 use super::client::TrinoError;
 use crate::connectors::retry::Failure;
-use crate::error_type::ErrorType;
+use dataflow_api::ErrorType;
 
 /// Error names Trino uses for conditions that pass: a node restarting, a worker
 /// lost mid-query, the cluster out of memory for now.

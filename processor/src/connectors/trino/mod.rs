@@ -9,4 +9,4 @@ mod sink;
 mod source;
 
 pub use sink::open as open_sink;
-pub use source::TrinoSource;
+pub use source::open_source;

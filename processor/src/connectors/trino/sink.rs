@@ -13,11 +13,10 @@ use dataflow_api::connectors::{DEFAULT_FLUSH_INTERVAL_SECS, TrinoSinkSpec};
 use super::client::{QueryResult, TrinoClient, literal, quote, settings_of};
 use super::errors::classify;
 use crate::connectors::batching::{BatchWriter, BatchingSink, isolate_refused};
-use crate::connectors::retry::retrying;
 use crate::connectors::settings::required;
-use crate::connectors::{ConnectorError, Rejected, Sink};
-use crate::error_type::ErrorType;
-use crate::wasm::Message;
+use crate::connectors::{ConnectorError, Health, Rejected, Retry, Sink};
+use dataflow_api::ErrorType;
+use dataflow_core::Message;
 
 /// Longest statement sent; Trino refuses queries over 1,000,000 characters by
 /// default (`query.max-length`).
@@ -25,7 +24,7 @@ const MAX_STATEMENT: usize = 900_000;
 
 /// Writes batches into one table.
 struct TableWriter {
-    name: String,
+    retry: Retry,
     client: TrinoClient,
     table: String,
     catalog: String,
@@ -35,7 +34,11 @@ struct TableWriter {
 
 /// Builds the client, creates the table when `autoCreateTable` asks, and checks it
 /// has a `data` column (spec path `path`).
-pub async fn open(path: &str, spec: &TrinoSinkSpec) -> Result<Box<dyn Sink>, ConnectorError> {
+pub async fn open(
+    path: &str,
+    spec: &TrinoSinkSpec,
+    health: Health,
+) -> Result<Box<dyn Sink>, ConnectorError> {
     let client = TrinoClient::from_settings(path, settings_of!(spec))?;
     let (catalog, schema) = (client.catalog.clone(), client.schema.clone());
     let table = required(
@@ -45,7 +48,7 @@ pub async fn open(path: &str, spec: &TrinoSinkSpec) -> Result<Box<dyn Sink>, Con
         "table",
     )?;
     let writer = TableWriter {
-        name: format!("trino sink {catalog}.{schema}.{table}"),
+        retry: Retry::new(format!("trino sink {catalog}.{schema}.{table}"), health),
         client,
         table: format!("{}.{}.{}", quote(&catalog), quote(&schema), quote(table)),
         catalog: catalog.clone(),
@@ -103,10 +106,11 @@ pub async fn open(path: &str, spec: &TrinoSinkSpec) -> Result<Box<dyn Sink>, Con
 impl TableWriter {
     /// Runs a statement that must succeed for the sink to work.
     async fn run(&self, what: &str, sql: &str) -> Result<QueryResult, ConnectorError> {
-        retrying(&self.name, what, classify, || self.client.execute(sql))
+        self.retry
+            .run(what, classify, || self.client.execute(sql))
             .await?
             .map_err(|(error_type, reason)| ConnectorError::Failed {
-                connector: self.name.clone(),
+                connector: self.retry.connector().to_owned(),
                 error_type,
                 reason,
             })
@@ -141,18 +145,18 @@ impl TableWriter {
     }
 
     async fn insert(&self, sql: &str) -> Result<Result<(), (ErrorType, String)>, ConnectorError> {
-        Ok(
-            retrying(&self.name, "insert", classify, || self.client.execute(sql))
-                .await?
-                .map(|_| ()),
-        )
+        Ok(self
+            .retry
+            .run("insert", classify, || self.client.execute(sql))
+            .await?
+            .map(|_| ()))
     }
 }
 
 #[async_trait]
 impl BatchWriter for TableWriter {
     fn name(&self) -> &str {
-        &self.name
+        self.retry.connector()
     }
 
     async fn write_batch(&self, batch: Vec<Message>) -> Result<Vec<Rejected>, ConnectorError> {
@@ -172,13 +176,18 @@ impl BatchWriter for TableWriter {
         for (sql, rows) in statements {
             let covered: Vec<Message> = texts.by_ref().take(rows).collect();
             let whole = self.insert(&sql).await?;
-            let refused = isolate_refused(&self.name, whole, covered, |message| async move {
-                let outcome = match self.statements(std::slice::from_ref(&message)).pop() {
-                    Some((sql, _)) => self.insert(&sql).await?,
-                    None => Ok(()),
-                };
-                Ok((message, outcome))
-            })
+            let refused = isolate_refused(
+                self.retry.connector(),
+                whole,
+                covered,
+                |message| async move {
+                    let outcome = match self.statements(std::slice::from_ref(&message)).pop() {
+                        Some((sql, _)) => self.insert(&sql).await?,
+                        None => Ok(()),
+                    };
+                    Ok((message, outcome))
+                },
+            )
             .await?;
             rejected.extend(refused);
         }
@@ -193,7 +202,7 @@ mod tests {
     #[test]
     fn statements_quote_values_and_respect_the_length_limit() {
         let writer = TableWriter {
-            name: "trino sink c.s.t".into(),
+            retry: Retry::new("trino sink c.s.t", Health::new()),
             client: TrinoClient::new(reqwest::Client::new(), "http://t", "c", "s", None),
             table: "\"c\".\"s\".\"t\"".into(),
             catalog: "c".into(),

@@ -1,25 +1,23 @@
-//! The Trino source.
+//! The Trino poller.
 //!
-//! Polls a table (or the result of `query`) every `pollInterval` seconds. With an
-//! integer `id` column, or else a `created_at` timestamp or date, reads are
-//! incremental: each asks for the rows past the last one read, in that column's
-//! order, a page at a time. The position is kept in memory (Trino catalogs are
-//! often read-only), so a restarted processor reads from the start: duplicates,
-//! never loss. Without either column every poll reads everything again. Each row
-//! becomes a JSON object of its columns, values as Trino's protocol gives them.
+//! Reads a table (or the result of `query`). With an integer `id` column, or else
+//! a `created_at` timestamp or date, reads are incremental: each asks for the rows
+//! past the last one read, in that column's order, a page at a time. The position
+//! is kept in memory (Trino catalogs are often read-only), so a restarted
+//! processor reads from the start: duplicates, never loss. Each row becomes a JSON
+//! object of its columns, values as Trino's protocol gives them.
 
 use async_trait::async_trait;
 use dataflow_api::connectors::{DEFAULT_POLL_INTERVAL_SECS, TrinoSourceSpec};
 use serde_json::{Map, Value};
 
+use dataflow_core::Message;
+
 use super::client::{Column, TrinoClient, literal, quote, settings_of};
 use super::errors::classify;
-use crate::connectors::polling::{PollTimer, Selection};
-use crate::connectors::retry::retrying;
+use crate::connectors::polling::{MemoryStore, Page, Poller, PollingSource, Selection};
 use crate::connectors::settings::optional;
-use crate::connectors::{AckToken, ConnectorError, Source, SourceBatch};
-use crate::error_type::ErrorType;
-use crate::wasm::Message;
+use crate::connectors::{ConnectorError, Health, Retry};
 
 /// The column incremental reads follow, and its Trino type.
 struct Cursor {
@@ -28,20 +26,32 @@ struct Cursor {
 }
 
 /// Reads rows as JSON messages.
-pub struct TrinoSource {
-    name: String,
+struct TrinoPoller {
+    retry: Retry,
     client: TrinoClient,
     label: String,
     relation: String,
     cursor: Option<Cursor>,
-    position: Option<Value>,
-    timer: PollTimer,
     raw_mode: bool,
 }
 
-impl TrinoSource {
-    /// Builds the client and inspects the rows' columns (spec path `path`).
-    pub async fn open(path: &str, spec: &TrinoSourceSpec) -> Result<Self, ConnectorError> {
+/// Builds the client and inspects the rows' columns (spec path `path`).
+pub async fn open_source(
+    path: &str,
+    spec: &TrinoSourceSpec,
+    health: Health,
+) -> Result<PollingSource, ConnectorError> {
+    let poller = TrinoPoller::open(path, spec, health).await?;
+    let interval = spec.poll_interval.unwrap_or(DEFAULT_POLL_INTERVAL_SECS);
+    Ok(PollingSource::new(Box::new(poller), Box::new(MemoryStore), interval).await)
+}
+
+impl TrinoPoller {
+    async fn open(
+        path: &str,
+        spec: &TrinoSourceSpec,
+        health: Health,
+    ) -> Result<Self, ConnectorError> {
         let client = TrinoClient::from_settings(path, settings_of!(spec))?;
         let (catalog, schema) = (client.catalog.clone(), client.schema.clone());
         let table = optional(
@@ -58,45 +68,43 @@ impl TrinoSource {
             ),
         };
         let mut source = Self {
-            name: format!("trino source {label}"),
+            retry: Retry::new(format!("trino source {label}"), health),
             client,
             label,
             relation,
             cursor: None,
-            position: None,
-            timer: PollTimer::new(spec.poll_interval.unwrap_or(DEFAULT_POLL_INTERVAL_SECS)),
             raw_mode: spec.raw_mode.unwrap_or(false),
         };
         let probe = format!("SELECT * FROM {} AS q LIMIT 0", source.relation);
-        let described = retrying(&source.name, "read the columns", classify, || {
-            source.client.execute(&probe)
-        })
-        .await?
-        .map_err(|(_, reason)| ConnectorError::Config {
-            path: path.to_owned(),
-            reason: format!("cannot read {}: {reason}", source.label),
-        })?;
+        let described = source
+            .retry
+            .run("read the columns", classify, || {
+                source.client.execute(&probe)
+            })
+            .await?
+            .map_err(|(_, reason)| ConnectorError::Config {
+                path: path.to_owned(),
+                reason: format!("cannot read {}: {reason}", source.label),
+            })?;
         source.cursor = find_cursor(&described.columns);
-        if source.cursor.is_none() {
-            tracing::warn!(connector = %source.name, "no id or created_at column: every poll reads all rows again");
-        }
         Ok(source)
     }
 
-    fn select(&self, max: usize) -> String {
+    fn select(&self, after: Option<&str>, max: usize) -> String {
         match &self.cursor {
             Some(cursor) => {
                 let column = quote(cursor.column);
-                let filter = match &self.position {
-                    Some(Value::Number(n)) => format!(" WHERE q.{column} > {n}"),
-                    Some(Value::String(s)) => {
-                        format!(
-                            " WHERE q.{column} > CAST({} AS {})",
-                            literal(s),
-                            cursor.sql_type
-                        )
+                let filter = match after {
+                    // An integer id: its digits are a literal as they are.
+                    Some(id) if cursor.column == "id" && is_integer(id) => {
+                        format!(" WHERE q.{column} > {id}")
                     }
-                    _ => String::new(),
+                    Some(text) => format!(
+                        " WHERE q.{column} > CAST({} AS {})",
+                        literal(text),
+                        cursor.sql_type
+                    ),
+                    None => String::new(),
                 };
                 format!(
                     "SELECT * FROM {} AS q{filter} ORDER BY q.{column} LIMIT {max}",
@@ -107,7 +115,7 @@ impl TrinoSource {
         }
     }
 
-    fn message(&self, columns: &[Column], row: Vec<Value>) -> (Message, Option<Value>) {
+    fn message(&self, columns: &[Column], row: Vec<Value>) -> (Message, Option<String>) {
         let mut object = Map::with_capacity(columns.len());
         for (column, value) in columns.iter().zip(row) {
             object.insert(column.name.clone(), value);
@@ -115,7 +123,12 @@ impl TrinoSource {
         let position = self
             .cursor
             .as_ref()
-            .and_then(|c| object.get(c.column).cloned());
+            .and_then(|c| object.get(c.column))
+            .and_then(|value| match value {
+                Value::Number(n) => Some(n.to_string()),
+                Value::String(s) => Some(s.clone()),
+                _ => None,
+            });
         let id = object
             .get("id")
             .filter(|v| v.is_i64() || v.is_u64())
@@ -174,40 +187,42 @@ fn find_cursor(columns: &[Column]) -> Option<Cursor> {
     None
 }
 
+/// Whether `text` is an integer's digits (with an optional sign).
+fn is_integer(text: &str) -> bool {
+    let digits = text.strip_prefix('-').unwrap_or(text);
+    !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())
+}
+
 #[async_trait]
-impl Source for TrinoSource {
-    async fn next_batch(&mut self, max: usize) -> Result<Option<SourceBatch>, ConnectorError> {
-        loop {
-            self.timer.wait().await;
-            let sql = self.select(max);
-            let result = retrying(&self.name, "poll", classify, || self.client.execute(&sql))
-                .await?
-                .map_err(|(_, reason)| ConnectorError::Failed {
-                    connector: self.name.clone(),
-                    error_type: ErrorType::Failed,
-                    reason,
-                })?;
-            // A full page means more rows are waiting.
-            self.timer
-                .polled(self.cursor.is_some() && result.rows.len() >= max);
-            if result.rows.is_empty() {
-                continue;
-            }
-            let mut messages = Vec::with_capacity(result.rows.len());
-            for row in result.rows {
-                let (message, position) = self.message(&result.columns, row);
-                if let Some(position) = position {
-                    self.position = Some(position);
-                }
-                messages.push(message);
-            }
-            return Ok(Some(SourceBatch::unacked(messages)));
-        }
+impl Poller for TrinoPoller {
+    fn name(&self) -> &str {
+        self.retry.connector()
     }
 
-    async fn commit(&mut self, _token: AckToken) -> Result<(), ConnectorError> {
-        // Batches carry no position: it lives in memory and moves on read.
-        Ok(())
+    fn incremental(&self) -> bool {
+        self.cursor.is_some()
+    }
+
+    async fn poll(&mut self, after: Option<&str>, max: usize) -> Result<Page, ConnectorError> {
+        let sql = self.select(after, max);
+        let result = self
+            .retry
+            .run("poll", classify, || self.client.execute(&sql))
+            .await?
+            .map_err(|(error_type, reason)| ConnectorError::Failed {
+                connector: self.name().to_owned(),
+                error_type,
+                reason,
+            })?;
+        let mut page = Page::default();
+        for row in result.rows {
+            let (message, position) = self.message(&result.columns, row);
+            if position.is_some() {
+                page.last = position;
+            }
+            page.messages.push(message);
+        }
+        Ok(page)
     }
 }
 

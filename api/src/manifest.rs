@@ -1,0 +1,322 @@
+//! Reading a DataFlow spec: YAML or JSON, a whole manifest or a bare spec.
+
+use crate::{DataFlowSpec, ValidationErrors, validate};
+use serde_json::Value;
+
+/// A spec that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum SpecError {
+    /// Not YAML/JSON, or not of the DataFlow shape.
+    #[error("{0}")]
+    Parse(String),
+    /// The spec parses but breaks rules.
+    #[error("{0}")]
+    Invalid(ValidationErrors),
+}
+
+impl From<ValidationErrors> for SpecError {
+    fn from(errors: ValidationErrors) -> Self {
+        SpecError::Invalid(errors)
+    }
+}
+
+/// A loaded, validated spec and the DataFlow's identity.
+#[derive(Debug, Clone)]
+pub struct LoadedSpec {
+    /// `metadata.name` of a manifest, if the file was one.
+    pub name: Option<String>,
+    /// `metadata.namespace` of a manifest, if set.
+    pub namespace: Option<String>,
+    /// The spec.
+    pub spec: DataFlowSpec,
+}
+
+/// Largest spec text accepted, in bytes (Kubernetes keeps objects under 1.5 MiB).
+pub const MAX_SPEC_BYTES: usize = 4 * 1024 * 1024;
+
+/// Deepest nesting of mappings and sequences a spec text may have.
+pub const MAX_SPEC_DEPTH: usize = 64;
+
+/// Parses and validates spec text (YAML or JSON; a `kind: DataFlow` manifest or a
+/// bare spec).
+pub fn parse(text: &str) -> Result<LoadedSpec, SpecError> {
+    check_shape(text)?;
+    let document: Value = serde_norway::from_str(text)
+        .map_err(|e| SpecError::Parse(format!("not valid YAML or JSON: {e}")))?;
+    let (name, namespace, body) = match &document {
+        // A document with any manifest key is a manifest, `kind:` or not.
+        Value::Object(map)
+            if ["kind", "apiVersion", "metadata", "spec"]
+                .iter()
+                .any(|key| map.contains_key(*key)) =>
+        {
+            let kind = map
+                .get("kind")
+                .and_then(Value::as_str)
+                .unwrap_or("DataFlow");
+            if kind != "DataFlow" {
+                return Err(SpecError::Parse(format!(
+                    "kind: expected DataFlow, got {kind:?}"
+                )));
+            }
+            let meta = |key: &str| {
+                map.get("metadata")
+                    .and_then(|m| m.get(key))
+                    .and_then(Value::as_str)
+                    .map(str::to_owned)
+            };
+            let spec = map
+                .get("spec")
+                .cloned()
+                .ok_or_else(|| SpecError::Parse("spec: required".into()))?;
+            (meta("name"), meta("namespace"), spec)
+        }
+        _ => (None, None, document),
+    };
+    let spec: DataFlowSpec = serde_path_to_error::deserialize(body).map_err(|e| {
+        let at = e.path().to_string();
+        let at = if at.is_empty() || at == "." {
+            "spec".to_owned()
+        } else {
+            format!("spec.{at}")
+        };
+        SpecError::Parse(format!("{at}: {}", e.into_inner()))
+    })?;
+    validate(&spec)?;
+    Ok(LoadedSpec {
+        name,
+        namespace,
+        spec,
+    })
+}
+
+/// Refuses, before any parsing, a text too large or nested too deep for a spec.
+/// The depth is measured in one pass: flow brackets, and block nesting by
+/// indentation and `- ` markers; quoted text and comments do not count.
+fn check_shape(text: &str) -> Result<(), SpecError> {
+    if text.len() > MAX_SPEC_BYTES {
+        return Err(SpecError::Parse(format!(
+            "the spec is {} bytes; at most {MAX_SPEC_BYTES} are accepted",
+            text.len()
+        )));
+    }
+    let too_deep = |number: usize| {
+        SpecError::Parse(format!(
+            "line {}: the spec nests deeper than {MAX_SPEC_DEPTH} levels",
+            number + 1
+        ))
+    };
+    let mut indents: Vec<usize> = Vec::new();
+    let mut flow = 0usize;
+    let mut quote: Option<char> = None;
+    // The indentation of a line ending in `|` or `>`: its block text follows.
+    let mut block_text: Option<usize> = None;
+    for (number, line) in text.lines().enumerate() {
+        let trimmed = line.trim_start_matches(' ');
+        let indent = line.len() - trimmed.len();
+        let content = trimmed.trim_start();
+        if let Some(owner) = block_text {
+            if content.is_empty() || indent > owner {
+                continue;
+            }
+            block_text = None;
+        }
+        if quote.is_none() && flow == 0 {
+            if content.is_empty() || content.starts_with('#') {
+                continue;
+            }
+            while indents.last().is_some_and(|&top| top >= indent) {
+                indents.pop();
+            }
+            indents.push(indent);
+        }
+        let mut dashes = 0;
+        let mut rest = trimmed;
+        while quote.is_none() && flow == 0 && (rest.starts_with("- ") || rest == "-") {
+            dashes += 1;
+            rest = rest.get(2..).unwrap_or("").trim_start_matches(' ');
+        }
+        // A quote opens a scalar only where a scalar may start.
+        let mut scalar_start = true;
+        let mut after_space = true;
+        let mut escaped = false;
+        for c in rest.chars() {
+            match quote {
+                Some(q) => {
+                    if escaped {
+                        escaped = false;
+                    } else if c == '\\' && q == '"' {
+                        escaped = true;
+                    } else if c == q {
+                        quote = None;
+                    }
+                }
+                None => {
+                    match c {
+                        '"' | '\'' if scalar_start => quote = Some(c),
+                        '#' if scalar_start || after_space => break,
+                        '[' | '{' => flow += 1,
+                        ']' | '}' => flow = flow.saturating_sub(1),
+                        _ => {}
+                    }
+                    if !c.is_whitespace() {
+                        scalar_start = matches!(c, ':' | '[' | '{' | ',' | '-');
+                    }
+                    after_space = c.is_whitespace();
+                }
+            }
+            if indents.len() + dashes + flow > MAX_SPEC_DEPTH {
+                return Err(too_deep(number));
+            }
+        }
+        if indents.len() + dashes + flow > MAX_SPEC_DEPTH {
+            return Err(too_deep(number));
+        }
+        let value_end = rest.trim_end();
+        if quote.is_none()
+            && flow == 0
+            && ["|", ">", "|-", ">-", "|+", ">+"]
+                .iter()
+                .any(|marker| value_end.ends_with(&format!(" {marker}")) || value_end == *marker)
+        {
+            block_text = Some(indent);
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn manifest_and_bare_spec() {
+        let manifest = "apiVersion: dataflow.dataflow.io/v1\nkind: DataFlow\nmetadata: {name: demo, namespace: ns}\nspec:\n  source: {type: stdin}\n  sink: {type: stdout}\n";
+        let loaded = parse(manifest).unwrap();
+        assert_eq!(loaded.name.as_deref(), Some("demo"));
+        assert_eq!(loaded.namespace.as_deref(), Some("ns"));
+        let bare = r#"{"source": {"type": "generator", "generator": {"count": 10}}, "sink": {"type": "stdout"}}"#;
+        match parse(bare).unwrap().spec.source {
+            crate::SourceSpec::Generator(generator) => assert_eq!(generator.count, Some(10)),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let err = parse(
+            "source: {type: stdin}\nsink: {type: postgresql, postgresql: {connectionString: x}}\n",
+        )
+        .unwrap_err();
+        assert_eq!(err.to_string(), "spec.sink.postgresql.table: required");
+        let err = parse("source: {type: stdin}\nsink: {type: nosuch}\n").unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("spec.sink.type: unknown variant `nosuch`"),
+            "{err}"
+        );
+        let err =
+            parse("source: {type: generator, generator: {count: many}}\nsink: {type: stdout}\n")
+                .unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("spec.source.generator.count: invalid type"),
+            "{err}"
+        );
+        let err = parse("source: {type: stdin}\nsink: {type: postgresql, postgresql: {connectionString: x, table: t}, file: {path: x}}\n").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "spec.sink: the file block is set, but type is postgresql"
+        );
+        let err = parse("source: {type: kafka}\nsink: {type: stdout}\n").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "spec.source: type kafka needs a kafka block"
+        );
+        let err = parse(
+            "source: {type: stdin}\nsink: {type: stdout}\ntransformations: [{type: flatten}]\n",
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "spec.transformations[0]: type flatten needs a flatten block"
+        );
+        let loaded =
+            parse("metadata: {name: n}\nspec: {source: {type: stdin}, sink: {type: stdout}}\n")
+                .unwrap();
+        assert_eq!(loaded.name.as_deref(), Some("n"), "a manifest without kind");
+        let err = parse("metadata: {name: n}\nsource: {type: stdin}\nsink: {type: stdout}\n")
+            .unwrap_err();
+        assert_eq!(err.to_string(), "spec: required");
+        let err = parse("kind: Deployment\nspec: {}\n").unwrap_err();
+        assert!(
+            err.to_string().starts_with("kind: expected DataFlow"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn deep_or_huge_texts_are_refused_before_parsing() {
+        let started = std::time::Instant::now();
+        let flow = format!("{}1{}", "[".repeat(100_000), "]".repeat(100_000));
+        let err = parse(&flow).unwrap_err().to_string();
+        assert!(err.contains("nests deeper than 64"), "{err}");
+        let mut block = String::new();
+        for depth in 0..200 {
+            block.push_str(&" ".repeat(depth));
+            block.push_str("a:\n");
+        }
+        let err = parse(&block).unwrap_err().to_string();
+        assert!(err.contains("line 64") || err.contains("line 65"), "{err}");
+        let dashes = format!("{}x\n", "- ".repeat(1000));
+        assert!(
+            parse(&dashes)
+                .unwrap_err()
+                .to_string()
+                .contains("nests deeper")
+        );
+        assert!(started.elapsed() < std::time::Duration::from_secs(2));
+        let big = format!(
+            "source: {{type: stdin}}\nsink: {{type: stdout}}\n#{}",
+            "x".repeat(MAX_SPEC_BYTES)
+        );
+        assert!(
+            parse(&big)
+                .unwrap_err()
+                .to_string()
+                .contains("bytes; at most")
+        );
+    }
+
+    #[test]
+    fn an_apostrophe_in_plain_text_does_not_switch_the_check_off() {
+        let text = format!("x: don't\ny: {}1{}\n", "[".repeat(100), "]".repeat(100));
+        assert!(
+            parse(&text)
+                .unwrap_err()
+                .to_string()
+                .contains("nests deeper")
+        );
+    }
+
+    #[test]
+    fn block_text_is_not_counted() {
+        let code = (0..200)
+            .map(|i| format!("      {}x = [\n", " ".repeat(i % 7)))
+            .collect::<String>();
+        let text =
+            format!("source: {{type: stdin}}\nsink: {{type: stdout}}\nnote: |\n{code}other: 1\n");
+        let err = parse(&text).unwrap_err().to_string();
+        assert!(!err.contains("nests deeper"), "{err}");
+    }
+
+    #[test]
+    fn brackets_inside_quotes_and_comments_do_not_count() {
+        let text = format!(
+            "source: {{type: stdin}}  # {}\nsink: {{type: stdout}}\ntransformations: [{{type: filter, filter: {{condition: \"{}\"}}}}]\n",
+            "[".repeat(200),
+            "a == '[[[['"
+        );
+        assert!(parse(&text).is_ok(), "{:?}", parse(&text).err());
+    }
+}

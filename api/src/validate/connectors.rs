@@ -1,0 +1,362 @@
+//! Checks of connector settings beyond their types: required values (given
+//! directly or through a SecretRef), choices, and numbers that must be positive.
+
+use crate::connectors::{
+    ClickhouseSinkSpec, ClickhouseSourceSpec, FileSpec, GENERATOR_TEMPLATES, GeneratorSpec,
+    KafkaSasl, KafkaSinkSpec, KafkaSourceSpec, Keycloak, NessieSinkSpec, NessieSourceSpec,
+    PostgresqlSinkSpec, PostgresqlSourceSpec, TrinoSinkSpec, TrinoSourceSpec,
+};
+use crate::{SecretRef, SinkSpec, SourceSpec};
+
+use super::Validator;
+
+impl Validator {
+    /// A field that may be given directly or through a SecretRef.
+    fn required(
+        &mut self,
+        path: &str,
+        field: &str,
+        value: Option<&String>,
+        secret: Option<&SecretRef>,
+    ) {
+        let given = value.is_some_and(|v| !v.trim().is_empty()) || secret.is_some();
+        if !given {
+            self.fail(&format!("{path}.{field}"), "required");
+        }
+    }
+
+    pub(super) fn source(&mut self, path: &str, s: &SourceSpec) {
+        let at = |name: &str| format!("{path}.{name}");
+        match s {
+            SourceSpec::Kafka(c) => self.kafka_source(&at("kafka"), c),
+            SourceSpec::Postgresql(c) => self.postgresql_source(&at("postgresql"), c),
+            SourceSpec::Clickhouse(c) => self.clickhouse_source(&at("clickhouse"), c),
+            SourceSpec::Trino(c) => self.trino_source(&at("trino"), c),
+            SourceSpec::Nessie(c) => self.nessie_source(&at("nessie"), c),
+            SourceSpec::File(c) => self.file(&at("file"), c),
+            SourceSpec::Generator(c) => self.generator(&at("generator"), c),
+            SourceSpec::Stdin => {}
+        }
+    }
+
+    pub(super) fn sink(&mut self, path: &str, s: &SinkSpec) {
+        let at = |name: &str| format!("{path}.{name}");
+        match s {
+            SinkSpec::Kafka(c) => self.kafka_sink(&at("kafka"), c),
+            SinkSpec::Postgresql(c) => self.postgresql_sink(&at("postgresql"), c),
+            SinkSpec::Clickhouse(c) => self.clickhouse_sink(&at("clickhouse"), c),
+            SinkSpec::Trino(c) => self.trino_sink(&at("trino"), c),
+            SinkSpec::Nessie(c) => self.nessie_sink(&at("nessie"), c),
+            SinkSpec::File(c) => self.file(&at("file"), c),
+            SinkSpec::Stdout => {}
+        }
+    }
+
+    fn kafka_brokers(&mut self, path: &str, brokers: &[String], secret: Option<&SecretRef>) {
+        if brokers.is_empty() && secret.is_none() {
+            self.fail(&format!("{path}.brokers"), "required");
+        }
+        for (i, broker) in brokers.iter().enumerate() {
+            if broker.trim().is_empty() {
+                self.fail(&format!("{path}.brokers[{i}]"), "must not be empty");
+            }
+        }
+    }
+
+    fn kafka_sasl(&mut self, path: &str, sasl: Option<&KafkaSasl>) {
+        let Some(sasl) = sasl else { return };
+        let path = format!("{path}.sasl");
+        match sasl
+            .mechanism
+            .as_deref()
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
+            Some("plain" | "scram-sha-256" | "scram-sha-512") => {}
+            Some(other) => self.fail(
+                &format!("{path}.mechanism"),
+                format!("{other:?} is not one of plain, scram-sha-256, scram-sha-512"),
+            ),
+            None => self.fail(&format!("{path}.mechanism"), "required"),
+        }
+        self.required(
+            &path,
+            "username",
+            sasl.username.as_ref(),
+            sasl.username_secret_ref.as_ref(),
+        );
+        self.required(
+            &path,
+            "password",
+            sasl.password.as_ref(),
+            sasl.password_secret_ref.as_ref(),
+        );
+    }
+
+    fn kafka_source(&mut self, path: &str, c: &KafkaSourceSpec) {
+        self.kafka_brokers(path, &c.brokers, c.brokers_secret_ref.as_ref());
+        self.required(path, "topic", c.topic.as_ref(), c.topic_secret_ref.as_ref());
+        self.required(
+            path,
+            "consumerGroup",
+            c.consumer_group.as_ref(),
+            c.consumer_group_secret_ref.as_ref(),
+        );
+        match c.format.as_deref() {
+            None | Some("json") => {}
+            Some("avro") => {
+                let has_schema = c.avro_schema.is_some()
+                    || c.avro_schema_secret_ref.is_some()
+                    || c.avro_schema_file.is_some()
+                    || c.schema_registry.is_some();
+                if !has_schema {
+                    self.fail(
+                        &format!("{path}.format"),
+                        "avro needs avroSchema, avroSchemaSecretRef, avroSchemaFile or schemaRegistry",
+                    );
+                }
+            }
+            Some(other) => self.fail(
+                &format!("{path}.format"),
+                format!("{other:?} is not one of json, avro"),
+            ),
+        }
+        if let Some(registry) = &c.schema_registry {
+            self.required(
+                &format!("{path}.schemaRegistry"),
+                "url",
+                registry.url.as_ref(),
+                registry.url_secret_ref.as_ref(),
+            );
+        }
+        self.kafka_sasl(path, c.sasl.as_ref());
+    }
+
+    fn kafka_sink(&mut self, path: &str, c: &KafkaSinkSpec) {
+        self.kafka_brokers(path, &c.brokers, c.brokers_secret_ref.as_ref());
+        self.required(path, "topic", c.topic.as_ref(), c.topic_secret_ref.as_ref());
+        if let Some(key) = &c.key_field {
+            self.path(&format!("{path}.keyField"), key);
+        }
+        self.kafka_sasl(path, c.sasl.as_ref());
+    }
+
+    fn table_or_query(
+        &mut self,
+        path: &str,
+        table: Option<&String>,
+        secret: Option<&SecretRef>,
+        query: Option<&String>,
+    ) {
+        if query.is_none_or(|q| q.trim().is_empty()) {
+            self.required(path, "table", table, secret);
+        }
+    }
+
+    fn postgresql_source(&mut self, path: &str, c: &PostgresqlSourceSpec) {
+        self.required(
+            path,
+            "connectionString",
+            c.connection_string.as_ref(),
+            c.connection_string_secret_ref.as_ref(),
+        );
+        self.table_or_query(
+            path,
+            c.table.as_ref(),
+            c.table_secret_ref.as_ref(),
+            c.query.as_ref(),
+        );
+        self.poll_interval(path, c.poll_interval);
+    }
+
+    fn postgresql_sink(&mut self, path: &str, c: &PostgresqlSinkSpec) {
+        self.required(
+            path,
+            "connectionString",
+            c.connection_string.as_ref(),
+            c.connection_string_secret_ref.as_ref(),
+        );
+        self.required(path, "table", c.table.as_ref(), c.table_secret_ref.as_ref());
+        self.batching(path, c.batch_size, c.batch_flush_interval_seconds);
+        if c.conflict_key.is_some() && c.upsert_mode != Some(true) {
+            self.fail(
+                &format!("{path}.conflictKey"),
+                "only used with upsertMode: true",
+            );
+        }
+    }
+
+    fn clickhouse_source(&mut self, path: &str, c: &ClickhouseSourceSpec) {
+        self.required(
+            path,
+            "connectionString",
+            c.connection_string.as_ref(),
+            c.connection_string_secret_ref.as_ref(),
+        );
+        self.table_or_query(
+            path,
+            c.table.as_ref(),
+            c.table_secret_ref.as_ref(),
+            c.query.as_ref(),
+        );
+        self.poll_interval(path, c.poll_interval);
+    }
+
+    fn clickhouse_sink(&mut self, path: &str, c: &ClickhouseSinkSpec) {
+        self.required(
+            path,
+            "connectionString",
+            c.connection_string.as_ref(),
+            c.connection_string_secret_ref.as_ref(),
+        );
+        self.required(path, "table", c.table.as_ref(), c.table_secret_ref.as_ref());
+        self.batching(path, c.batch_size, c.batch_flush_interval_seconds);
+    }
+
+    fn keycloak(&mut self, path: &str, k: Option<&Keycloak>) {
+        let Some(k) = k else { return };
+        let path = format!("{path}.keycloak");
+        if k.token.is_some() || k.token_secret_ref.is_some() {
+            return;
+        }
+        self.required(
+            &path,
+            "serverURL",
+            k.server_url.as_ref(),
+            k.server_url_secret_ref.as_ref(),
+        );
+        self.required(
+            &path,
+            "realm",
+            k.realm.as_ref(),
+            k.realm_secret_ref.as_ref(),
+        );
+        self.required(
+            &path,
+            "clientID",
+            k.client_id.as_ref(),
+            k.client_id_secret_ref.as_ref(),
+        );
+        let has_user = k.username.is_some() || k.username_secret_ref.is_some();
+        let has_password = k.password.is_some() || k.password_secret_ref.is_some();
+        if has_user != has_password {
+            self.fail(&path, "the password grant needs both username and password");
+        }
+        if !has_user && k.client_secret.is_none() && k.client_secret_secret_ref.is_none() {
+            self.fail(
+                &path,
+                "set token, username and password (password grant), or clientSecret (client credentials)",
+            );
+        }
+    }
+
+    fn trino_common(
+        &mut self,
+        path: &str,
+        url: (Option<&String>, Option<&SecretRef>),
+        catalog: (Option<&String>, Option<&SecretRef>),
+        schema: (Option<&String>, Option<&SecretRef>),
+    ) {
+        self.required(path, "serverURL", url.0, url.1);
+        self.required(path, "catalog", catalog.0, catalog.1);
+        self.required(path, "schema", schema.0, schema.1);
+    }
+
+    fn trino_source(&mut self, path: &str, c: &TrinoSourceSpec) {
+        self.trino_common(
+            path,
+            (c.server_url.as_ref(), c.server_url_secret_ref.as_ref()),
+            (c.catalog.as_ref(), c.catalog_secret_ref.as_ref()),
+            (c.schema.as_ref(), c.schema_secret_ref.as_ref()),
+        );
+        self.table_or_query(
+            path,
+            c.table.as_ref(),
+            c.table_secret_ref.as_ref(),
+            c.query.as_ref(),
+        );
+        self.poll_interval(path, c.poll_interval);
+        self.keycloak(path, c.keycloak.as_ref());
+    }
+
+    fn trino_sink(&mut self, path: &str, c: &TrinoSinkSpec) {
+        self.trino_common(
+            path,
+            (c.server_url.as_ref(), c.server_url_secret_ref.as_ref()),
+            (c.catalog.as_ref(), c.catalog_secret_ref.as_ref()),
+            (c.schema.as_ref(), c.schema_secret_ref.as_ref()),
+        );
+        self.required(path, "table", c.table.as_ref(), c.table_secret_ref.as_ref());
+        self.batching(path, c.batch_size, c.batch_flush_interval_seconds);
+        self.keycloak(path, c.keycloak.as_ref());
+    }
+
+    fn nessie_source(&mut self, path: &str, c: &NessieSourceSpec) {
+        self.required(
+            path,
+            "baseURL",
+            c.base_url.as_ref(),
+            c.base_url_secret_ref.as_ref(),
+        );
+        self.required(
+            path,
+            "namespace",
+            c.namespace.as_ref(),
+            c.namespace_secret_ref.as_ref(),
+        );
+        self.required(path, "table", c.table.as_ref(), c.table_secret_ref.as_ref());
+        self.poll_interval(path, c.poll_interval);
+    }
+
+    fn nessie_sink(&mut self, path: &str, c: &NessieSinkSpec) {
+        self.required(
+            path,
+            "baseURL",
+            c.base_url.as_ref(),
+            c.base_url_secret_ref.as_ref(),
+        );
+        self.required(
+            path,
+            "namespace",
+            c.namespace.as_ref(),
+            c.namespace_secret_ref.as_ref(),
+        );
+        self.required(path, "table", c.table.as_ref(), c.table_secret_ref.as_ref());
+        self.batching(path, c.batch_size, c.batch_flush_interval_seconds);
+    }
+
+    fn file(&mut self, path: &str, c: &FileSpec) {
+        if c.path.trim().is_empty() {
+            self.fail(&format!("{path}.path"), "required");
+        }
+    }
+
+    fn generator(&mut self, path: &str, c: &GeneratorSpec) {
+        if let Some(template) = &c.template
+            && !GENERATOR_TEMPLATES.contains(&template.as_str())
+        {
+            self.fail(
+                &format!("{path}.template"),
+                format!(
+                    "{template:?} is not one of {}",
+                    GENERATOR_TEMPLATES.join(", ")
+                ),
+            );
+        }
+    }
+
+    fn poll_interval(&mut self, path: &str, interval: Option<u64>) {
+        if interval == Some(0) {
+            self.fail(&format!("{path}.pollInterval"), "must be at least 1 second");
+        }
+    }
+
+    fn batching(&mut self, path: &str, size: Option<u32>, interval: Option<u64>) {
+        if size == Some(0) && interval == Some(0) {
+            self.fail(
+                path,
+                "batchSize and batchFlushIntervalSeconds cannot both be 0: nothing would ever be written",
+            );
+        }
+    }
+}

@@ -1,0 +1,142 @@
+//! Spec validation beyond what the types enforce: every problem is reported with
+//! its field path.
+
+mod connectors;
+
+use std::fmt;
+
+use crate::{DataFlowSpec, TransformType, TransformationSpec, WasmTransformSpec};
+
+/// One problem in a spec.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    /// Where, e.g. `spec.transformations[2].mask.fields`.
+    pub path: String,
+    /// What is wrong, e.g. `must not be empty`.
+    pub message: String,
+}
+
+impl fmt::Display for FieldError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.path, self.message)
+    }
+}
+
+/// Every problem found in a spec (never empty).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ValidationErrors(pub Vec<FieldError>);
+
+impl fmt::Display for ValidationErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, error) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            write!(f, "{error}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Validates a spec. Paths start at `spec.`.
+pub fn validate(spec: &DataFlowSpec) -> Result<(), ValidationErrors> {
+    let mut v = Validator::default();
+    v.source("spec.source", &spec.source);
+    v.sink("spec.sink", &spec.sink);
+    if let Some(errors) = &spec.errors {
+        v.sink("spec.errors", errors);
+    }
+    let mut routers = 0;
+    for (i, t) in spec.transformations.iter().enumerate() {
+        let path = format!("spec.transformations[{i}]");
+        if t.kind() == TransformType::Router {
+            routers += 1;
+            if routers > 1 {
+                v.fail(&path, "only one router is allowed per DataFlow");
+            }
+        }
+        v.transformation(&path, t);
+    }
+    if let Some(replicas) = spec.replicas
+        && replicas < 1
+    {
+        v.fail("spec.replicas", "must be at least 1");
+    }
+    if v.errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ValidationErrors(v.errors))
+    }
+}
+
+/// Collects problems as it walks a spec.
+#[derive(Default)]
+struct Validator {
+    errors: Vec<FieldError>,
+}
+
+impl Validator {
+    fn fail(&mut self, path: &str, message: impl Into<String>) {
+        self.errors.push(FieldError {
+            path: path.to_owned(),
+            message: message.into(),
+        });
+    }
+
+    fn path(&mut self, path: &str, text: &str) {
+        if let Err(e) = dataflow_core::path::FieldPath::parse(text) {
+            self.fail(path, e.to_string());
+        }
+    }
+
+    fn transformation(&mut self, path: &str, t: &TransformationSpec) {
+        let kind = t.kind().as_str();
+        if let Some(router) = t.router() {
+            for (j, route) in router.routes.iter().enumerate() {
+                self.sink(&format!("{path}.router.routes[{j}].sink"), &route.sink);
+            }
+        }
+        if let TransformationSpec::Wasm(wasm) = t {
+            self.wasm(&format!("{path}.wasm"), wasm);
+        }
+        // Built-ins: the same checks the transform runs when it is created.
+        if let Some(config) = t.builtin_config()
+            && let Err(e) = config.validate()
+        {
+            let at = match e.key() {
+                Some(key) => format!("{path}.{kind}.{key}"),
+                None => format!("{path}.{kind}"),
+            };
+            self.fail(&at, e.reason());
+        }
+    }
+
+    fn wasm(&mut self, path: &str, w: &WasmTransformSpec) {
+        match (&w.path, &w.config_map_ref) {
+            (None, None) => self.fail(path, "set path (local runs) or configMapRef (in cluster)"),
+            (Some(p), _) if p.trim().is_empty() => {
+                self.fail(&format!("{path}.path"), "must not be empty")
+            }
+            _ => {}
+        }
+        if let Some(sha) = &w.sha256
+            && (sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()))
+        {
+            self.fail(
+                &format!("{path}.sha256"),
+                "must be 64 hexadecimal characters",
+            );
+        }
+        if let Some(limits) = &w.limits {
+            if limits.memory_mib == Some(0) {
+                self.fail(&format!("{path}.limits.memoryMiB"), "must be at least 1");
+            }
+            if limits.timeout_ms == Some(0) {
+                self.fail(&format!("{path}.limits.timeoutMs"), "must be at least 1");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

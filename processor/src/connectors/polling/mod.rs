@@ -1,0 +1,167 @@
+//! The polling-source skeleton shared by PostgreSQL, ClickHouse and Trino.
+//!
+//! A [`Poller`] knows one database: which column reads follow (an `id` or a
+//! `created_at`), and how to read the rows after a position. [`PollingSource`]
+//! does the rest the same way for all three: when to poll, the position reads
+//! continue from, the acks, and when a position is saved in its [`PositionStore`].
+//!
+//! **When a position is saved.** Only a committed position is saved, that is one
+//! whose rows (and every row before them) are durable in every sink or the error
+//! sink; at most once every [`SAVE_EVERY`], and once more when the flow stops.
+//! After a crash a restarted flow reads again at most the rows of that last
+//! interval: duplicates, never loss. A store that cannot be written keeps the
+//! position in memory only, and a restart reads from the start.
+
+mod rows;
+mod store;
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use async_trait::async_trait;
+use dataflow_core::Message;
+
+pub use rows::{PollTimer, Selection, position_key, row_message};
+pub use store::{MemoryStore, PositionStore};
+
+use crate::connectors::{
+    Ack, BatchLimit, ConnectorError, PositionLog, Rejected, Source, SourceBatch,
+};
+
+/// Shortest time between two saved positions.
+pub const SAVE_EVERY: Duration = Duration::from_secs(1);
+
+/// The rows one poll found.
+#[derive(Debug, Default)]
+pub struct Page {
+    /// Rows as messages.
+    pub messages: Vec<Message>,
+    /// Rows that could not become messages.
+    pub rejected: Vec<Rejected>,
+    /// The cursor value of the page's last row, when reads are incremental.
+    pub last: Option<String>,
+}
+
+impl Page {
+    /// Rows in the page, usable or not.
+    pub fn rows(&self) -> usize {
+        self.messages.len() + self.rejected.len()
+    }
+}
+
+/// One database's way of reading rows.
+#[async_trait]
+pub trait Poller: Send {
+    /// The connector's name, for logs and errors.
+    fn name(&self) -> &str;
+
+    /// Whether reads follow a cursor column (else every poll reads everything).
+    fn incremental(&self) -> bool;
+
+    /// Reads up to `max` rows after `after` in cursor order; without a cursor, all
+    /// rows.
+    async fn poll(&mut self, after: Option<&str>, max: usize) -> Result<Page, ConnectorError>;
+}
+
+/// A polling source: any [`Poller`] with a [`PositionStore`].
+pub struct PollingSource {
+    poller: Box<dyn Poller>,
+    store: Box<dyn PositionStore>,
+    timer: PollTimer,
+    /// Where the next read continues.
+    read_after: Option<String>,
+    log: PositionLog<Option<String>>,
+    /// A committed position not saved yet.
+    unsaved: Option<String>,
+    last_save: Option<Instant>,
+}
+
+impl PollingSource {
+    /// A source that polls every `interval_secs` and continues after the position
+    /// `store` holds, if any.
+    pub async fn new(
+        poller: Box<dyn Poller>,
+        mut store: Box<dyn PositionStore>,
+        interval_secs: u64,
+    ) -> Self {
+        let saved = if poller.incremental() {
+            store.load().await
+        } else {
+            tracing::warn!(connector = %poller.name(), "no id or created_at column: every poll reads all rows again");
+            None
+        };
+        if let Some(position) = &saved {
+            tracing::info!(connector = %poller.name(), %position, "resuming after the saved position");
+        }
+        Self {
+            poller,
+            store,
+            timer: PollTimer::new(interval_secs),
+            read_after: saved,
+            log: PositionLog::default(),
+            unsaved: None,
+            last_save: None,
+        }
+    }
+
+    async fn save_unsaved(&mut self) {
+        if let Some(position) = self.unsaved.take() {
+            self.last_save = Some(Instant::now());
+            self.store.save(&position).await;
+        }
+    }
+}
+
+#[async_trait]
+impl Source for PollingSource {
+    async fn wait_for_input(&mut self) -> Result<(), ConnectorError> {
+        self.timer.wait().await;
+        Ok(())
+    }
+
+    async fn next_batch(
+        &mut self,
+        limit: BatchLimit,
+    ) -> Result<Option<SourceBatch>, ConnectorError> {
+        let max = limit.messages.max(1);
+        let page = self.poller.poll(self.read_after.as_deref(), max).await?;
+        let rows = page.rows();
+        // A full page means more rows are waiting.
+        self.timer.polled(self.poller.incremental() && rows >= max);
+        if rows == 0 {
+            return Ok(Some(SourceBatch::unacked(Vec::new())));
+        }
+        if let Some(last) = &page.last {
+            self.read_after = Some(last.clone());
+        }
+        let ack = self.log.record(page.last);
+        Ok(Some(SourceBatch {
+            messages: page.messages,
+            rejected: page.rejected,
+            ack: Some(ack),
+        }))
+    }
+
+    async fn commit(&mut self, ack: Ack) -> Result<(), ConnectorError> {
+        let released = self.log.release(ack).map_err(|cause| ConnectorError::Ack {
+            connector: self.poller.name().to_owned(),
+            cause,
+        })?;
+        if let Some(position) = released.into_iter().flatten().next_back() {
+            self.unsaved = Some(position);
+        }
+        if self.last_save.is_none_or(|at| at.elapsed() >= SAVE_EVERY) {
+            self.save_unsaved().await;
+        }
+        Ok(())
+    }
+
+    async fn close(&mut self) -> Result<(), ConnectorError> {
+        self.save_unsaved().await;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

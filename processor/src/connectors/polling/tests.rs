@@ -1,0 +1,144 @@
+//! The polling skeleton's rules: reads continue after the saved position, only
+//! committed positions are saved, at most once per interval, and once at close.
+
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+
+use super::*;
+
+fn limit(messages: usize) -> BatchLimit {
+    BatchLimit {
+        messages,
+        bytes: usize::MAX,
+    }
+}
+
+/// Rows `1..=rows`, each with its number as the cursor.
+struct Numbers {
+    rows: u32,
+    asked_after: Arc<Mutex<Vec<Option<String>>>>,
+}
+
+#[async_trait]
+impl Poller for Numbers {
+    fn name(&self) -> &str {
+        "numbers"
+    }
+
+    fn incremental(&self) -> bool {
+        true
+    }
+
+    async fn poll(&mut self, after: Option<&str>, max: usize) -> Result<Page, ConnectorError> {
+        self.asked_after
+            .lock()
+            .unwrap()
+            .push(after.map(str::to_owned));
+        let start = after.map_or(0, |a| a.parse::<u32>().unwrap_or(0));
+        let mut page = Page::default();
+        for n in (start + 1..=self.rows).take(max) {
+            page.messages.push(Message {
+                payload: format!("{{\"id\":{n}}}").into_bytes(),
+                metadata: Vec::new(),
+            });
+            page.last = Some(n.to_string());
+        }
+        Ok(page)
+    }
+}
+
+/// Remembers what was saved; starts with `saved`.
+struct Recorder {
+    saved: Option<String>,
+    saves: Arc<Mutex<Vec<String>>>,
+}
+
+#[async_trait]
+impl PositionStore for Recorder {
+    async fn load(&mut self) -> Option<String> {
+        self.saved.clone()
+    }
+
+    async fn save(&mut self, position: &str) {
+        self.saves.lock().unwrap().push(position.to_owned());
+    }
+}
+
+async fn source(
+    rows: u32,
+    saved: Option<&str>,
+) -> (
+    PollingSource,
+    Arc<Mutex<Vec<Option<String>>>>,
+    Arc<Mutex<Vec<String>>>,
+) {
+    let asked = Arc::new(Mutex::new(Vec::new()));
+    let saves = Arc::new(Mutex::new(Vec::new()));
+    let source = PollingSource::new(
+        Box::new(Numbers {
+            rows,
+            asked_after: asked.clone(),
+        }),
+        Box::new(Recorder {
+            saved: saved.map(str::to_owned),
+            saves: saves.clone(),
+        }),
+        60,
+    )
+    .await;
+    (source, asked, saves)
+}
+
+#[tokio::test]
+async fn reads_continue_after_the_saved_position() {
+    let (mut source, asked, _) = source(10, Some("7")).await;
+    let batch = source.next_batch(limit(100)).await.unwrap().unwrap();
+    assert_eq!(batch.messages.len(), 3);
+    assert_eq!(asked.lock().unwrap()[0].as_deref(), Some("7"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn only_committed_positions_are_saved_and_at_most_once_per_interval() {
+    let (mut source, _, saves) = source(10, None).await;
+    let first = source.next_batch(limit(4)).await.unwrap().unwrap();
+    let second = source.next_batch(limit(4)).await.unwrap().unwrap();
+    let third = source.next_batch(limit(4)).await.unwrap().unwrap();
+    assert!(
+        saves.lock().unwrap().is_empty(),
+        "nothing committed, nothing saved"
+    );
+    source.commit(first.ack.unwrap()).await.unwrap();
+    assert_eq!(*saves.lock().unwrap(), ["4"]);
+    // Within the interval: remembered, not saved yet.
+    source.commit(second.ack.unwrap()).await.unwrap();
+    assert_eq!(*saves.lock().unwrap(), ["4"]);
+    tokio::time::advance(SAVE_EVERY).await;
+    source.commit(third.ack.unwrap()).await.unwrap();
+    assert_eq!(*saves.lock().unwrap(), ["4", "10"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn close_saves_the_last_committed_position_but_never_an_uncommitted_one() {
+    let (mut source, _, saves) = source(10, None).await;
+    let first = source.next_batch(limit(4)).await.unwrap().unwrap();
+    let second = source.next_batch(limit(4)).await.unwrap().unwrap();
+    let _third = source.next_batch(limit(4)).await.unwrap().unwrap();
+    source.commit(first.ack.unwrap()).await.unwrap();
+    source.commit(second.ack.unwrap()).await.unwrap();
+    source.close().await.unwrap();
+    assert_eq!(
+        *saves.lock().unwrap(),
+        ["4", "8"],
+        "row 10 was read but never committed"
+    );
+}
+
+#[tokio::test]
+async fn an_ack_it_never_handed_out_is_an_error() {
+    let (mut source, _, _) = source(10, None).await;
+    let mut other = PositionLog::<u8>::default();
+    let foreign = other.record(1);
+    let err = source.commit(foreign).await.expect_err("unknown ack");
+    assert!(err.to_string().contains("does not hold"), "{err}");
+}

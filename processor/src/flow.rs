@@ -1,0 +1,114 @@
+//! A DataFlow from its spec: opens the connectors the spec names, wires the
+//! metrics when they are served, and runs the pipeline.
+
+use std::sync::Arc;
+
+use dataflow_api::{DataFlowSpec, SinkSpec};
+use dataflow_telemetry::Exporter;
+use dataflow_wasm_host::TransformChain;
+use tokio_util::sync::CancellationToken;
+
+use crate::connectors::{FlowHealth, open_sink, open_source};
+use crate::metrics::{FlowLabels, FlowMetrics};
+use crate::pipeline::{
+    self, NamedSink, Observer, Outlets, Parts, PipelineConfig, PipelineError, RouteSink, Summary,
+    Unobserved,
+};
+use crate::progress::Progress;
+
+/// How a flow runs besides its spec.
+#[derive(Debug, Clone, Default)]
+pub struct FlowOptions {
+    /// Batching and queues.
+    pub pipeline: PipelineConfig,
+    /// Where to publish live totals (for the status reporter and metrics).
+    pub progress: Option<Arc<Progress>>,
+    /// Where to record the flow's metrics; none when nothing serves them.
+    pub metrics: Option<Exporter>,
+}
+
+/// The sinks of the spec's router routes, in route order.
+fn route_sinks(spec: &DataFlowSpec) -> Vec<SinkSpec> {
+    spec.transformations
+        .iter()
+        .filter_map(|t| t.router())
+        .flat_map(|r| r.routes.iter().map(|route| route.sink.clone()))
+        .collect()
+}
+
+/// Runs the flow `spec` describes until its source is exhausted or `shutdown` is
+/// cancelled. `flow` names the DataFlow (`namespace/name`): sources that keep their
+/// position in the origin system key it by this name.
+pub async fn run(
+    spec: &DataFlowSpec,
+    flow: &str,
+    chain: TransformChain,
+    shutdown: CancellationToken,
+    options: FlowOptions,
+) -> Result<Summary, PipelineError> {
+    let routes = route_sinks(spec);
+    let health = FlowHealth::new(spec.errors.is_some(), routes.len());
+    let progress = options.progress.clone().unwrap_or_default();
+    let observer: Arc<dyn Observer> = match &options.metrics {
+        Some(exporter) => {
+            let (namespace, name) = flow.split_once('/').unwrap_or(("default", flow));
+            let labels = FlowLabels {
+                namespace,
+                name,
+                source_type: spec.source.kind().as_str(),
+                sink_type: spec.sink.kind().as_str(),
+                error_sink_type: spec.errors.as_ref().map(|e| e.kind().as_str()),
+                route_types: routes.iter().map(|s| s.kind().as_str()).collect(),
+                transformer_types: spec
+                    .transformations
+                    .iter()
+                    .map(|t| t.kind().as_str())
+                    .collect(),
+            };
+            Arc::new(FlowMetrics::new(
+                exporter,
+                &labels,
+                progress.clone(),
+                &health,
+            ))
+        }
+        None => Arc::new(Unobserved),
+    };
+    let source = open_source("spec.source", &spec.source, flow, health.source.clone()).await?;
+    let main = NamedSink {
+        kind: spec.sink.kind(),
+        sink: open_sink("spec.sink", &spec.sink, health.sink.clone()).await?,
+    };
+    let errors = match (&spec.errors, &health.errors) {
+        (Some(errors), Some(errors_health)) => Some(NamedSink {
+            kind: errors.kind(),
+            sink: open_sink("spec.errors", errors, errors_health.clone()).await?,
+        }),
+        _ => None,
+    };
+    let routes = routes
+        .into_iter()
+        .zip(health.routes.iter().cloned())
+        .enumerate()
+        .map(|(index, (sink, health))| RouteSink {
+            kind: sink.kind(),
+            open: Box::new(move || {
+                Box::pin(async move {
+                    open_sink(&format!("router route {index} sink"), &sink, health).await
+                })
+            }),
+        })
+        .collect();
+    let parts = Parts {
+        source,
+        outlets: Outlets {
+            main,
+            errors,
+            routes,
+        },
+        transform: Box::new(chain),
+        observer,
+        progress,
+    };
+    pipeline::run(parts, shutdown, options.pipeline).await
+}

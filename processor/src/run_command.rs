@@ -1,0 +1,175 @@
+//! The `run` command: one DataFlow until its source ends or a stop signal, with
+//! metrics, status reports and a bounded shutdown.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use dataflow_processor::flow::{self, FlowOptions};
+use dataflow_processor::pipeline::PipelineConfig;
+use dataflow_processor::progress::Progress;
+use dataflow_processor::status_report::StatusReporter;
+use dataflow_telemetry::Exporter;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::RunArgs;
+
+/// Where `/metrics`, `/healthz` and `/readyz` are served inside a cluster when
+/// `--metrics-addr` is not given.
+const IN_CLUSTER_METRICS_ADDR: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 9090);
+
+/// `run`: the flow until its source ends or a stop signal.
+pub(crate) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let (loaded, chain) = crate::load(&args.spec.spec)?;
+    let name = args.name.or(loaded.name).unwrap_or_else(|| "local".into());
+    let namespace = args
+        .namespace
+        .or(loaded.namespace)
+        .unwrap_or_else(|| "default".into());
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let report_status = args
+        .report_status
+        .unwrap_or_else(|| std::env::var_os("KUBERNETES_SERVICE_HOST").is_some());
+    let interval = Duration::from_secs(args.status_interval_seconds.max(1));
+    let grace = Duration::from_secs(args.shutdown_grace_seconds);
+    let metrics_addr = args
+        .metrics_addr
+        .or_else(|| std::env::var_os("KUBERNETES_SERVICE_HOST").map(|_| IN_CLUSTER_METRICS_ADDR));
+    let span =
+        tracing::info_span!("dataflow", dataflow_name = %name, dataflow_namespace = %namespace);
+    let summary = runtime.block_on(
+        async {
+            let shutdown = CancellationToken::new();
+            tokio::spawn(stop_on_signal(shutdown.clone()));
+            let exporter = match metrics_addr {
+                Some(addr) => Some(start_metrics(addr).await?),
+                None => None,
+            };
+            tracing::info!("processor started");
+            let progress = Arc::new(Progress::default());
+            let stop_reporting = CancellationToken::new();
+            let reporter = if report_status {
+                start_status_reporter(
+                    &namespace,
+                    &name,
+                    progress.clone(),
+                    interval,
+                    &stop_reporting,
+                )
+                .await
+            } else {
+                None
+            };
+            let options = FlowOptions {
+                pipeline: PipelineConfig {
+                    batch_size: args.batch_size,
+                    batch_bytes: args.batch_bytes,
+                    ..PipelineConfig::default()
+                },
+                progress: Some(progress),
+                metrics: exporter,
+            };
+            let flow = format!("{namespace}/{name}");
+            let running = flow::run(&loaded.spec, &flow, chain, shutdown.clone(), options);
+            let result = tokio::select! {
+                result = running => result.map_err(anyhow::Error::from),
+                () = grace_over(&shutdown, grace) => Err(anyhow::anyhow!(
+                    "the flow did not stop within {} s of the stop signal (a server it waits for does not answer); exiting without committing what was in flight, which is read again on the next start",
+                    grace.as_secs()
+                )),
+            };
+            if let Err(error) = &result {
+                tracing::error!(error = %format!("{error:#}"), "the flow stopped on an error");
+            }
+            stop_reporting.cancel();
+            if let Some(reporter) = reporter {
+                match reporter.await {
+                    Ok(mut reporter) => {
+                        if let Err(error) = &result {
+                            reporter.report_failure(&format!("{error:#}")).await;
+                        }
+                    }
+                    Err(error) => tracing::warn!(%error, "status reporter failed"),
+                }
+            }
+            result
+        }
+        .instrument(span),
+    );
+    // Tasks still blocked on a server must not keep the process alive.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    eprintln!("{}", summary?);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Returns `grace` after `shutdown` is cancelled.
+async fn grace_over(shutdown: &CancellationToken, grace: Duration) {
+    shutdown.cancelled().await;
+    tokio::time::sleep(grace).await;
+}
+
+/// Binds the metrics address (a taken port fails the start) and serves it in the
+/// background.
+async fn start_metrics(addr: SocketAddr) -> anyhow::Result<Exporter> {
+    let exporter = Exporter::new()?;
+    let listener = Exporter::bind(addr).await?;
+    let serving = exporter.clone();
+    tokio::spawn(
+        async move {
+            if let Err(error) = serving.serve(listener).await {
+                tracing::error!(%error, "the metrics endpoint stopped");
+            }
+        }
+        .in_current_span(),
+    );
+    Ok(exporter)
+}
+
+/// Starts publishing counts to the DataFlow's status; without a reachable API
+/// server the flow runs on and says so.
+async fn start_status_reporter(
+    namespace: &str,
+    name: &str,
+    progress: Arc<Progress>,
+    interval: Duration,
+    stop: &CancellationToken,
+) -> Option<tokio::task::JoinHandle<StatusReporter>> {
+    // kube's TLS is rustls; pick its crypto once for the process.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    match kube::Client::try_default().await {
+        Ok(client) => {
+            let reporter = StatusReporter::new(client, namespace, name, progress).await;
+            Some(tokio::spawn(reporter.run(interval, stop.clone())))
+        }
+        Err(error) => {
+            tracing::warn!(%error, "no Kubernetes API: the DataFlow status will not show counts");
+            None
+        }
+    }
+}
+
+/// Cancels `shutdown` on SIGTERM or SIGINT: the pipeline stops reading, drains and
+/// flushes, and the process exits 0.
+async fn stop_on_signal(shutdown: CancellationToken) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::error!("cannot install signal handlers; stop the processor with SIGKILL");
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: draining and stopping"),
+        _ = int.recv() => tracing::info!("SIGINT: draining and stopping"),
+    }
+    shutdown.cancel();
+}
