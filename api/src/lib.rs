@@ -8,8 +8,10 @@ pub mod connectors;
 mod error_record;
 mod failure;
 pub mod manifest;
+pub mod references;
 mod resource;
 mod secret;
+pub mod secrets;
 mod sink;
 mod source;
 mod tagged;
@@ -23,7 +25,7 @@ pub use secret::SecretRef;
 pub use sink::{SinkSpec, SinkType};
 pub use source::{SourceSpec, SourceType};
 pub use transform::{
-    ConfigMapKeyRef, RouteSpec, RouterSpec, TransformType, TransformationSpec, WasmLimits,
-    WasmTransformSpec,
+    ConfigMapKeyRef, RouteSpec, RouterSpec, TransformType, Transformation, TransformationSpec,
+    WasmLimits, WasmTransformSpec,
 };
 pub use validate::{FieldError, ValidationErrors, validate};

@@ -1,7 +1,15 @@
-//! Reading a DataFlow spec: YAML or JSON, a whole manifest or a bare spec.
+//! Reading a DataFlow spec: YAML or JSON, a whole manifest or a bare spec, alone or
+//! in a file of several documents beside the Secrets it uses.
 
-use crate::{DataFlowSpec, ValidationErrors, validate};
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::Secret;
+use serde::Deserialize;
 use serde_json::Value;
+
+use crate::references::ObjectKey;
+use crate::secrets::substitute;
+use crate::{DataFlowSpec, ValidationErrors, validate};
 
 /// A spec that cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -37,19 +45,24 @@ pub const MAX_SPEC_BYTES: usize = 4 * 1024 * 1024;
 /// Deepest nesting of mappings and sequences a spec text may have.
 pub const MAX_SPEC_DEPTH: usize = 64;
 
+/// Most documents one spec file may hold (a DataFlow and the Secrets it uses).
+pub const MAX_DOCUMENTS: usize = 64;
+
 /// Parses and validates spec text (YAML or JSON; a `kind: DataFlow` manifest or a
-/// bare spec).
+/// bare spec). A file of several YAML documents must hold exactly one DataFlow;
+/// the `kind: Secret` documents beside it fill its `*SecretRef` fields, as the
+/// operator does in a cluster, and documents of other kinds are ignored.
 pub fn parse(text: &str) -> Result<LoadedSpec, SpecError> {
     check_shape(text)?;
-    let document: Value = serde_norway::from_str(text)
-        .map_err(|e| SpecError::Parse(format!("not valid YAML or JSON: {e}")))?;
-    let (name, namespace, body) = match &document {
+    let documents = documents(text)?;
+    let (document, secrets) = match documents.as_slice() {
+        [] => return Err(SpecError::Parse("the file holds no document".into())),
+        [only] => (only, Vec::new()),
+        _ => pick_dataflow(&documents)?,
+    };
+    let (name, namespace, body) = match document {
         // A document with any manifest key is a manifest, `kind:` or not.
-        Value::Object(map)
-            if ["kind", "apiVersion", "metadata", "spec"]
-                .iter()
-                .any(|key| map.contains_key(*key)) =>
-        {
+        Value::Object(map) if is_manifest(map) => {
             let kind = map
                 .get("kind")
                 .and_then(Value::as_str)
@@ -71,9 +84,140 @@ pub fn parse(text: &str) -> Result<LoadedSpec, SpecError> {
                 .ok_or_else(|| SpecError::Parse("spec: required".into()))?;
             (meta("name"), meta("namespace"), spec)
         }
-        _ => (None, None, document),
+        _ => (None, None, document.clone()),
     };
-    let spec: DataFlowSpec = serde_path_to_error::deserialize(body).map_err(|e| {
+    let mut spec = deserialize_spec(body)?;
+    if !secrets.is_empty() {
+        let in_namespace = namespace.as_deref().unwrap_or(DEFAULT_NAMESPACE);
+        let secrets = secrets_by_key(&secrets, in_namespace)?;
+        let as_json =
+            serde_json::to_value(&spec).map_err(|e| SpecError::Parse(format!("spec: {e}")))?;
+        let resolved = substitute(&as_json, in_namespace, &secrets)
+            .map_err(|e| SpecError::Parse(e.to_string()))?;
+        spec = deserialize_spec(resolved)?;
+    }
+    validate(&spec)?;
+    Ok(LoadedSpec {
+        name,
+        namespace,
+        spec,
+    })
+}
+
+/// Namespace of a manifest that names none, as `kubectl apply` would use.
+const DEFAULT_NAMESPACE: &str = "default";
+
+fn is_manifest(map: &serde_json::Map<String, Value>) -> bool {
+    ["kind", "apiVersion", "metadata", "spec"]
+        .iter()
+        .any(|key| map.contains_key(*key))
+}
+
+/// Every non-empty YAML document of `text`.
+fn documents(text: &str) -> Result<Vec<Value>, SpecError> {
+    let mut documents = Vec::new();
+    for (index, document) in serde_norway::Deserializer::from_str(text).enumerate() {
+        if index >= MAX_DOCUMENTS {
+            return Err(SpecError::Parse(format!(
+                "the file holds more than {MAX_DOCUMENTS} YAML documents"
+            )));
+        }
+        let value = Value::deserialize(document).map_err(|e| {
+            let at = if index == 0 {
+                String::new()
+            } else {
+                format!("document {}: ", index + 1)
+            };
+            SpecError::Parse(format!("{at}not valid YAML or JSON: {e}"))
+        })?;
+        if !value.is_null() {
+            documents.push(value);
+        }
+    }
+    Ok(documents)
+}
+
+/// The one DataFlow among several documents, and the Secrets beside it.
+fn pick_dataflow(documents: &[Value]) -> Result<(&Value, Vec<&Value>), SpecError> {
+    let kind = |document: &Value| -> Option<String> {
+        match document {
+            Value::Object(map) if is_manifest(map) => Some(
+                map.get("kind")
+                    .and_then(Value::as_str)
+                    .unwrap_or("DataFlow")
+                    .to_owned(),
+            ),
+            _ => None,
+        }
+    };
+    let mut dataflows = Vec::new();
+    let mut secrets = Vec::new();
+    let mut kinds = Vec::new();
+    for (index, document) in documents.iter().enumerate() {
+        match kind(document).as_deref() {
+            Some("DataFlow") => dataflows.push(document),
+            Some("Secret") => secrets.push(document),
+            Some(other) => kinds.push(other.to_owned()),
+            None => {
+                return Err(SpecError::Parse(format!(
+                    "document {}: a file of several documents holds Kubernetes manifests \
+                     (with kind, metadata and spec), not bare specs",
+                    index + 1
+                )));
+            }
+        }
+    }
+    match dataflows.as_slice() {
+        [one] => Ok((one, secrets)),
+        [] => Err(SpecError::Parse(format!(
+            "none of the {} documents is a DataFlow (found {})",
+            documents.len(),
+            kinds.join(", ")
+        ))),
+        several => {
+            let names: Vec<&str> = several
+                .iter()
+                .map(|d| {
+                    d.pointer("/metadata/name")
+                        .and_then(Value::as_str)
+                        .unwrap_or("?")
+                })
+                .collect();
+            Err(SpecError::Parse(format!(
+                "the file holds {} DataFlows ({}); give one per file",
+                several.len(),
+                names.join(", ")
+            )))
+        }
+    }
+}
+
+/// The Secret documents by namespace and name (`in_namespace` when they name none).
+fn secrets_by_key(
+    documents: &[&Value],
+    in_namespace: &str,
+) -> Result<BTreeMap<ObjectKey, Secret>, SpecError> {
+    let mut secrets = BTreeMap::new();
+    for document in documents {
+        let secret = Secret::deserialize(*document)
+            .map_err(|e| SpecError::Parse(format!("a Secret document: {e}")))?;
+        let name =
+            secret.metadata.name.clone().ok_or_else(|| {
+                SpecError::Parse("a Secret document: metadata.name: required".into())
+            })?;
+        let namespace = secret
+            .metadata
+            .namespace
+            .clone()
+            .unwrap_or_else(|| in_namespace.to_owned());
+        secrets.insert(ObjectKey::new(namespace, name), secret);
+    }
+    Ok(secrets)
+}
+
+/// The spec in `body`, with errors naming the field.
+fn deserialize_spec(body: Value) -> Result<DataFlowSpec, SpecError> {
+    serde_path_to_error::deserialize(body).map_err(|e| {
         let at = e.path().to_string();
         let at = if at.is_empty() || at == "." {
             "spec".to_owned()
@@ -81,12 +225,6 @@ pub fn parse(text: &str) -> Result<LoadedSpec, SpecError> {
             format!("spec.{at}")
         };
         SpecError::Parse(format!("{at}: {}", e.into_inner()))
-    })?;
-    validate(&spec)?;
-    Ok(LoadedSpec {
-        name,
-        namespace,
-        spec,
     })
 }
 
@@ -253,6 +391,89 @@ mod tests {
             err.to_string().starts_with("kind: expected DataFlow"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_file_of_several_documents_yields_its_dataflow_with_its_secrets_filled_in() {
+        let text = r#"
+apiVersion: v1
+kind: Secret
+metadata: {name: kafka}
+stringData: {brokers: "k1:9092, k2:9092", password: s3cret}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: group, namespace: other}
+data: {id: b3JkZXJz}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: unrelated}
+---
+apiVersion: dataflow.dataflow.io/v1
+kind: DataFlow
+metadata: {name: flow}
+spec:
+  source:
+    type: kafka
+    kafka:
+      brokersSecretRef: {name: kafka, key: brokers}
+      topic: t
+      consumerGroupSecretRef: {name: group, namespace: other, key: id}
+      sasl: {mechanism: plain, username: u, passwordSecretRef: {name: kafka, key: password}}
+  sink: {type: stdout}
+"#;
+        let loaded = parse(text).unwrap();
+        assert_eq!(loaded.name.as_deref(), Some("flow"));
+        let crate::SourceSpec::Kafka(kafka) = loaded.spec.source else {
+            panic!("not kafka");
+        };
+        assert_eq!(kafka.brokers, ["k1:9092", "k2:9092"]);
+        assert_eq!(kafka.consumer_group.as_deref(), Some("orders"));
+        assert!(kafka.brokers_secret_ref.is_none());
+        let sasl = kafka.sasl.unwrap();
+        assert_eq!(sasl.password.as_deref(), Some("s3cret"));
+
+        let missing = text.replace("key: password", "key: nosuch");
+        assert_eq!(
+            parse(&missing).unwrap_err().to_string(),
+            "spec.source.kafka.sasl.passwordSecretRef: secret default/kafka has no key \"nosuch\""
+        );
+    }
+
+    #[test]
+    fn a_file_of_several_documents_needs_exactly_one_dataflow() {
+        let dataflow = |name: &str| {
+            format!(
+                "kind: DataFlow\nmetadata: {{name: {name}}}\nspec: {{source: {{type: stdin}}, sink: {{type: stdout}}}}\n"
+            )
+        };
+        let two = format!("{}---\n{}", dataflow("a"), dataflow("b"));
+        assert_eq!(
+            parse(&two).unwrap_err().to_string(),
+            "the file holds 2 DataFlows (a, b); give one per file"
+        );
+        let none = "kind: Secret\nmetadata: {name: s}\n---\nkind: ConfigMap\nmetadata: {name: c}\n";
+        assert_eq!(
+            parse(none).unwrap_err().to_string(),
+            "none of the 2 documents is a DataFlow (found ConfigMap)"
+        );
+        let bare = format!(
+            "{}---\nsource: {{type: stdin}}\nsink: {{type: stdout}}\n",
+            dataflow("a")
+        );
+        assert!(
+            parse(&bare)
+                .unwrap_err()
+                .to_string()
+                .starts_with("document 2: "),
+            "a bare spec among manifests is refused"
+        );
+        let with_separators = format!("---\n{}---\n", dataflow("a"));
+        assert_eq!(parse(&with_separators).unwrap().name.as_deref(), Some("a"));
+        let spec_without_kind =
+            "metadata: {name: n}\nspec:\n  source: {type: stdin}\n  sink: {type: stdout}\n";
+        assert_eq!(parse(spec_without_kind).unwrap().name.as_deref(), Some("n"));
     }
 
     #[test]

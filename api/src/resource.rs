@@ -6,7 +6,7 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::{SinkSpec, SourceSpec, TransformationSpec};
+use crate::{SinkSpec, SourceSpec, Transformation};
 
 /// A declarative data flow: read from `source`, apply `transformations` in order,
 /// write to `sink` (and to router sinks), send failures to `errors`.
@@ -29,9 +29,10 @@ pub struct DataFlowSpec {
     pub source: SourceSpec,
     /// Where transformed messages go.
     pub sink: SinkSpec,
-    /// Transformations applied in order to every message.
+    /// Transformations applied in order to every message (each only where its
+    /// `when` holds, if it has one).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub transformations: Vec<TransformationSpec>,
+    pub transformations: Vec<Transformation>,
     /// Error sink: receives messages that failed transformation or writing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub errors: Option<SinkSpec>,

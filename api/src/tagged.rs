@@ -10,7 +10,9 @@
 /// See the module documentation. Each entry is `Variant = "name"`, followed by
 /// `(field: SettingsType)` when the type has a settings block, or by
 /// `(field: SettingsType, optional)` when that block may be left out (its
-/// `Default` is used then).
+/// `Default` is used then). An optional `@common { field: Type, ... }` before the
+/// entries adds optional fields every type shares to the wire form (only); the
+/// code that reads the wire form takes them out itself.
 macro_rules! tagged_connector {
     (
         $(#[$kind_meta:meta])*
@@ -18,6 +20,7 @@ macro_rules! tagged_connector {
         $(#[$enum_meta:meta])*
         spec $Enum:ident;
         wire $Wire:ident;
+        $(@common { $( $(#[$cmeta:meta])* $common:ident : $Common:ty ),* $(,)? })?
         $( $(#[$vmeta:meta])* $Variant:ident = $name:literal $(($field:ident : $Block:ty $(, $presence:ident)?))? ),* $(,)?
     ) => {
         $(#[$kind_meta])*
@@ -68,6 +71,11 @@ macro_rules! tagged_connector {
             #[serde(rename = "type")]
             kind: $Kind,
             $($(
+                $(#[$cmeta])*
+                #[serde(default, skip_serializing_if = "Option::is_none")]
+                $common: Option<$Common>,
+            )*)?
+            $($(
                 #[doc = concat!("Settings of type `", $name, "`.")]
                 #[serde(rename = $name, default, skip_serializing_if = "Option::is_none")]
                 $field: Option<$Block>,
@@ -102,6 +110,7 @@ macro_rules! tagged_connector {
                 #[allow(unused_mut)]
                 let mut wire = $Wire {
                     kind: spec.kind(),
+                    $($( $common: None, )*)?
                     $($( $field: None, )?)*
                 };
                 match spec {

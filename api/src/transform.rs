@@ -23,6 +23,11 @@ macro_rules! transformation_types {
             /// One transformation: `type` plus the settings block named after it.
             spec TransformationSpec;
             wire TransformationSpecWire;
+            @common {
+                /// A condition (the language of `filter`): the step runs only on the
+                /// messages it holds for; the others pass it unchanged.
+                when: String,
+            }
             $(
                 #[doc = concat!("The `", $name, "` built-in.")]
                 $variant = $name ($field: configs::$config, $presence),
@@ -44,6 +49,49 @@ macro_rules! transformation_types {
 }
 
 dataflow_transform_config::for_each_builtin!(transformation_types);
+
+/// One entry of `spec.transformations`: a transformation and its optional
+/// `when` guard.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Transformation {
+    /// Condition under which the step runs; without it, it runs on every message.
+    pub when: Option<String>,
+    /// The transformation.
+    pub spec: TransformationSpec,
+}
+
+impl From<TransformationSpec> for Transformation {
+    fn from(spec: TransformationSpec) -> Self {
+        Self { when: None, spec }
+    }
+}
+
+impl Serialize for Transformation {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut wire = TransformationSpecWire::from(&self.spec);
+        wire.when.clone_from(&self.when);
+        wire.serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for Transformation {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let mut wire = TransformationSpecWire::deserialize(deserializer)?;
+        let when = wire.when.take();
+        let spec = TransformationSpec::try_from(wire).map_err(serde::de::Error::custom)?;
+        Ok(Self { when, spec })
+    }
+}
+
+impl JsonSchema for Transformation {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Transformation".into()
+    }
+
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        TransformationSpecWire::json_schema(generator)
+    }
+}
 
 impl TransformType {
     /// Whether this is one of the built-ins (run in the fused built-ins component).

@@ -268,17 +268,41 @@ impl OutcomeWriter {
         self.out.push(EMITTED);
         put_u32(&mut self.out, outputs.len())?;
         for (value, metadata) in outputs {
-            let len_at = self.out.len();
-            self.out.extend_from_slice(&[0; 4]);
-            value.write_json(&mut self.out);
-            let len = u32::try_from(self.out.len() - len_at - 4).map_err(|_| PackedError {
-                reason: "an output exceeds 4 GiB",
-                offset: len_at,
-            })?;
-            self.out[len_at..len_at + 4].copy_from_slice(&len.to_le_bytes());
-            put_metadata(&mut self.out, metadata)?;
+            self.output(|out| value.write_json(out), metadata)?;
         }
         Ok(())
+    }
+
+    /// One input's outputs that all carry `payload`, the input's own bytes, each
+    /// with its metadata: for a transform that never changes a document.
+    pub fn emitted_unchanged<'m>(
+        &mut self,
+        payload: &[u8],
+        metadata: impl ExactSizeIterator<Item = &'m [(String, String)]>,
+    ) -> Result<(), PackedError> {
+        self.out.push(EMITTED);
+        put_u32(&mut self.out, metadata.len())?;
+        for metadata in metadata {
+            self.output(|out| out.extend_from_slice(payload), metadata)?;
+        }
+        Ok(())
+    }
+
+    /// One output: its payload as `write` writes it, length-prefixed, then metadata.
+    fn output(
+        &mut self,
+        write: impl FnOnce(&mut Vec<u8>),
+        metadata: &[(String, String)],
+    ) -> Result<(), PackedError> {
+        let len_at = self.out.len();
+        self.out.extend_from_slice(&[0; 4]);
+        write(&mut self.out);
+        let len = u32::try_from(self.out.len() - len_at - 4).map_err(|_| PackedError {
+            reason: "an output exceeds 4 GiB",
+            offset: len_at,
+        })?;
+        self.out[len_at..len_at + 4].copy_from_slice(&len.to_le_bytes());
+        put_metadata(&mut self.out, metadata)
     }
 
     /// One input's failure.

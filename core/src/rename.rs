@@ -16,10 +16,27 @@ pub enum KeyCase {
 impl KeyCase {
     fn convert(self, key: &str) -> SmolStr {
         SmolStr::from(match self {
-            KeyCase::Snake => key.to_snake_case(),
+            KeyCase::Snake => snake_case_keeping_edges(key),
             KeyCase::UpperCamel => key.to_upper_camel_case(),
         })
     }
+}
+
+/// `key` in snake_case, keeping its leading and trailing underscores as the Go
+/// original does: `_id` stays `_id` (and does not collide with `id`), `__v` stays
+/// `__v`, `userID_` becomes `user_id_`.
+fn snake_case_keeping_edges(key: &str) -> String {
+    let inner = key.trim_matches('_');
+    if inner.is_empty() {
+        return key.to_owned();
+    }
+    let lead = key.len() - key.trim_start_matches('_').len();
+    let trail = key.len() - key.trim_end_matches('_').len();
+    let mut out = String::with_capacity(key.len() + 4);
+    out.push_str(&key[..lead]);
+    out.push_str(&inner.to_snake_case());
+    out.push_str(&key[key.len() - trail..]);
+    out
 }
 
 /// Most documents of a flow share their keys, so conversions are memoised; the memo

@@ -46,7 +46,18 @@ pub fn paths_and_conditions(data: &[u8]) {
     let (expression, document) = text.split_once('\n').unwrap_or((&text, "{}"));
     let mut doc = Value::parse(document.as_bytes()).unwrap_or(Value::Null);
     if let Ok(condition) = Condition::parse(expression) {
-        condition.matches(&doc);
+        // The document's top-level string fields stand in for metadata.
+        let metadata: Vec<(String, String)> = match &doc {
+            Value::Object(map) => map
+                .iter()
+                .filter_map(|(key, value)| match value {
+                    Value::String(text) => Some((key.to_string(), text.to_string())),
+                    _ => None,
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
+        condition.matches(&doc, &metadata);
     }
     if let Ok(path) = FieldPath::parse(expression) {
         path.get(&doc);

@@ -21,7 +21,7 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, ResourceExt};
 
 use crate::reconcile::{self, Context};
-use crate::references::{self, ObjectKey};
+use dataflow_api::references::{self, ObjectKey};
 
 /// The DataFlows in `dataflows` whose `references` (as listed for the DataFlow's
 /// namespace) include `wanted`.

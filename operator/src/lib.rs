@@ -3,8 +3,8 @@
 //! The reconcile loop resolves every `*SecretRef` and custom transform a DataFlow
 //! uses, writes the resolved spec to a ConfigMap, runs the processor as a
 //! Deployment that mounts it, and reports the Deployment's state in the DataFlow's
-//! status. Most of the work is in pure functions (`desired`, `secrets`,
-//! `transforms`, `status`) so it can be tested field by field; `reconcile` is the
+//! status. Most of the work is in pure functions (`desired`, `transforms`,
+//! `status`, and `dataflow_api::secrets`) so it can be tested field by field; `reconcile` is the
 //! thin layer that talks to the API server.
 
 pub mod controller;
@@ -13,8 +13,6 @@ pub mod desired;
 pub mod leader;
 pub mod rbac;
 pub mod reconcile;
-pub mod references;
-pub mod secrets;
 pub mod status;
 pub mod telemetry;
 pub mod transforms;

@@ -7,10 +7,10 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
+use dataflow_api::references::ObjectKey;
 use dataflow_operator::desired::ProcessorSettings;
 use dataflow_operator::leader::{self, LeaseTiming};
 use dataflow_operator::reconcile::Context;
-use dataflow_operator::references::ObjectKey;
 use dataflow_operator::telemetry::Metrics;
 use dataflow_operator::webhook::Validator;
 use dataflow_operator::{controller, crd};

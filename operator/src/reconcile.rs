@@ -24,10 +24,11 @@ use serde::de::DeserializeOwned;
 use tracing::Instrument;
 
 use crate::desired::{self, ProcessorSettings};
-use crate::references::{self, ObjectKey};
 use crate::status::{self, Observation};
 use crate::telemetry::Metrics;
-use crate::{FIELD_MANAGER, FINALIZER, secrets, transforms};
+use crate::{FIELD_MANAGER, FINALIZER, transforms};
+use dataflow_api::references::{self, ObjectKey};
+use dataflow_api::secrets;
 
 /// How long to wait before looking again when nothing changes.
 pub const RESYNC: Duration = Duration::from_secs(300);

@@ -117,7 +117,7 @@ impl Validator {
         let mut problems = Vec::new();
         let api: Api<ConfigMap> = Api::namespaced(self.client.clone(), namespace);
         for (index, transformation) in spec.transformations.iter().enumerate() {
-            let TransformationSpec::Wasm(wasm) = transformation else {
+            let TransformationSpec::Wasm(wasm) = &transformation.spec else {
                 continue;
             };
             let Some(reference) = &wasm.config_map_ref else {

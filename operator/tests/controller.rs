@@ -9,10 +9,10 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
+use dataflow_api::references::ObjectKey;
 use dataflow_operator::controller;
 use dataflow_operator::desired::ProcessorSettings;
 use dataflow_operator::reconcile::Context;
-use dataflow_operator::references::ObjectKey;
 use dataflow_operator::telemetry::Metrics;
 use kube::runtime::events::{Recorder, Reporter};
 use serde_json::{Value, json};

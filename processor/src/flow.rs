@@ -31,7 +31,7 @@ pub struct FlowOptions {
 fn route_sinks(spec: &DataFlowSpec) -> Vec<SinkSpec> {
     spec.transformations
         .iter()
-        .filter_map(|t| t.router())
+        .filter_map(|t| t.spec.router())
         .flat_map(|r| r.routes.iter().map(|route| route.sink.clone()))
         .collect()
 }
@@ -62,7 +62,7 @@ pub async fn run(
                 transformer_types: spec
                     .transformations
                     .iter()
-                    .map(|t| t.kind().as_str())
+                    .map(|t| t.spec.kind().as_str())
                     .collect(),
             };
             Arc::new(FlowMetrics::new(

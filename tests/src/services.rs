@@ -211,6 +211,31 @@ pub async fn produce(
     }
 }
 
+/// The sum of the offsets consumer group `group` has committed on `topic`: how
+/// many of the topic's records it has marked done.
+pub fn committed_total(group: &str, topic: &str) -> i64 {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", kafka_brokers())
+        .set("group.id", group)
+        .create()
+        .expect("consumer");
+    let mut partitions = rdkafka::TopicPartitionList::new();
+    for partition in 0..create_topic(topic) {
+        partitions.add_partition(topic, i32::try_from(partition).expect("partition"));
+    }
+    let committed = consumer
+        .committed_offsets(partitions, Duration::from_secs(10))
+        .expect("committed offsets");
+    committed
+        .elements()
+        .iter()
+        .filter_map(|element| match element.offset() {
+            rdkafka::Offset::Offset(offset) => Some(offset),
+            _ => None,
+        })
+        .sum()
+}
+
 /// A consumed record.
 #[derive(Debug, Clone)]
 pub struct Consumed {

@@ -365,3 +365,61 @@ fn components_without_the_packed_export_run_through_process() {
         failure.message
     );
 }
+
+#[test]
+fn when_runs_a_step_only_where_it_holds_and_passes_the_rest_on_in_order() {
+    let mut c = chain(&format!(
+        r#"
+source: {{type: stdin}}
+sink: {{type: stdout}}
+transformations:
+  - {{type: mask, when: "metadata.topic == 'payments'", mask: {{fields: [card]}}}}
+  - {{type: wasm, when: "level == 'error'", wasm: {{path: {}, config: {{keepDomain: true}}}}}}
+  - {{type: filter, when: "level == 'debug'", filter: {{condition: "keep"}}}}
+"#,
+        component("pii_redact").display()
+    ));
+    let message = |topic: &str, payload: &str| Message {
+        payload: payload.as_bytes().to_vec(),
+        metadata: vec![("topic".into(), topic.into())],
+    };
+    let email = r#"{"email":"jane@example.com"}"#;
+    let output = c.run(&[
+        message(
+            "payments",
+            &format!(r#"{{"id":0,"level":"error","card":"4111","user":{email}}}"#),
+        ),
+        message(
+            "orders",
+            &format!(r#"{{"id":1,"level":"info","card":"4111","user":{email}}}"#),
+        ),
+        message("orders", "not json"),
+        message("payments", r#"{"id":3,"level":"debug","card":"4111"}"#),
+        message(
+            "orders",
+            &format!(r#"{{"id":4,"level":"error","card":"4111","user":{email}}}"#),
+        ),
+    ]);
+    let docs: Vec<Value> = output
+        .outputs
+        .iter()
+        .map(|m| serde_json::from_slice(&m.payload).unwrap())
+        .collect();
+    assert_eq!(
+        docs,
+        [
+            json!({"id": 0, "level": "error", "card": "***", "user": {"email": "j***@example.com"}}),
+            json!({"id": 1, "level": "info", "card": "4111", "user": {"email": "jane@example.com"}}),
+            json!({"id": 4, "level": "error", "card": "4111", "user": {"email": "j***@example.com"}}),
+        ],
+        "each step ran only where its when held; the others passed it unchanged, in order"
+    );
+    assert_eq!(output.origins, [0, 1, 4]);
+    assert_eq!(
+        output.filtered, 1,
+        "the debug message met the filter and was dropped"
+    );
+    assert_eq!(output.failures.len(), 1);
+    assert_eq!(output.failures[0].origin, 2);
+    assert_eq!(output.failures[0].error_type, ErrorType::InvalidData);
+}

@@ -280,7 +280,6 @@ fn bad_specs_fail_with_the_field_path() {
     .into_owned();
     for expected in [
         "spec.source.kafka.brokers: required",
-        "spec.source.kafka.consumerGroup: required",
         "spec.sink.file.path: required",
     ] {
         assert!(

@@ -132,3 +132,22 @@ fn every_example_validates() {
         }
     }
 }
+
+#[test]
+fn examples_with_their_secrets_validate_as_they_are() {
+    // A file holding a DataFlow and the Secrets it references is read whole, the
+    // Secrets filling the references, as `kubectl apply -f` then the operator would.
+    let mut checked = 0;
+    for file in manifests() {
+        let text = std::fs::read_to_string(&file).unwrap();
+        if text.contains("configMapRef") || !text.contains("kind: Secret") {
+            continue;
+        }
+        let output = dataflow_tests::processor(&["validate", "--spec", file.to_str().unwrap()], "");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "{}: {stderr}", file.display());
+        assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), "ok");
+        checked += 1;
+    }
+    assert!(checked >= 2, "only {checked} examples hold Secrets");
+}

@@ -164,6 +164,17 @@ fn check(case: &Case, how: &str, got: &Got) -> Result<(), String> {
     let want_meta = e
         .get("metadata_out")
         .map_or_else(|| case.metadata.clone(), |m| metadata(Some(m)));
+    // `output_raw`: the exact bytes each output must have (a pass-through).
+    if let Some(raw) = e.get("output_raw").and_then(Value::as_array) {
+        let got: Vec<&str> = outputs
+            .iter()
+            .map(|(payload, _)| payload.as_str())
+            .collect();
+        let want: Vec<&str> = raw.iter().filter_map(Value::as_str).collect();
+        if got != want {
+            return Err(ctx(format!("expected the bytes {want:?}, got {got:?}")));
+        }
+    }
     for (i, ((payload, meta), want)) in outputs.iter().zip(expected).enumerate() {
         let actual: Value = serde_json::from_str(payload)
             .map_err(|err| ctx(format!("output {i} not JSON: {err}")))?;

@@ -5,7 +5,28 @@ use serde::{Deserialize, Serialize};
 
 use crate::SecretRef;
 
-/// TLS settings for Kafka. Each of `caFile`, `certFile` and `keyFile` may hold a
+/// A list of strings, or one string of comma-separated items.
+fn list_or_comma_separated<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum ListOrText {
+        List(Vec<String>),
+        Text(String),
+    }
+    Ok(match ListOrText::deserialize(deserializer)? {
+        ListOrText::List(items) => items,
+        ListOrText::Text(text) => text
+            .split(',')
+            .map(str::trim)
+            .filter(|item| !item.is_empty())
+            .map(str::to_owned)
+            .collect(),
+    })
+}
+
+/// TLS settings for Kafka brokers and the Schema Registry. Each of `caFile`, `certFile` and `keyFile` may hold a
 /// file path or PEM content (text starting with `-----BEGIN`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -72,18 +93,6 @@ pub struct BasicAuth {
     pub password_secret_ref: Option<SecretRef>,
 }
 
-/// TLS settings for the Schema Registry.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct SchemaRegistryTls {
-    /// Skip server certificate verification (testing only).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub insecure_skip_verify: Option<bool>,
-    /// CA certificate file.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ca_file: Option<String>,
-}
-
 /// Confluent Schema Registry (messages carry magic byte + schema id).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -97,17 +106,30 @@ pub struct SchemaRegistry {
     /// Basic authentication.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub basic_auth: Option<BasicAuth>,
-    /// TLS settings.
+    /// TLS settings: the same block as the brokers' (CA, client certificate and
+    /// key as paths, PEM content or Secret references).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tls: Option<SchemaRegistryTls>,
+    pub tls: Option<KafkaTls>,
+}
+
+/// The consumer group of a DataFlow's Kafka source without `consumerGroup`: one
+/// per DataFlow (`flow` is `namespace/name`), the same across restarts, as Kafka
+/// Connect names a connector's group after the connector.
+pub fn default_consumer_group(flow: &str) -> String {
+    format!("dataflow-{}", flow.replacen('/', "-", 1))
 }
 
 /// Kafka source.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct KafkaSourceSpec {
-    /// Bootstrap brokers (`host:port`).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    /// Bootstrap brokers (`host:port`); a comma-separated string is read as a
+    /// list (that is how `brokersSecretRef` fills it).
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "list_or_comma_separated"
+    )]
     pub brokers: Vec<String>,
     /// Brokers from a Secret (comma-separated).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -118,7 +140,7 @@ pub struct KafkaSourceSpec {
     /// Topic from a Secret.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub topic_secret_ref: Option<SecretRef>,
-    /// Consumer group.
+    /// Consumer group; default `dataflow-<namespace>-<name>` of the DataFlow.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub consumer_group: Option<String>,
     /// Consumer group from a Secret.
@@ -154,8 +176,13 @@ pub struct KafkaSourceSpec {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct KafkaSinkSpec {
-    /// Bootstrap brokers (`host:port`).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    /// Bootstrap brokers (`host:port`); a comma-separated string is read as a
+    /// list (that is how `brokersSecretRef` fills it).
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "list_or_comma_separated"
+    )]
     pub brokers: Vec<String>,
     /// Brokers from a Secret (comma-separated).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -169,6 +196,10 @@ pub struct KafkaSinkSpec {
     /// Path of a message field whose value becomes the Kafka message key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_field: Option<String>,
+    /// Record headers to write: header name to a message field path, or to
+    /// `metadata.<key>` (`metadata.headers.trace-id` passes a source header on).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub headers: Option<std::collections::BTreeMap<String, String>>,
     /// TLS.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<KafkaTls>,

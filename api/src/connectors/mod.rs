@@ -16,7 +16,7 @@ mod trino;
 
 pub use kafka::{
     BasicAuth, KafkaSasl, KafkaSinkSpec, KafkaSourceSpec, KafkaTls, SchemaRegistry,
-    SchemaRegistryTls,
+    default_consumer_group,
 };
 pub use local::{FileSpec, GENERATOR_TEMPLATES, GeneratorSpec};
 pub use nessie::{NessieBasicAuth, NessieSinkSpec, NessieSourceSpec};

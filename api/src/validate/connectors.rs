@@ -3,8 +3,8 @@
 
 use crate::connectors::{
     ClickhouseSinkSpec, ClickhouseSourceSpec, FileSpec, GENERATOR_TEMPLATES, GeneratorSpec,
-    KafkaSasl, KafkaSinkSpec, KafkaSourceSpec, Keycloak, NessieSinkSpec, NessieSourceSpec,
-    PostgresqlSinkSpec, PostgresqlSourceSpec, TrinoSinkSpec, TrinoSourceSpec,
+    KafkaSasl, KafkaSinkSpec, KafkaSourceSpec, KafkaTls, Keycloak, NessieSinkSpec,
+    NessieSourceSpec, PostgresqlSinkSpec, PostgresqlSourceSpec, TrinoSinkSpec, TrinoSourceSpec,
 };
 use crate::{SecretRef, SinkSpec, SourceSpec};
 
@@ -63,6 +63,19 @@ impl Validator {
         }
     }
 
+    /// A client certificate needs its key, and a key its certificate.
+    fn tls(&mut self, path: &str, tls: Option<&KafkaTls>) {
+        let Some(tls) = tls else { return };
+        let cert = tls.cert_file.is_some() || tls.cert_secret_ref.is_some();
+        let key = tls.key_file.is_some() || tls.key_secret_ref.is_some();
+        if cert && !key {
+            self.fail(&format!("{path}.tls.keyFile"), "required with certFile");
+        }
+        if key && !cert {
+            self.fail(&format!("{path}.tls.certFile"), "required with keyFile");
+        }
+    }
+
     fn kafka_sasl(&mut self, path: &str, sasl: Option<&KafkaSasl>) {
         let Some(sasl) = sasl else { return };
         let path = format!("{path}.sasl");
@@ -96,12 +109,6 @@ impl Validator {
     fn kafka_source(&mut self, path: &str, c: &KafkaSourceSpec) {
         self.kafka_brokers(path, &c.brokers, c.brokers_secret_ref.as_ref());
         self.required(path, "topic", c.topic.as_ref(), c.topic_secret_ref.as_ref());
-        self.required(
-            path,
-            "consumerGroup",
-            c.consumer_group.as_ref(),
-            c.consumer_group_secret_ref.as_ref(),
-        );
         match c.format.as_deref() {
             None | Some("json") => {}
             Some("avro") => {
@@ -128,7 +135,9 @@ impl Validator {
                 registry.url.as_ref(),
                 registry.url_secret_ref.as_ref(),
             );
+            self.tls(&format!("{path}.schemaRegistry"), registry.tls.as_ref());
         }
+        self.tls(path, c.tls.as_ref());
         self.kafka_sasl(path, c.sasl.as_ref());
     }
 
@@ -138,6 +147,18 @@ impl Validator {
         if let Some(key) = &c.key_field {
             self.path(&format!("{path}.keyField"), key);
         }
+        for (name, from) in c.headers.iter().flatten() {
+            let at = format!("{path}.headers.{name}");
+            if name.is_empty() {
+                self.fail(&at, "a header needs a name");
+            }
+            match from.strip_prefix("metadata.") {
+                Some("") => self.fail(&at, "metadata. needs a key after it"),
+                Some(_) => {}
+                None => self.path(&at, from),
+            }
+        }
+        self.tls(path, c.tls.as_ref());
         self.kafka_sasl(path, c.sasl.as_ref());
     }
 

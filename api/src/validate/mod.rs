@@ -2,6 +2,7 @@
 //! its field path.
 
 mod connectors;
+mod resources;
 
 use std::fmt;
 
@@ -49,13 +50,21 @@ pub fn validate(spec: &DataFlowSpec) -> Result<(), ValidationErrors> {
     let mut routers = 0;
     for (i, t) in spec.transformations.iter().enumerate() {
         let path = format!("spec.transformations[{i}]");
-        if t.kind() == TransformType::Router {
+        if t.spec.kind() == TransformType::Router {
             routers += 1;
             if routers > 1 {
                 v.fail(&path, "only one router is allowed per DataFlow");
             }
         }
-        v.transformation(&path, t);
+        v.transformation(&path, &t.spec);
+        if let Some(when) = &t.when
+            && let Err(e) = dataflow_core::condition::Condition::parse(when)
+        {
+            v.fail(&format!("{path}.when"), e.to_string());
+        }
+    }
+    if let Some(resources) = &spec.resources {
+        v.resources("spec.resources", resources);
     }
     if let Some(replicas) = spec.replicas
         && replicas < 1

@@ -50,7 +50,6 @@ transformations:
     );
     let expected = [
         "spec.source.kafka.brokers: required",
-        "spec.source.kafka.consumerGroup: required",
         "spec.sink.postgresql.table: required",
         "spec.transformations[1].filter.condition: invalid condition \"a == \": expected a literal after the operator following \"a\"",
         "spec.transformations[2].mask.fields: must not be empty",
@@ -94,4 +93,92 @@ fn unknown_fields_are_rejected_by_name() {
     )
     .unwrap_err();
     assert!(err.to_string().contains("keepLenght"), "{err}");
+}
+
+#[test]
+fn a_kafka_source_without_consumer_group_is_valid() {
+    let p = problems(
+        "source: {type: kafka, kafka: {brokers: [k:9092], topic: in}}\nsink: {type: stdout}\n",
+    );
+    assert!(p.is_empty(), "{p:?}");
+}
+
+#[test]
+fn negative_or_malformed_resource_quantities_are_refused() {
+    let p = problems(
+        r#"
+source: {type: stdin}
+sink: {type: stdout}
+resources:
+  requests: {cpu: "-100m", memory: "2Gi", ephemeral-storage: "10 Mi"}
+  limits: {cpu: "1", memory: "1Gi"}
+"#,
+    );
+    assert_eq!(
+        p,
+        [
+            "spec.resources.requests.cpu: \"-100m\" is negative; a quantity must be zero or more",
+            "spec.resources.requests.ephemeral-storage: \"10 Mi\" has an unknown suffix (use n, u, m, k, M, G, T, P, E, Ki, Mi, Gi, Ti, Pi, Ei or an exponent)",
+            "spec.resources.requests.memory: is more than limits.memory",
+        ]
+    );
+    let fine = problems(
+        "source: {type: stdin}\nsink: {type: stdout}\nresources: {requests: {cpu: 200m, memory: 256Mi}, limits: {cpu: 1000m, memory: 1Gi}}\n",
+    );
+    assert!(fine.is_empty(), "{fine:?}");
+}
+
+#[test]
+fn schema_registry_tls_takes_the_full_tls_block() {
+    let p = problems(
+        r#"
+source:
+  type: kafka
+  kafka:
+    brokers: [k:9092]
+    topic: t
+    format: avro
+    schemaRegistry:
+      url: https://registry:8081
+      tls:
+        caSecretRef: {name: tls, key: ca.crt}
+        certSecretRef: {name: tls, key: tls.crt}
+        keySecretRef: {name: tls, key: tls.key}
+sink: {type: stdout}
+"#,
+    );
+    assert!(p.is_empty(), "{p:?}");
+    let p = problems(
+        "source: {type: kafka, kafka: {brokers: [k:9092], topic: t, format: avro, schemaRegistry: {url: u, tls: {certFile: /c.pem}}}}\nsink: {type: stdout}\n",
+    );
+    assert_eq!(
+        p,
+        ["spec.source.kafka.schemaRegistry.tls.keyFile: required with certFile"]
+    );
+}
+
+#[test]
+fn when_is_checked_and_survives_a_round_trip() {
+    let p = problems(
+        "source: {type: stdin}\nsink: {type: stdout}\ntransformations: [{type: timestamp, when: \"a ==\"}]\n",
+    );
+    assert_eq!(
+        p,
+        [
+            "spec.transformations[0].when: invalid condition \"a ==\": expected a literal after the operator following \"a\""
+        ]
+    );
+    let spec = spec(
+        "source: {type: stdin}\nsink: {type: stdout}\ntransformations: [{type: mask, when: \"metadata.topic == 'x'\", mask: {fields: [a]}}, {type: timestamp}]\n",
+    );
+    let json = serde_json::to_value(&spec).unwrap();
+    assert_eq!(
+        json["transformations"],
+        serde_json::json!([
+            {"type": "mask", "when": "metadata.topic == 'x'", "mask": {"fields": ["a"]}},
+            {"type": "timestamp", "timestamp": {}}
+        ])
+    );
+    let again: DataFlowSpec = serde_json::from_value(json).unwrap();
+    assert_eq!(again, spec);
 }

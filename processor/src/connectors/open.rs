@@ -30,7 +30,7 @@ pub async fn open_source(
             Box::new(GeneratorSource::new(generator))
         }
         SourceSpec::Kafka(kafka) => {
-            Box::new(kafka::KafkaSource::open(&at("kafka"), kafka, health).await?)
+            Box::new(kafka::KafkaSource::open(&at("kafka"), kafka, flow, health).await?)
         }
         SourceSpec::Postgresql(pg) => {
             Box::new(postgres::open_source(&at("postgresql"), pg, flow, health).await?)

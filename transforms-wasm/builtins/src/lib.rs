@@ -5,8 +5,10 @@
 //! Each step is still its own crate, and a failure reports the index of its step.
 //!
 //! Config: `{"steps": [{"type": "mask", "config": {...}}, ...]}` where `type` is one of
-//! [`BUILTIN_TYPES`] and `config` is that transform's own configuration.
+//! [`BUILTIN_TYPES`], `config` is that transform's own configuration, and an optional
+//! `when` (a condition) limits the step to the records it holds for.
 
+use dataflow_transform_sdk::condition::Condition;
 use dataflow_transform_sdk::{
     ConfigError, Record, StepCount, Transform, TransformError, parse_config,
 };
@@ -51,6 +53,12 @@ macro_rules! steps {
                     $(Step::$variant(t) => t.apply(record, out),)*
                 }
             }
+
+            fn keeps_payload(&self) -> bool {
+                match self {
+                    $(Step::$variant(t) => t.keeps_payload(),)*
+                }
+            }
         }
     };
 }
@@ -70,11 +78,16 @@ struct StepConfig {
     kind: String,
     #[serde(default)]
     config: serde_json::Value,
+    /// The step runs only on the records this condition holds for.
+    #[serde(default)]
+    when: Option<String>,
 }
 
 /// Several built-ins applied in order to each record.
 pub struct Chain {
     steps: Vec<Step>,
+    /// Each step's `when`: the records it does not hold for pass the step unchanged.
+    guards: Vec<Option<Condition>>,
     counts: Vec<StepCount>,
     current: Vec<Record>,
     next: Vec<Record>,
@@ -83,8 +96,15 @@ pub struct Chain {
 impl Chain {
     /// A chain of already built steps.
     pub fn new(steps: Vec<Step>) -> Self {
+        Self::guarded(steps.into_iter().map(|step| (step, None)).collect())
+    }
+
+    /// A chain of already built steps, each with its optional `when`.
+    pub fn guarded(steps: Vec<(Step, Option<Condition>)>) -> Self {
+        let (steps, guards): (Vec<_>, Vec<_>) = steps.into_iter().unzip();
         Self {
             counts: vec![StepCount::default(); steps.len()],
+            guards,
             steps,
             current: Vec::new(),
             next: Vec::new(),
@@ -103,22 +123,42 @@ impl Transform for Chain {
             .iter()
             .enumerate()
             .map(|(i, step)| {
-                let text = step.config.to_string();
-                Step::new(&step.kind, &text)
-                    .map_err(|e| ConfigError::new(format!("steps[{i}] ({}): {e}", step.kind)))
+                let fail = |e: &dyn std::fmt::Display| {
+                    ConfigError::new(format!("steps[{i}] ({}): {e}", step.kind))
+                };
+                let built =
+                    Step::new(&step.kind, &step.config.to_string()).map_err(|e| fail(&e))?;
+                let guard = match &step.when {
+                    Some(when) => {
+                        Some(Condition::parse(when).map_err(|e| fail(&format!("when: {e}")))?)
+                    }
+                    None => None,
+                };
+                Ok((built, guard))
             })
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(Self::new(steps))
+            .collect::<Result<Vec<_>, ConfigError>>()?;
+        Ok(Self::guarded(steps))
     }
 
     fn apply(&mut self, record: Record, out: &mut Vec<Record>) -> Result<(), TransformError> {
         self.current.clear();
         self.current.push(record);
-        for (index, (step, count)) in self.steps.iter_mut().zip(&mut self.counts).enumerate() {
+        let steps = self
+            .steps
+            .iter_mut()
+            .zip(&self.guards)
+            .zip(&mut self.counts);
+        for (index, ((step, guard), count)) in steps.enumerate() {
             self.next.clear();
             let mut failure = None;
             count.received += self.current.len() as u64;
             for record in self.current.drain(..) {
+                if let Some(guard) = guard
+                    && !guard.matches(&record.value, &record.metadata)
+                {
+                    self.next.push(record);
+                    continue;
+                }
                 if let Err(err) = step.apply(record, &mut self.next) {
                     failure = Some(err.at_step(index));
                     break;
@@ -137,6 +177,10 @@ impl Transform for Chain {
         }
         out.append(&mut self.current);
         Ok(())
+    }
+
+    fn keeps_payload(&self) -> bool {
+        self.steps.iter().all(Step::keeps_payload)
     }
 
     fn take_step_counts(&mut self) -> Vec<StepCount> {

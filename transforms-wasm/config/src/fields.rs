@@ -4,7 +4,7 @@ use dataflow_core::ConfigError;
 use dataflow_core::path::FieldPath;
 use serde::{Deserialize, Serialize};
 
-use crate::BuiltinConfig;
+use crate::{BuiltinConfig, non_empty};
 
 /// Parses `fields`, refusing an empty list; errors name `fields[i]`.
 fn field_paths(fields: &[String]) -> Result<Vec<FieldPath>, ConfigError> {
@@ -56,7 +56,7 @@ impl BuiltinConfig for FlattenConfig {
 pub struct MaskConfig {
     /// Paths of the fields to mask (wildcards mask every match).
     pub fields: Vec<String>,
-    /// The mask character (exactly one character); default `*`.
+    /// The mask character (exactly one character); default (also when empty) `*`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mask_char: Option<String>,
     /// Keep the value's length (in characters of its string form); default false,
@@ -73,7 +73,7 @@ impl MaskConfig {
 
     /// The mask character.
     pub fn mask_char(&self) -> Result<char, ConfigError> {
-        let text = self.mask_char.as_deref().unwrap_or("*");
+        let text = non_empty(self.mask_char.as_deref()).unwrap_or("*");
         let mut chars = text.chars();
         match (chars.next(), chars.next()) {
             (Some(c), None) => Ok(c),

@@ -23,6 +23,12 @@ pub trait BuiltinConfig {
     fn validate(&self) -> Result<(), ConfigError>;
 }
 
+/// `text`, unless it is empty: the Go original reads `""` in an optional setting as
+/// "use the default".
+fn non_empty(text: Option<&str>) -> Option<&str> {
+    text.filter(|text| !text.is_empty())
+}
+
 /// Configuration of `filter`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]

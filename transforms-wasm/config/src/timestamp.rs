@@ -5,18 +5,18 @@ use dataflow_core::ConfigError;
 use dataflow_core::path::FieldPath;
 use serde::{Deserialize, Serialize};
 
-use crate::BuiltinConfig;
+use crate::{BuiltinConfig, non_empty};
 
 /// Configuration of `timestamp`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct TimestampConfig {
-    /// Field to set (a dotted path or JSONPath); default `created_at`.
+    /// Field to set (a dotted path or JSONPath); default (also when empty) `created_at`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub field_name: Option<String>,
     /// `RFC3339` (default), `RFC3339Nano`, `Unix`, `UnixMilli`, a Go layout such as
-    /// `2006-01-02 15:04:05`, or a strftime pattern containing `%`.
+    /// `2006-01-02 15:04:05`, or a strftime pattern containing `%`; empty means the default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub format: Option<String>,
 }
@@ -24,7 +24,7 @@ pub struct TimestampConfig {
 impl TimestampConfig {
     /// The field to set, which must name one location.
     pub fn field(&self) -> Result<FieldPath, ConfigError> {
-        let text = self.field_name.as_deref().unwrap_or("created_at");
+        let text = non_empty(self.field_name.as_deref()).unwrap_or("created_at");
         let field = FieldPath::parse(text).map_err(|e| ConfigError::field("fieldName", e))?;
         if field.has_wildcard() {
             return Err(ConfigError::field(
@@ -37,7 +37,7 @@ impl TimestampConfig {
 
     /// The output format.
     pub fn format(&self) -> Result<TimestampFormat, ConfigError> {
-        TimestampFormat::parse(self.format.as_deref().unwrap_or("RFC3339"))
+        TimestampFormat::parse(non_empty(self.format.as_deref()).unwrap_or("RFC3339"))
     }
 }
 

@@ -16,10 +16,14 @@ impl Transform for Filter {
     }
 
     fn apply(&mut self, record: Record, out: &mut Vec<Record>) -> Result<(), TransformError> {
-        if self.condition.matches(&record.value) {
+        if self.condition.matches(&record.value, &record.metadata) {
             out.push(record);
         }
         Ok(())
+    }
+
+    fn keeps_payload(&self) -> bool {
+        true
     }
 }
 

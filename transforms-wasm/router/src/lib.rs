@@ -25,11 +25,19 @@ impl Transform for Router {
     }
 
     fn apply(&mut self, mut record: Record, out: &mut Vec<Record>) -> Result<(), TransformError> {
-        if let Some((_, index)) = self.routes.iter().find(|(c, _)| c.matches(&record.value)) {
+        if let Some((_, index)) = self
+            .routes
+            .iter()
+            .find(|(c, _)| c.matches(&record.value, &record.metadata))
+        {
             record.set_meta(ROUTE_METADATA_KEY, index.as_str());
         }
         out.push(record);
         Ok(())
+    }
+
+    fn keeps_payload(&self) -> bool {
+        true
     }
 }
 

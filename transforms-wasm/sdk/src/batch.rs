@@ -28,11 +28,17 @@ fn process_one<T: Transform>(
         return Outcome::Failed(err);
     }
     let capacity = output_capacity(message.payload.len());
+    let keeps_payload = transform.keeps_payload();
     let outputs = produced
         .drain(..)
         .map(|record| {
-            let mut payload = Vec::with_capacity(capacity);
-            record.value.write_json(&mut payload);
+            let payload = if keeps_payload {
+                message.payload.clone()
+            } else {
+                let mut payload = Vec::with_capacity(capacity);
+                record.value.write_json(&mut payload);
+                payload
+            };
             Message {
                 payload,
                 metadata: record.metadata,

@@ -48,6 +48,13 @@ pub trait Transform: Sized + 'static {
     /// Transforms one record, pushing its outputs (none, one or many) onto `out`.
     fn apply(&mut self, record: Record, out: &mut Vec<Record>) -> Result<(), TransformError>;
 
+    /// Whether `apply` never changes a record's document: it only keeps, drops,
+    /// repeats or tags records (filter, router). Outputs then carry the input's
+    /// bytes exactly as they came, instead of the document written anew.
+    fn keeps_payload(&self) -> bool {
+        false
+    }
+
     /// Per-step counters since the last call, for a transform that runs several
     /// steps per record (the fused built-ins); the host turns them into metrics per
     /// step. A single-step transform keeps the default: the host counts it itself.

@@ -17,8 +17,16 @@ pub fn process_packed<T: Transform>(
     let mut reader = BatchReader::new(batch)?;
     let mut out = OutcomeWriter::with_capacity(output_capacity(batch.len()) + 16 * reader.len());
     let mut produced = Vec::new();
+    let keeps_payload = transform.keeps_payload();
     while let Some((payload, metadata)) = reader.next_message()? {
         match apply_one(transform, payload, metadata, &mut produced) {
+            Ok(()) if keeps_payload => {
+                out.emitted_unchanged(
+                    payload,
+                    produced.iter().map(|record| record.metadata.as_slice()),
+                )?;
+                produced.clear();
+            }
             Ok(()) => {
                 out.emitted(
                     produced

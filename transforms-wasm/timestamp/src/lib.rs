@@ -68,6 +68,12 @@ impl Transform for Timestamp {
     }
 
     fn apply(&mut self, mut record: Record, out: &mut Vec<Record>) -> Result<(), TransformError> {
+        // Only an object has fields: any other document passes through untouched,
+        // as in the Go original.
+        if !matches!(record.value, Value::Object(_)) {
+            out.push(record);
+            return Ok(());
+        }
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_err(|_| TransformError::failed("the wall clock is before 1970"))?;

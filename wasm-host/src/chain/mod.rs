@@ -19,6 +19,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use dataflow_api::{DataFlowSpec, ErrorRecord, ErrorType, SinkType, Stage, TransformationSpec};
+use dataflow_core::condition::Condition;
 use dataflow_core::{Message, StepCount};
 
 use crate::engine::ComponentPre;
@@ -93,6 +94,9 @@ struct Group {
     first_index: usize,
     custom: bool,
     steps: usize,
+    /// A user component's `when`: the host decides which messages it sees (the
+    /// fused built-ins check their own).
+    when: Option<Condition>,
 }
 
 /// What one component call of the chain (a custom transform, or a run of fused
@@ -147,14 +151,25 @@ impl TransformChain {
         };
         for (index, t) in spec.transformations.iter().enumerate() {
             let path = format!("spec.transformations[{index}]");
-            let config = t.component_config();
-            let TransformationSpec::Wasm(wasm) = t else {
-                pending.push((
-                    index,
-                    serde_json::json!({"type": t.kind().as_str(), "config": config}),
-                ));
+            let config = t.spec.component_config();
+            let TransformationSpec::Wasm(wasm) = &t.spec else {
+                let mut step =
+                    serde_json::json!({"type": t.spec.kind().as_str(), "config": config});
+                if let Some(when) = &t.when {
+                    step["when"] = serde_json::Value::String(when.clone());
+                }
+                pending.push((index, step));
                 continue;
             };
+            let when = t
+                .when
+                .as_deref()
+                .map(Condition::parse)
+                .transpose()
+                .map_err(|e| ChainError {
+                    path: format!("{path}.when"),
+                    error: WasmError::Config(e.to_string()),
+                })?;
             flush_builtins(runtime, &mut fused, &mut pending, &mut groups)?;
             let file = wasm.path.as_deref().ok_or_else(|| ChainError {
                 path: format!("{path}.wasm.path"),
@@ -187,6 +202,7 @@ impl TransformChain {
                 first_index: index,
                 custom: true,
                 steps: 1,
+                when,
             });
         }
         flush_builtins(runtime, &mut fused, &mut pending, &mut groups)?;
@@ -262,6 +278,7 @@ fn flush_builtins(
         first_index,
         custom: false,
         steps: step_count,
+        when: None,
     });
     Ok(())
 }

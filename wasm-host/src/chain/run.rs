@@ -3,6 +3,7 @@
 use std::time::Instant;
 
 use dataflow_api::{ErrorType, Stage};
+use dataflow_core::json::Value;
 use dataflow_core::{ErrorKind, Message, Outcome};
 use serde::de::IgnoredAny;
 
@@ -127,8 +128,64 @@ impl TransformChain {
     }
 
     /// Runs `messages` (from the inputs `origins`) through group `g` and the groups
-    /// after it, one call at a time.
+    /// after it, one call at a time. Under a `when`, the messages it does not hold
+    /// for go past the group unchanged, in their place in the order.
     fn run_from(
+        &mut self,
+        g: usize,
+        messages: &[Message],
+        origins: &[usize],
+        parts: &mut Parts<'_>,
+    ) {
+        let Some(when) = self.groups[g].when.take() else {
+            self.run_group(g, messages, origins, parts);
+            return;
+        };
+        let last = g + 1 == self.groups.len();
+        // Whether `when` holds for each message, or why it cannot be checked.
+        let verdicts: Vec<Result<bool, String>> = messages
+            .iter()
+            .map(|message| {
+                Value::parse(&message.payload)
+                    .map(|doc| when.matches(&doc, &message.metadata))
+                    .map_err(|err| format!("message is not valid JSON: {err}"))
+            })
+            .collect();
+        let mut start = 0;
+        while start < messages.len() {
+            let holds = match &verdicts[start] {
+                Ok(holds) => *holds,
+                Err(reason) => {
+                    parts.failure(ChainFailure {
+                        origin: origins[start],
+                        transformer_index: Some(self.groups[g].first_index),
+                        error_type: ErrorType::InvalidData,
+                        stage: Stage::Transform,
+                        message: reason.clone(),
+                    });
+                    start += 1;
+                    continue;
+                }
+            };
+            // The run of messages from `start` with the same verdict.
+            let end = verdicts[start..]
+                .iter()
+                .position(|verdict| verdict.as_ref().ok() != Some(&holds))
+                .map_or(messages.len(), |n| start + n);
+            let (run, run_origins) = (&messages[start..end], &origins[start..end]);
+            if holds {
+                self.run_group(g, run, run_origins, parts);
+            } else {
+                self.hand_on(g, last, run.to_vec(), run_origins, parts);
+            }
+            start = end;
+        }
+        self.groups[g].when = Some(when);
+    }
+
+    /// Runs `messages` (from the inputs `origins`) through group `g` itself, then
+    /// the groups after it.
+    fn run_group(
         &mut self,
         g: usize,
         messages: &[Message],

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use apache_avro::Schema;
 use apache_avro::reader::datum::GenericDatumReader;
-use dataflow_api::connectors::{KafkaSourceSpec, SchemaRegistry};
+use dataflow_api::connectors::{KafkaSourceSpec, KafkaTls, SchemaRegistry};
 
 use crate::connectors::settings::{optional, required};
 use crate::connectors::{ConnectorError, Health, Retry};
@@ -109,6 +109,68 @@ fn split_framing(payload: &[u8]) -> Result<(u32, &[u8]), DecodeError> {
     }
 }
 
+/// `builder` set up to trust the CA and present the client certificate `tls`
+/// (at spec path `path`) names; each may be a file path or PEM content.
+fn with_tls(
+    mut builder: reqwest::ClientBuilder,
+    path: &str,
+    tls: &KafkaTls,
+) -> Result<reqwest::ClientBuilder, ConnectorError> {
+    let pem = |value: Option<&str>, secret, field: &str| {
+        let Some(value) = optional(value, secret, path, field)? else {
+            return Ok(None);
+        };
+        if value.trim_start().starts_with("-----BEGIN") {
+            return Ok(Some(value.as_bytes().to_vec()));
+        }
+        std::fs::read(value)
+            .map(Some)
+            .map_err(|e| ConnectorError::Config {
+                path: format!("{path}.{field}"),
+                reason: format!("cannot read {value}: {e}"),
+            })
+    };
+    let bad = |field: &str, reason: String| ConnectorError::Config {
+        path: format!("{path}.{field}"),
+        reason,
+    };
+    if tls.insecure_skip_verify == Some(true) {
+        builder = builder.danger_accept_invalid_certs(true);
+    }
+    if let Some(ca) = pem(tls.ca_file.as_deref(), tls.ca_secret_ref.as_ref(), "caFile")? {
+        let certs = reqwest::Certificate::from_pem_bundle(&ca)
+            .map_err(|e| bad("caFile", format!("not PEM certificates: {e}")))?;
+        for cert in certs {
+            builder = builder.add_root_certificate(cert);
+        }
+    }
+    let cert = pem(
+        tls.cert_file.as_deref(),
+        tls.cert_secret_ref.as_ref(),
+        "certFile",
+    )?;
+    let key = pem(
+        tls.key_file.as_deref(),
+        tls.key_secret_ref.as_ref(),
+        "keyFile",
+    )?;
+    match (cert, key) {
+        (Some(cert), Some(key)) => {
+            let identity = reqwest::Identity::from_pkcs8_pem(&cert, &key).map_err(|e| {
+                bad(
+                    "certFile",
+                    format!("not a PEM certificate and PKCS#8 key: {e}"),
+                )
+            })?;
+            builder = builder.identity(identity);
+        }
+        (Some(_), None) => return Err(bad("keyFile", "required with certFile".into())),
+        (None, Some(_)) => return Err(bad("certFile", "required with keyFile".into())),
+        (None, None) => {}
+    }
+    Ok(builder)
+}
+
 /// A Confluent Schema Registry client with a schema cache.
 struct Registry {
     retry: Retry,
@@ -161,21 +223,7 @@ impl Registry {
             .timeout(Duration::from_secs(30))
             .connect_timeout(Duration::from_secs(10));
         if let Some(tls) = &spec.tls {
-            if tls.insecure_skip_verify == Some(true) {
-                builder = builder.danger_accept_invalid_certs(true);
-            }
-            if let Some(ca) = &tls.ca_file {
-                let pem = std::fs::read(ca).map_err(|e| ConnectorError::Config {
-                    path: format!("{path}.tls.caFile"),
-                    reason: format!("cannot read {ca}: {e}"),
-                })?;
-                let cert =
-                    reqwest::Certificate::from_pem(&pem).map_err(|e| ConnectorError::Config {
-                        path: format!("{path}.tls.caFile"),
-                        reason: format!("not a PEM certificate: {e}"),
-                    })?;
-                builder = builder.add_root_certificate(cert);
-            }
+            builder = with_tls(builder, &format!("{path}.tls"), tls)?;
         }
         let client = builder.build().map_err(|e| ConnectorError::Config {
             path: path.to_owned(),
@@ -335,5 +383,38 @@ mod tests {
             (258, &[9u8][..])
         );
         assert!(split_framing(&[1, 0, 0, 0, 1]).is_err());
+    }
+
+    #[test]
+    fn registry_tls_problems_name_their_field() {
+        let error = |tls: KafkaTls| {
+            with_tls(
+                reqwest::Client::builder(),
+                "spec.source.kafka.schemaRegistry.tls",
+                &tls,
+            )
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default()
+        };
+        let garbage = "-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n";
+        let cert_only = error(KafkaTls {
+            cert_file: Some(garbage.into()),
+            ..KafkaTls::default()
+        });
+        assert!(cert_only.contains("tls.keyFile"), "{cert_only}");
+        let bad_ca = error(KafkaTls {
+            ca_file: Some(garbage.into()),
+            ..KafkaTls::default()
+        });
+        assert!(bad_ca.contains("tls.caFile"), "{bad_ca}");
+        let missing = error(KafkaTls {
+            ca_file: Some("/nonexistent/ca.pem".into()),
+            ..KafkaTls::default()
+        });
+        assert!(
+            missing.contains("tls.caFile") && missing.contains("cannot read"),
+            "{missing}"
+        );
     }
 }

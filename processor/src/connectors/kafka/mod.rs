@@ -5,6 +5,7 @@
 mod avro;
 mod config;
 mod context;
+mod headers;
 mod sink;
 mod source;
 

@@ -9,10 +9,12 @@ use dataflow_core::Message;
 use dataflow_core::json::Value;
 use dataflow_core::path::FieldPath;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::OwnedHeaders;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 
 use super::config::{Connection, client_config};
 use super::context::{KafkaContext, fatal_type};
+use super::headers::HeaderWriter;
 use crate::connectors::settings::required;
 use crate::connectors::{ConnectorError, Health, Rejected, Sink};
 
@@ -26,6 +28,7 @@ pub struct KafkaSink {
     producer: FutureProducer<KafkaContext>,
     context: KafkaContext,
     key: Option<FieldPath>,
+    headers: HeaderWriter,
 }
 
 impl KafkaSink {
@@ -45,6 +48,7 @@ impl KafkaSink {
             })?),
             None => None,
         };
+        let headers = HeaderWriter::new(path, spec.headers.iter().flatten())?;
         let mut config = client_config(
             path,
             &Connection {
@@ -76,17 +80,27 @@ impl KafkaSink {
             topic,
             producer,
             key,
+            headers,
         })
     }
 
-    fn key_of(&self, payload: &[u8]) -> Option<Vec<u8>> {
-        let path = self.key.as_ref()?;
-        let document = Value::parse(payload).ok()?;
-        match path.get(&document)? {
-            Value::Null => None,
-            Value::String(s) => Some(s.as_bytes().to_vec()),
-            other => Some(other.to_json()),
-        }
+    /// The record key and headers of `message`; the document is parsed once,
+    /// and only when a key or a header reads it.
+    fn key_and_headers(&self, message: &Message) -> (Option<Vec<u8>>, Option<OwnedHeaders>) {
+        let document = (self.key.is_some() || self.headers.reads_document())
+            .then(|| Value::parse(&message.payload).ok())
+            .flatten();
+        let key = self
+            .key
+            .as_ref()
+            .and_then(|path| match path.get(document.as_ref()?)? {
+                Value::Null => None,
+                Value::String(s) => Some(s.as_bytes().to_vec()),
+                other => Some(other.to_json()),
+            });
+        let headers = (!self.headers.is_empty())
+            .then(|| self.headers.headers(document.as_ref(), &message.metadata));
+        (key, headers)
     }
 }
 
@@ -129,12 +143,15 @@ impl Sink for KafkaSink {
         let mut pending = Vec::with_capacity(messages.len());
         let mut rejected = Vec::new();
         for (index, message) in messages.iter().enumerate() {
-            let key = self.key_of(&message.payload);
+            let (key, headers) = self.key_and_headers(message);
             loop {
                 let mut record =
                     FutureRecord::<[u8], [u8]>::to(&self.topic).payload(&message.payload);
                 if let Some(key) = &key {
                     record = record.key(key.as_slice());
+                }
+                if let Some(headers) = &headers {
+                    record = record.headers(headers.clone());
                 }
                 match self.producer.send_result(record) {
                     Ok(delivery) => {

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use dataflow_api::ErrorType;
-use dataflow_api::connectors::KafkaSourceSpec;
+use dataflow_api::connectors::{KafkaSourceSpec, default_consumer_group};
 use dataflow_core::Message;
 use futures::FutureExt;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
@@ -19,9 +19,10 @@ use serde_json::value::RawValue;
 use super::avro::AvroDecoder;
 use super::config::{Connection, client_config};
 use super::context::{KafkaContext, fatal_type};
+use super::headers::read_headers;
 use crate::connectors::limits::oversized;
 use crate::connectors::retry::Backoff;
-use crate::connectors::settings::required;
+use crate::connectors::settings::{optional, required};
 use crate::connectors::{
     Ack, BatchLimit, ConnectorError, Health, MAX_MESSAGE_BYTES, PositionLog, Rejected, Source,
     SourceBatch,
@@ -54,10 +55,12 @@ pub struct KafkaSource {
 }
 
 impl KafkaSource {
-    /// Connects and subscribes as `spec` says (spec path `path`).
+    /// Connects and subscribes as `spec` says (spec path `path`) for the DataFlow
+    /// `flow` (`namespace/name`), which names the consumer group when the spec does not.
     pub async fn open(
         path: &str,
         spec: &KafkaSourceSpec,
+        flow: &str,
         health: Health,
     ) -> Result<Self, ConnectorError> {
         let topic = required(
@@ -67,12 +70,13 @@ impl KafkaSource {
             "topic",
         )?
         .to_owned();
-        let group = required(
+        let group = optional(
             spec.consumer_group.as_deref(),
             spec.consumer_group_secret_ref.as_ref(),
             path,
             "consumerGroup",
-        )?;
+        )?
+        .map_or_else(|| default_consumer_group(flow), str::to_owned);
         let format = match spec
             .format
             .as_deref()
@@ -103,7 +107,7 @@ impl KafkaSource {
             },
         )?;
         config
-            .set("group.id", group)
+            .set("group.id", &group)
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "earliest")
@@ -157,6 +161,19 @@ impl KafkaSource {
             .map(|k| String::from_utf8_lossy(k).into_owned());
         if let Some(key) = &key {
             metadata.push(("key".to_owned(), key.clone()));
+        }
+        if let Some(headers) = record.headers()
+            && let Err(reason) = read_headers(headers, &mut metadata)
+        {
+            batch.rejected.push(Rejected {
+                message: Message {
+                    payload: bytes.to_vec(),
+                    metadata,
+                },
+                error_type: ErrorType::InvalidData,
+                reason,
+            });
+            return;
         }
         if bytes.len() > MAX_MESSAGE_BYTES {
             let what = format!("the record at offset {}", record.offset());

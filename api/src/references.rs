@@ -6,7 +6,7 @@
 
 use std::collections::BTreeSet;
 
-use dataflow_api::{DataFlowSpec, SecretRef, TransformationSpec};
+use crate::{DataFlowSpec, SecretRef, TransformationSpec};
 use serde_json::Value;
 
 /// Suffix of every field that points at a Secret.
@@ -110,7 +110,7 @@ pub fn secret_keys(spec: &DataFlowSpec, namespace: &str) -> BTreeSet<ObjectKey> 
 pub fn transform_config_maps(spec: &DataFlowSpec, namespace: &str) -> BTreeSet<ObjectKey> {
     spec.transformations
         .iter()
-        .filter_map(|t| match t {
+        .filter_map(|t| match &t.spec {
             TransformationSpec::Wasm(wasm) => wasm.config_map_ref.as_ref(),
             _ => None,
         })
