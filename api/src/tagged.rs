@@ -1,5 +1,8 @@
 //! `type:`-tagged connector specs whose settings sit in a block named after the
-//! type (`{type: kafka, kafka: {...}}`), as the Go original writes them.
+//! type (`{type: kafka, kafka: {...}}`), as the Go original writes them. The Go
+//! original's newer form, the settings under a generic `config` key
+//! (`{type: kafka, config: {...}}`), is read as the same block; specs are always
+//! written back in the named form.
 //!
 //! [`tagged_connector!`] turns one list of connector types into: a plain kind enum
 //! (for metrics and logs), the typed spec enum (one variant per type, carrying its
@@ -75,6 +78,11 @@ macro_rules! tagged_connector {
                 #[serde(default, skip_serializing_if = "Option::is_none")]
                 $common: Option<$Common>,
             )*)?
+            /// The settings of whatever `type` says, under a generic key (the Go
+            /// original's newer form); the same as the block named after the type.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            #[schemars(extend("x-kubernetes-preserve-unknown-fields" = true))]
+            config: Option<serde_json::Value>,
             $($(
                 #[doc = concat!("Settings of type `", $name, "`.")]
                 #[serde(rename = $name, default, skip_serializing_if = "Option::is_none")]
@@ -85,7 +93,12 @@ macro_rules! tagged_connector {
         impl TryFrom<$Wire> for $Enum {
             type Error = String;
 
-            fn try_from(wire: $Wire) -> Result<Self, String> {
+            fn try_from(mut wire: $Wire) -> Result<Self, String> {
+                if let Some(config) = wire.config.take() {
+                    match wire.kind {
+                        $( $Kind::$Variant => tagged_connector!(@config wire, config, $name $(, $field)?), )*
+                    }
+                }
                 let mut extra: Vec<&str> = Vec::new();
                 $($(
                     if wire.$field.is_some() && wire.kind != $Kind::$Variant {
@@ -110,6 +123,7 @@ macro_rules! tagged_connector {
                 #[allow(unused_mut)]
                 let mut wire = $Wire {
                     kind: spec.kind(),
+                    config: None,
                     $($( $common: None, )*)?
                     $($( $field: None, )?)*
                 };
@@ -145,6 +159,22 @@ macro_rules! tagged_connector {
             }
         }
     };
+    (@config $wire:ident, $config:ident, $name:literal, $field:ident) => {{
+        if $wire.$field.is_some() {
+            return Err(format!("both config and the {0} block are set; use one", $name));
+        }
+        let block = serde_path_to_error::deserialize($config).map_err(|e| {
+            let at = e.path().to_string();
+            let at = if at.is_empty() || at == "." { String::new() } else { format!(".{at}") };
+            format!("config{at}: {}", e.into_inner())
+        })?;
+        $wire.$field = Some(block);
+    }};
+    (@config $wire:ident, $config:ident, $name:literal) => {{
+        if !($config.is_null() || $config.as_object().is_some_and(|m| m.is_empty())) {
+            return Err(format!("type {} takes no config", $name));
+        }
+    }};
     (@pattern $Enum:ident, $Variant:ident, $field:ident) => { $Enum::$Variant($field) };
     (@pattern $Enum:ident, $Variant:ident) => { $Enum::$Variant };
     (@any $Enum:ident, $Variant:ident, $field:ident) => { $Enum::$Variant(_) };

@@ -182,3 +182,56 @@ fn when_is_checked_and_survives_a_round_trip() {
     let again: DataFlowSpec = serde_json::from_value(json).unwrap();
     assert_eq!(again, spec);
 }
+
+#[test]
+fn the_go_originals_config_form_reads_as_the_named_block() {
+    let generic = spec(
+        r#"
+source:
+  type: kafka
+  config: {brokers: [k:9092], topic: in, consumerGroup: g}
+sink:
+  type: postgresql
+  config: {connectionString: "postgres://x", table: t, autoCreateTable: true}
+transformations:
+  - type: mask
+    when: "metadata.topic == 'in'"
+    config: {fields: [card]}
+  - type: router
+    config: {routes: [{condition: "a", sink: {type: stdout}}]}
+"#,
+    );
+    let named = spec(
+        r#"
+source: {type: kafka, kafka: {brokers: [k:9092], topic: in, consumerGroup: g}}
+sink: {type: postgresql, postgresql: {connectionString: "postgres://x", table: t, autoCreateTable: true}}
+transformations:
+  - {type: mask, when: "metadata.topic == 'in'", mask: {fields: [card]}}
+  - {type: router, router: {routes: [{condition: "a", sink: {type: stdout}}]}}
+"#,
+    );
+    assert_eq!(generic, named);
+    assert!(problems("source: {type: stdin, config: {}}\nsink: {type: stdout}\n").is_empty());
+
+    let err = |yaml: &str| {
+        serde_path_to_error::deserialize::<_, DataFlowSpec>(serde_norway::Deserializer::from_str(
+            yaml,
+        ))
+        .unwrap_err()
+        .to_string()
+    };
+    let typo =
+        err("source: {type: kafka, config: {topic: t, brokerz: [k]}}\nsink: {type: stdout}\n");
+    assert!(
+        typo.starts_with("source: config.brokerz: unknown field `brokerz`"),
+        "{typo}"
+    );
+    let both =
+        err("source: {type: kafka, config: {topic: t}, kafka: {topic: t}}\nsink: {type: stdout}\n");
+    assert!(
+        both.contains("both config and the kafka block are set"),
+        "{both}"
+    );
+    let stdin = err("source: {type: stdin, config: {x: 1}}\nsink: {type: stdout}\n");
+    assert!(stdin.contains("type stdin takes no config"), "{stdin}");
+}
