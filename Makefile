@@ -6,7 +6,9 @@ WASM_TARGET  := wasm32-wasip2
 WASM_PROFILE := wasm
 WASM_OUT     := target/$(WASM_TARGET)/$(WASM_PROFILE)
 PROCESSOR    := target/release/dataflow-processor
-BUILTINS     := timestamp flatten filter mask router select remove snake-case camel-case
+BUILTINS     := timestamp flatten filter mask router select remove snake-case camel-case \
+                cast insert-field extract-field hoist-field struct-flatten replace-field \
+                timezone debezium-unwrap headers-to-payload
 SHARED       ?= ../shared
 CORPUS_SIZE  ?= 100000
 

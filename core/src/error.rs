@@ -44,6 +44,18 @@ impl fmt::Display for ConfigError {
     }
 }
 
+/// Characters of a message's value quoted in an error at most.
+const QUOTED_CHARS: usize = 64;
+
+/// `text` in quotes for an error record, cut to 64 characters (with `...`): a value
+/// from a message is shown, but a huge one cannot blow up the error record.
+pub fn quoted_excerpt(text: &str) -> String {
+    match text.char_indices().nth(QUOTED_CHARS) {
+        Some((at, _)) => format!("{:?}...", &text[..at]),
+        None => format!("{text:?}"),
+    }
+}
+
 /// The class of a per-message failure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorKind {

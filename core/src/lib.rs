@@ -14,5 +14,5 @@ pub mod packed;
 pub mod path;
 pub mod rename;
 
-pub use error::{ConfigError, ErrorKind, TransformError};
+pub use error::{ConfigError, ErrorKind, TransformError, quoted_excerpt};
 pub use message::{Message, Metadata, Outcome, Record, StepCount, find_meta, output_capacity};

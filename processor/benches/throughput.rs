@@ -54,7 +54,7 @@ fn main() {
     );
     println!();
     println!(
-        "{:<11} {:>12} {:>12} {:>10} {:>12} {:>9}",
+        "{:<16} {:>12} {:>12} {:>10} {:>12} {:>9}",
         "transform", "wasm msg/s", "native msg/s", "wasm/nat", "Go msg/s", "vs Go"
     );
 
@@ -79,9 +79,15 @@ fn main() {
             json!({"routes": [{"condition": "$.level == 'error'"}, {"condition": "$.level == 'warning'"}]}),
         ),
     ];
+    let plain = messages(&lines, &[]);
     for (name, config) in &cases {
         let steps = json!({"steps": [{"type": name, "config": config}]});
-        report(name, &runtime, &steps, &lines);
+        report(name, &runtime, &steps, &plain);
+    }
+    println!();
+    for (name, config, input) in newer_builtins(&lines) {
+        let steps = json!({"steps": [{"type": name, "config": config}]});
+        report(name, &runtime, &steps, &input);
     }
     let chain = json!({"steps": [
         {"type": "timestamp", "config": {}},
@@ -90,30 +96,119 @@ fn main() {
         {"type": "remove", "config": {"fields": ["internal_id", "debug"]}},
         {"type": "snakeCase", "config": {"deep": true}},
     ]});
-    let chain_rate = report("chain", &runtime, &chain, &lines);
+    let chain_rate = report("chain", &runtime, &chain, &plain);
     println!();
     end_to_end(Path::new(&corpus), lines.len(), chain_rate);
 }
 
+/// The corpus as messages carrying `metadata`.
+fn messages(lines: &[Vec<u8>], metadata: &[(&str, &str)]) -> Vec<Message> {
+    let metadata: Vec<(String, String)> = metadata
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    lines
+        .iter()
+        .map(|line| Message {
+            payload: line.clone(),
+            metadata: metadata.clone(),
+        })
+        .collect()
+}
+
+/// The rows of the nine newer built-ins: each config with the corpus in the shape
+/// it reads (Debezium events, a timestamp field, Kafka metadata and headers).
+fn newer_builtins(lines: &[Vec<u8>]) -> Vec<(&'static str, Value, Vec<Message>)> {
+    let kafka = [
+        ("topic", "orders"),
+        ("partition", "3"),
+        ("headers.tenant", "acme"),
+        ("headers.trace-id", "4bf92f3577b34da6"),
+    ];
+    let with_kafka = messages(lines, &kafka);
+    let plain = messages(lines, &[]);
+    // `{"createdAt": "...", ...}`: the corpus line with a timestamp put in front.
+    let timed: Vec<Vec<u8>> = lines
+        .iter()
+        .enumerate()
+        .map(|(i, line)| {
+            let mut out = format!(
+                r#"{{"createdAt":"2026-01-15T12:{:02}:{:02}.{:03}Z","#,
+                i / 60 % 60,
+                i % 60,
+                i % 1000
+            )
+            .into_bytes();
+            out.extend_from_slice(line.get(1..).unwrap_or_default());
+            out
+        })
+        .collect();
+    let debezium: Vec<Vec<u8>> = lines
+        .iter()
+        .map(|line| {
+            let mut out = br#"{"before":null,"after":"#.to_vec();
+            out.extend_from_slice(line);
+            out.extend_from_slice(br#","source":{"version":"3.0","connector":"postgresql","db":"shop","schema":"public","table":"orders","lsn":33554432},"op":"c","ts_ms":1767225600000}"#);
+            out
+        })
+        .collect();
+    vec![
+        (
+            "cast",
+            json!({"fields": {"orderId": "string", "totalAmount": "integer", "active": "string"}}),
+            plain.clone(),
+        ),
+        (
+            "insertField",
+            json!({"fields": {"source": "shop", "topic": "${metadata.topic}", "version": 2}}),
+            with_kafka.clone(),
+        ),
+        ("extractField", json!({"field": "user"}), plain.clone()),
+        ("hoistField", json!({"field": "payload"}), plain.clone()),
+        ("structFlatten", json!({}), plain.clone()),
+        (
+            "replaceField",
+            json!({"exclude": ["internal_id", "debug"], "renames": ["orderId:order_id", "totalAmount:total_amount"]}),
+            plain,
+        ),
+        (
+            "timezone",
+            json!({"fields": ["createdAt"], "to": "Europe/Berlin"}),
+            messages(&timed, &[]),
+        ),
+        (
+            "debeziumUnwrap",
+            json!({"addOp": true, "sourceFields": ["table", "lsn"]}),
+            messages(&debezium, &[]),
+        ),
+        (
+            "headersToPayload",
+            json!({"headers": ["tenant", "trace-id"], "prefix": "h_"}),
+            with_kafka,
+        ),
+    ]
+}
+
 /// Prints one row; returns the Wasm rate.
-fn report(name: &str, runtime: &WasmRuntime, config: &Value, lines: &[Vec<u8>]) -> f64 {
+fn report(name: &str, runtime: &WasmRuntime, config: &Value, lines: &[Message]) -> f64 {
     // Interleaved, so a slow spell of the machine hits both sides alike.
     let (mut wasm, mut native) = (0.0f64, 0.0f64);
     for _ in 0..RUNS {
         wasm = wasm.max(rate(lines.len(), wasm_run(runtime, config, lines)));
         native = native.max(rate(lines.len(), native_run(config, lines)));
     }
-    let go = GO_REFERENCE
+    // The Go original has no figure for the newer built-ins.
+    let (go, vs_go) = GO_REFERENCE
         .iter()
         .find(|(n, _)| *n == name)
-        .map_or(f64::NAN, |(_, r)| *r);
+        .map_or(("-".to_owned(), "-".to_owned()), |(_, go)| {
+            (format!("{go:.0}"), format!("{:.1}x", wasm / go))
+        });
     println!(
-        "{name:<11} {:>12.0} {:>12.0} {:>9.2}x {:>12.0} {:>8.1}x",
+        "{name:<16} {:>12.0} {:>12.0} {:>9.2}x {go:>12} {vs_go:>9}",
         wasm,
         native,
         native / wasm,
-        go,
-        wasm / go
     );
     wasm
 }
@@ -122,7 +217,7 @@ fn rate(messages: usize, elapsed: Duration) -> f64 {
     messages as f64 / elapsed.as_secs_f64()
 }
 
-fn wasm_run(runtime: &WasmRuntime, config: &Value, lines: &[Vec<u8>]) -> Duration {
+fn wasm_run(runtime: &WasmRuntime, config: &Value, lines: &[Message]) -> Duration {
     let pre = runtime
         .prepare_builtins(BUILTINS_COMPONENT)
         .expect("compile");
@@ -132,17 +227,7 @@ fn wasm_run(runtime: &WasmRuntime, config: &Value, lines: &[Vec<u8>]) -> Duratio
     };
     let mut instance =
         TransformInstance::create("builtins", pre, config.to_string(), limits).expect("create");
-    let batches: Vec<Vec<Message>> = lines
-        .chunks(BATCH)
-        .map(|c| {
-            c.iter()
-                .map(|l| Message {
-                    payload: l.clone(),
-                    metadata: Vec::new(),
-                })
-                .collect()
-        })
-        .collect();
+    let batches: Vec<Vec<Message>> = lines.chunks(BATCH).map(<[Message]>::to_vec).collect();
     let start = Instant::now();
     let mut outputs = 0usize;
     for batch in &batches {
@@ -156,19 +241,9 @@ fn wasm_run(runtime: &WasmRuntime, config: &Value, lines: &[Vec<u8>]) -> Duratio
     elapsed
 }
 
-fn native_run(config: &Value, lines: &[Vec<u8>]) -> Duration {
+fn native_run(config: &Value, lines: &[Message]) -> Duration {
     let mut chain = Chain::from_config(&config.to_string()).expect("config");
-    let batches: Vec<Vec<dataflow_transform_sdk::Message>> = lines
-        .chunks(BATCH)
-        .map(|c| {
-            c.iter()
-                .map(|l| dataflow_transform_sdk::Message {
-                    payload: l.clone(),
-                    metadata: Vec::new(),
-                })
-                .collect()
-        })
-        .collect();
+    let batches: Vec<Vec<Message>> = lines.chunks(BATCH).map(<[Message]>::to_vec).collect();
     let start = Instant::now();
     let mut outputs = 0usize;
     for batch in batches {

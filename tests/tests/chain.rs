@@ -423,3 +423,63 @@ transformations:
     assert_eq!(output.failures[0].origin, 2);
     assert_eq!(output.failures[0].error_type, ErrorType::InvalidData);
 }
+
+#[test]
+fn the_cdc_example_turns_debezium_events_into_typed_rows() {
+    let path = dataflow_tests::workspace().join("examples/debezium-to-postgres.yaml");
+    let mut c = chain(&std::fs::read_to_string(path).unwrap());
+    let event = |region: &str, payload: &str| Message {
+        payload: payload.as_bytes().to_vec(),
+        metadata: vec![
+            ("topic".into(), "shop.public.orders".into()),
+            ("headers.tenant".into(), "acme".into()),
+            ("headers.region".into(), region.into()),
+        ],
+    };
+    let source = r#""source":{"table":"orders","lsn":4711,"db":"shop"}"#;
+    let output = c.run(&[
+        event(
+            "eu",
+            &format!(
+                r#"{{"before":null,"after":{{"id":7,"amount":"19.90","ordered_at":1767225600000000,"internal_note":"x"}},{source},"op":"c"}}"#
+            ),
+        ),
+        event(
+            "us",
+            &format!(
+                r#"{{"before":{{"id":8}},"after":{{"id":8,"amount":5,"ordered_at":1767225600000000}},{source},"op":"u"}}"#
+            ),
+        ),
+        event("eu", "null"),
+        event(
+            "eu",
+            &format!(r#"{{"before":{{"id":9,"amount":"1"}},"after":null,{source},"op":"d"}}"#),
+        ),
+        event(
+            "eu",
+            &format!(r#"{{"after":{{"id":10,"amount":"lots"}},{source},"op":"c"}}"#),
+        ),
+    ]);
+    let docs: Vec<Value> = output
+        .outputs
+        .iter()
+        .map(|m| serde_json::from_slice(&m.payload).unwrap())
+        .collect();
+    assert_eq!(
+        docs,
+        [
+            json!({"order_id": "7", "amount": 19.9, "ordered_at": "2026-01-01T01:00:00+01:00",
+                   "__deleted": false, "__op": "c", "source_table": "orders", "source_lsn": 4711, "tenant": "acme"}),
+            json!({"order_id": "8", "amount": 5.0, "ordered_at": 1767225600000000i64,
+                   "__deleted": false, "__op": "u", "source_table": "orders", "source_lsn": 4711, "tenant": "acme"}),
+            json!({"order_id": "9", "amount": 1.0, "__deleted": true, "__op": "d",
+                   "source_table": "orders", "source_lsn": 4711, "tenant": "acme"}),
+        ],
+        "rows typed, the EU time converted, the tombstone dropped, the delete marked"
+    );
+    assert_eq!(output.origins, [0, 1, 3]);
+    assert_eq!(output.filtered, 1, "the tombstone is dropped by rule");
+    assert_eq!(output.failures.len(), 1, "the amount 'lots' is not a float");
+    assert_eq!(output.failures[0].origin, 4);
+    assert_eq!(output.failures[0].error_type, ErrorType::InvalidData);
+}

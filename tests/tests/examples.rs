@@ -9,7 +9,8 @@ use serde::Deserialize;
 use serde_json::Value;
 
 /// The manifests the README and the seed samples promise.
-const EXPECTED: [&str; 11] = [
+const EXPECTED: [&str; 12] = [
+    "debezium-to-postgres.yaml",
     "local-demo.yaml",
     "kafka-to-postgres.yaml",
     "kafka-with-secrets.yaml",

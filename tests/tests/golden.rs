@@ -190,11 +190,15 @@ fn check(case: &Case, how: &str, got: &Got) -> Result<(), String> {
 }
 
 fn standalone_component(transform: &str) -> Vec<u8> {
-    let crate_name = match transform {
-        "snakeCase" => "snake_case",
-        "camelCase" => "camel_case",
-        other => other,
-    };
+    // Each built-in's crate is its spec name in snake case (`insertField` ->
+    // `dataflow_transform_insert_field`).
+    let mut crate_name = String::new();
+    for c in transform.chars() {
+        if c.is_ascii_uppercase() {
+            crate_name.push('_');
+        }
+        crate_name.push(c.to_ascii_lowercase());
+    }
     std::fs::read(component(&format!("dataflow_transform_{crate_name}"))).unwrap()
 }
 

@@ -45,17 +45,7 @@ spec:
     );
     let running = Running::start(&spec);
     let group = format!("dataflow-team-a-{name}");
-    eventually("every offset committed", Duration::from_secs(60), || {
-        let group = group.clone();
-        let topic = topic.clone();
-        async move {
-            let done = tokio::task::spawn_blocking(move || committed_total(&group, &topic))
-                .await
-                .unwrap();
-            (done == N as i64).then_some(())
-        }
-    })
-    .await;
+    wait_committed(&group, &topic, N as i64).await;
     let log = running.stop();
     assert!(log.contains("written=500"), "{log}");
     assert_eq!(file_json_lines(&out).len(), N as usize);
@@ -174,4 +164,152 @@ sink:
             ]
         );
     }
+}
+
+/// Record headers: name and bytes.
+type HeaderList<'a> = &'a [(&'a str, &'a [u8])];
+
+/// Writes records to `topic` in order, each with a key, the given headers, and a
+/// value (`None`: a tombstone).
+async fn produce_with_headers(topic: &str, records: &[(Option<&str>, HeaderList<'_>)]) {
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", kafka_brokers())
+        .create()
+        .unwrap();
+    for (payload, headers) in records {
+        let headers = headers
+            .iter()
+            .fold(OwnedHeaders::new(), |all, (key, value)| {
+                all.insert(Header {
+                    key,
+                    value: Some(*value),
+                })
+            });
+        let mut record = FutureRecord::<str, str>::to(topic)
+            .key("k")
+            .headers(headers);
+        if let Some(payload) = payload {
+            record = record.payload(payload);
+        }
+        producer
+            .send(record, Duration::from_secs(10))
+            .await
+            .unwrap();
+    }
+}
+
+/// Waits until `group` has committed `count` records of `topic`.
+async fn wait_committed(group: &str, topic: &str, count: i64) {
+    eventually("every offset committed", Duration::from_secs(60), || {
+        let group = group.to_owned();
+        let topic = topic.to_owned();
+        async move {
+            let done = tokio::task::spawn_blocking(move || committed_total(&group, &topic))
+                .await
+                .unwrap();
+            (done == count).then_some(())
+        }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn debezium_events_and_tombstones_from_kafka_become_rows() {
+    let topic = unique("cdc");
+    let group = unique("cdc-group");
+    create_topic_with(&topic, 1);
+    let create = r#"{"schema":{"type":"struct"},"payload":{"before":null,"after":{"id":1,"amount":"9.50"},"source":{"table":"orders"},"op":"c"}}"#;
+    let delete =
+        r#"{"before":{"id":1,"amount":"9.50"},"after":null,"source":{"table":"orders"},"op":"d"}"#;
+    let tenant: HeaderList<'_> = &[("tenant", b"acme")];
+    produce_with_headers(
+        &topic,
+        &[
+            (Some(create), tenant),
+            (Some(delete), tenant),
+            (None, tenant),
+        ],
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("rows.jsonl");
+    let spec = write_file(
+        dir.path(),
+        "flow.yaml",
+        &format!(
+            r#"
+source:
+  type: kafka
+  kafka: {{brokers: ["{brokers}"], topic: {topic}, consumerGroup: {group}}}
+transformations:
+  - {{type: debeziumUnwrap, debeziumUnwrap: {{addOp: true, sourceFields: [table]}}}}
+  - {{type: headersToPayload, headersToPayload: {{headers: [tenant]}}}}
+  - {{type: cast, cast: {{fields: {{amount: float}}}}}}
+sink:
+  type: file
+  file: {{path: "{out}"}}
+"#,
+            brokers = kafka_brokers(),
+            out = out.display()
+        ),
+    );
+    let running = Running::start(&spec);
+    // The tombstone is dropped by rule, and its offset is committed all the same.
+    wait_committed(&group, &topic, 3).await;
+    let log = running.stop();
+    let rows = file_json_lines(&out);
+    assert_eq!(
+        rows,
+        [
+            serde_json::json!({"id": 1, "amount": 9.5, "__deleted": false, "__op": "c", "source_table": "orders", "tenant": "acme"}),
+            serde_json::json!({"id": 1, "amount": 9.5, "__deleted": true, "__op": "d", "source_table": "orders", "tenant": "acme"}),
+        ],
+        "{log}"
+    );
+    assert!(
+        log.contains("filtered=1") && log.contains("errors=0"),
+        "{log}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn raw_mode_carries_headers_and_tombstones_in_its_wrapper() {
+    let topic = unique("raw_headers");
+    let group = unique("raw-group");
+    create_topic_with(&topic, 1);
+    let headers: HeaderList<'_> = &[("tenant", b"acme"), ("blob", &[0xff, 0x00])];
+    produce_with_headers(&topic, &[(Some(r#"{"a":1}"#), headers), (None, headers)]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("raw.jsonl");
+    let spec = write_file(
+        dir.path(),
+        "flow.yaml",
+        &format!(
+            r#"
+source:
+  type: kafka
+  kafka: {{brokers: ["{brokers}"], topic: {topic}, consumerGroup: {group}, rawMode: true}}
+sink:
+  type: file
+  file: {{path: "{out}"}}
+"#,
+            brokers = kafka_brokers(),
+            out = out.display()
+        ),
+    );
+    let running = Running::start(&spec);
+    wait_committed(&group, &topic, 2).await;
+    let log = running.stop();
+    let rows = file_json_lines(&out);
+    assert_eq!(rows.len(), 2, "{log}");
+    let headers = serde_json::json!({"tenant": "acme", "blob": "base64:/wA="});
+    assert_eq!(rows[0]["value"], serde_json::json!({"a": 1}));
+    assert_eq!(rows[0]["_metadata"]["headers"], headers);
+    assert_eq!(
+        rows[1]["value"],
+        serde_json::Value::Null,
+        "a tombstone is null"
+    );
+    assert_eq!(rows[1]["_metadata"]["headers"], headers);
+    assert_eq!(rows[1]["_metadata"]["key"], "k");
 }

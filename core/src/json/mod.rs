@@ -60,6 +60,15 @@ impl From<i64> for Number {
     }
 }
 
+impl Number {
+    /// A finite float as a JSON number (`3.0`, `0.1`, `1e300`); `None` for NaN
+    /// and the infinities, which JSON cannot write.
+    pub fn from_f64(f: f64) -> Option<Self> {
+        f.is_finite()
+            .then(|| Number(SmolStr::new(format!("{f:?}"))))
+    }
+}
+
 impl From<u64> for Number {
     fn from(n: u64) -> Self {
         Number(SmolStr::new(n.to_string()))

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::{BuiltinConfig, non_empty};
 
 /// Parses `fields`, refusing an empty list; errors name `fields[i]`.
-fn field_paths(fields: &[String]) -> Result<Vec<FieldPath>, ConfigError> {
+pub(crate) fn field_paths(fields: &[String]) -> Result<Vec<FieldPath>, ConfigError> {
     if fields.is_empty() {
         return Err(ConfigError::field("fields", "must not be empty"));
     }

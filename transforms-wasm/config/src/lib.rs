@@ -6,14 +6,24 @@
 //! be built. [`for_each_builtin!`] is the one list of built-ins every other crate
 //! expands.
 
+mod convert;
 mod fields;
+mod reshape;
 mod router;
 mod timestamp;
 
 use dataflow_core::ConfigError;
 use serde::{Deserialize, Serialize};
 
+pub use convert::{
+    CastConfig, CastType, DebeziumUnwrapConfig, DeleteHandling, EpochUnit, HeadersToPayloadConfig,
+    TimezoneConfig, Zone,
+};
 pub use fields::{FlattenConfig, MaskConfig, RemoveConfig, SelectConfig};
+pub use reshape::{
+    ExtractFieldConfig, FieldSelection, HoistFieldConfig, InsertFieldConfig, InsertValue,
+    MAX_FLATTEN_DEPTH, ReplaceFieldConfig, StructFlattenConfig, TemplatePart, parse_template,
+};
 pub use router::{RouteConfig, RouterConfig, compile_routes};
 pub use timestamp::{TimestampConfig, TimestampFormat};
 
@@ -96,6 +106,15 @@ macro_rules! for_each_builtin {
             { Remove, "remove", remove, RemoveConfig, required, dataflow_transform_remove::Remove }
             { SnakeCase, "snakeCase", snake_case, SnakeCaseConfig, optional, dataflow_transform_snake_case::SnakeCase }
             { CamelCase, "camelCase", camel_case, CamelCaseConfig, optional, dataflow_transform_camel_case::CamelCase }
+            { Cast, "cast", cast, CastConfig, required, dataflow_transform_cast::Cast }
+            { InsertField, "insertField", insert_field, InsertFieldConfig, required, dataflow_transform_insert_field::InsertField }
+            { ExtractField, "extractField", extract_field, ExtractFieldConfig, required, dataflow_transform_extract_field::ExtractField }
+            { HoistField, "hoistField", hoist_field, HoistFieldConfig, required, dataflow_transform_hoist_field::HoistField }
+            { StructFlatten, "structFlatten", struct_flatten, StructFlattenConfig, optional, dataflow_transform_struct_flatten::StructFlatten }
+            { ReplaceField, "replaceField", replace_field, ReplaceFieldConfig, required, dataflow_transform_replace_field::ReplaceField }
+            { Timezone, "timezone", timezone, TimezoneConfig, required, dataflow_transform_timezone::Timezone }
+            { DebeziumUnwrap, "debeziumUnwrap", debezium_unwrap, DebeziumUnwrapConfig, optional, dataflow_transform_debezium_unwrap::DebeziumUnwrap }
+            { HeadersToPayload, "headersToPayload", headers_to_payload, HeadersToPayloadConfig, required, dataflow_transform_headers_to_payload::HeadersToPayload }
         }
     };
 }

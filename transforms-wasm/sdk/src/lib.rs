@@ -32,7 +32,7 @@ pub use batch::process_batch;
 pub use config::parse_config;
 pub use dataflow_core::{
     ConfigError, ErrorKind, Message, Metadata, Outcome, Record, StepCount, TransformError,
-    condition, json, path, rename,
+    condition, find_meta, json, path, quoted_excerpt, rename,
 };
 
 /// A message transformation.

@@ -19,7 +19,7 @@ use serde_json::value::RawValue;
 use super::avro::AvroDecoder;
 use super::config::{Connection, client_config};
 use super::context::{KafkaContext, fatal_type};
-use super::headers::read_headers;
+use super::headers::{HEADER_PREFIX, read_headers};
 use crate::connectors::limits::oversized;
 use crate::connectors::retry::Backoff;
 use crate::connectors::settings::{optional, required};
@@ -183,6 +183,10 @@ impl KafkaSource {
             return;
         }
         let value: Result<Vec<u8>, String> = match &mut self.format {
+            // A record without a value (a tombstone) is the JSON document `null`,
+            // whatever the format: transforms see it (`debeziumUnwrap` drops it)
+            // instead of failing it as bytes that are not JSON.
+            _ if record.payload().is_none() => Ok(b"null".to_vec()),
             Format::Json => Ok(bytes.to_vec()),
             Format::Avro(decoder) => match decoder.decode(bytes).await {
                 Ok(json) => serde_json::to_vec(&json).map_err(|e| e.to_string()),
@@ -192,7 +196,7 @@ impl KafkaSource {
         match value {
             Ok(value) => {
                 let payload = if self.raw_mode {
-                    wrap_raw(&value, record, timestamp, key.as_deref())
+                    wrap_raw(&value, record, timestamp, key.as_deref(), &metadata)
                 } else {
                     value
                 };
@@ -217,6 +221,7 @@ fn wrap_raw(
     record: &impl KafkaMessage,
     timestamp: Option<i64>,
     key: Option<&str>,
+    metadata: &[(String, String)],
 ) -> Vec<u8> {
     let mut out = String::with_capacity(value.len() + 128);
     out.push_str("{\"value\":");
@@ -236,6 +241,20 @@ fn wrap_raw(
     }
     if let Some(key) = key {
         let _ = write!(out, ",\"key\":{}", json_string(key));
+    }
+    let mut headers = metadata
+        .iter()
+        .filter_map(|(k, v)| Some((k.strip_prefix(HEADER_PREFIX)?, v)))
+        .peekable();
+    if headers.peek().is_some() {
+        out.push_str(",\"headers\":{");
+        for (i, (name, value)) in headers.enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            let _ = write!(out, "{}:{}", json_string(name), json_string(value));
+        }
+        out.push('}');
     }
     out.push_str("}}");
     out.into_bytes()
