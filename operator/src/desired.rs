@@ -310,7 +310,8 @@ pub fn deployment(
             protocol: Some("TCP".to_owned()),
             ..ContainerPort::default()
         }]),
-        liveness_probe: Some(http_probe("/healthz", 10, 15)),
+        // `/livez` also fails when input waits with no progress (`--stall-seconds`).
+        liveness_probe: Some(http_probe("/livez", 10, 15)),
         readiness_probe: Some(http_probe("/readyz", 5, 2)),
         resources: spec.resources.clone(),
         volume_mounts: Some(mounts),
@@ -483,7 +484,7 @@ spec:
         );
         let liveness = container.liveness_probe.as_ref().unwrap();
         let get = liveness.http_get.as_ref().unwrap();
-        assert_eq!(get.path.as_deref(), Some("/healthz"));
+        assert_eq!(get.path.as_deref(), Some("/livez"));
         assert_eq!(get.port, IntOrString::String("metrics".into()));
         let readiness = container.readiness_probe.as_ref().unwrap();
         assert_eq!(

@@ -75,7 +75,11 @@ pub(crate) struct RunArgs {
     /// Seconds between status reports.
     #[arg(long, default_value_t = 10)]
     status_interval_seconds: u64,
-    /// Serve /metrics (Prometheus), /healthz and /readyz here (default: 0.0.0.0:9090
+    /// `/livez` fails when input has waited this many seconds with no batch handled
+    /// (a stuck flow, restarted by Kubernetes' liveness probe).
+    #[arg(long, env = "DATAFLOW_STALL_SECONDS", default_value_t = 600)]
+    stall_seconds: u64,
+    /// Serve /metrics (Prometheus), /healthz, /livez and /readyz here (default: 0.0.0.0:9090
     /// inside a cluster, none elsewhere).
     #[arg(long, env = "METRICS_ADDR")]
     metrics_addr: Option<SocketAddr>,

@@ -11,7 +11,7 @@ use dataflow_processor::flow::{self, FlowOptions};
 use dataflow_processor::pipeline::PipelineConfig;
 use dataflow_processor::progress::Progress;
 use dataflow_processor::status_report::StatusReporter;
-use dataflow_telemetry::Exporter;
+use dataflow_telemetry::{Exporter, LivenessCheck};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
@@ -40,6 +40,7 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         .unwrap_or_else(|| std::env::var_os("KUBERNETES_SERVICE_HOST").is_some());
     let interval = Duration::from_secs(args.status_interval_seconds.max(1));
     let grace = Duration::from_secs(args.shutdown_grace_seconds);
+    let stall = Duration::from_secs(args.stall_seconds.max(1));
     let metrics_addr = args
         .metrics_addr
         .or_else(|| std::env::var_os("KUBERNETES_SERVICE_HOST").map(|_| IN_CLUSTER_METRICS_ADDR));
@@ -55,6 +56,9 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             };
             tracing::info!("processor started");
             let progress = Arc::new(Progress::default());
+            if let Some(exporter) = &exporter {
+                exporter.set_liveness_check(stall_check(progress.clone(), stall));
+            }
             let stop_reporting = CancellationToken::new();
             let reporter = if report_status {
                 start_status_reporter(
@@ -131,6 +135,18 @@ async fn start_metrics(addr: SocketAddr) -> anyhow::Result<Exporter> {
         .in_current_span(),
     );
     Ok(exporter)
+}
+
+/// `/livez`: fails once input has waited longer than `limit` with no batch handled.
+fn stall_check(progress: Arc<Progress>, limit: Duration) -> LivenessCheck {
+    Arc::new(move || match progress.stalled(limit) {
+        None => Ok(()),
+        Some(waited) => Err(format!(
+            "stalled: input has waited {} s with no batch handled (limit {} s)",
+            waited.as_secs(),
+            limit.as_secs()
+        )),
+    })
 }
 
 /// Starts publishing counts to the DataFlow's status; without a reachable API

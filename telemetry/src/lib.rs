@@ -1,5 +1,5 @@
 //! Metrics in Prometheus text format (OpenTelemetry instruments, exported through
-//! `opentelemetry-prometheus`) and the `/metrics`, `/healthz`, `/readyz` endpoints.
+//! `opentelemetry-prometheus`) and the `/metrics`, `/healthz`, `/livez`, `/readyz` endpoints.
 //! The processor and the operator each serve their own instruments through an
 //! [`Exporter`].
 
@@ -35,6 +35,10 @@ pub enum TelemetryError {
 /// A readiness condition checked at every `/readyz` request.
 pub type ReadinessCheck = Arc<dyn Fn() -> bool + Send + Sync>;
 
+/// A liveness condition checked at every `/livez` request: `Err` says why the
+/// process should be restarted.
+pub type LivenessCheck = Arc<dyn Fn() -> Result<(), String> + Send + Sync>;
+
 /// A Prometheus registry fed by an OpenTelemetry meter provider, plus what
 /// `/readyz` reports: a readiness flag and, optionally, a check run per request.
 #[derive(Clone)]
@@ -43,6 +47,7 @@ pub struct Exporter {
     provider: SdkMeterProvider,
     ready: Arc<AtomicBool>,
     check: Arc<RwLock<Option<ReadinessCheck>>>,
+    liveness: Arc<RwLock<Option<LivenessCheck>>>,
 }
 
 impl std::fmt::Debug for Exporter {
@@ -65,6 +70,7 @@ impl Exporter {
             provider: SdkMeterProvider::builder().with_reader(reader).build(),
             ready: Arc::new(AtomicBool::new(false)),
             check: Arc::new(RwLock::new(None)),
+            liveness: Arc::new(RwLock::new(None)),
         })
     }
 
@@ -86,6 +92,21 @@ impl Exporter {
         *slot = Some(check);
     }
 
+    /// Sets the condition `/livez` reports (without one, `/livez` is `/healthz`).
+    pub fn set_liveness_check(&self, check: LivenessCheck) {
+        let mut slot = self
+            .liveness
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        *slot = Some(check);
+    }
+
+    /// `Ok` when `/livez` answers 200 now; otherwise why not.
+    pub fn liveness(&self) -> Result<(), String> {
+        let check = self.liveness.read().unwrap_or_else(PoisonError::into_inner);
+        check.as_ref().map_or(Ok(()), |check| check())
+    }
+
     /// Whether `/readyz` answers 200 now.
     pub fn is_ready(&self) -> bool {
         let check = self.check.read().unwrap_or_else(PoisonError::into_inner);
@@ -101,12 +122,14 @@ impl Exporter {
         String::from_utf8_lossy(&out).into_owned()
     }
 
-    /// The HTTP routes: `/metrics`, `/healthz` (the process answers) and `/readyz`
+    /// The HTTP routes: `/metrics`, `/healthz` (the process answers), `/livez` (the
+    /// liveness check holds) and `/readyz`
     /// (ready once [`Exporter::set_ready`] said so).
     pub fn router(&self) -> Router {
         Router::new()
             .route("/metrics", get(metrics))
             .route("/healthz", get(|| async { "ok" }))
+            .route("/livez", get(livez))
             .route("/readyz", get(readyz))
             .with_state(self.clone())
     }
@@ -123,7 +146,7 @@ impl Exporter {
         let addr = listener
             .local_addr()
             .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
-        tracing::info!(%addr, "serving /metrics, /healthz and /readyz");
+        tracing::info!(%addr, "serving /metrics, /healthz, /livez and /readyz");
         axum::serve(listener, self.router())
             .await
             .map_err(|cause| TelemetryError::Bind { addr, cause })
@@ -138,6 +161,13 @@ async fn metrics(State(exporter): State<Exporter>) -> impl IntoResponse {
         )],
         exporter.render(),
     )
+}
+
+async fn livez(State(exporter): State<Exporter>) -> impl IntoResponse {
+    match exporter.liveness() {
+        Ok(()) => (StatusCode::OK, "live".to_owned()),
+        Err(reason) => (StatusCode::SERVICE_UNAVAILABLE, reason),
+    }
 }
 
 async fn readyz(State(exporter): State<Exporter>) -> impl IntoResponse {

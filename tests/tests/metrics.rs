@@ -452,6 +452,64 @@ fn a_taken_metrics_port_fails_the_start() {
     assert!(stderr.contains(&addr), "{stderr}");
 }
 
+#[test]
+fn livez_fails_while_input_waits_on_a_stuck_step_and_recovers_after() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = dir.path().join("flow.yaml");
+    // The component spins on the evil message until its 6 s time limit: input waits
+    // with no batch handled for longer than the 1 s stall limit.
+    std::fs::write(
+        &spec,
+        format!(
+            r#"
+source: {{type: stdin}}
+transformations:
+  - type: wasm
+    wasm: {{path: {hostile}, config: {{mode: loop}}, limits: {{timeoutMs: 6000}}}}
+sink: {{type: stdout}}
+"#,
+            hostile = dataflow_tests::component("dataflow_test_components").display(),
+        ),
+    )
+    .unwrap();
+    let addr = format!("127.0.0.1:{}", free_port());
+    let mut child = Running(
+        Command::new(dataflow_tests::processor_bin())
+            .args(["run", "--spec", spec.to_str().unwrap()])
+            .args(["--metrics-addr", &addr, "--stall-seconds", "1"])
+            .env("LOG_LEVEL", "warn")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let wait_for = |want: u16, within: Duration| -> String {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some((status, body)) = get(&addr, "/livez")
+                && status == want
+            {
+                return body;
+            }
+            assert!(Instant::now() < deadline, "/livez never answered {want}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    wait_for(200, Duration::from_secs(20));
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(get(&addr, "/livez").map(|r| r.0), Some(200), "idle is live");
+    let mut stdin = child.0.stdin.take().unwrap();
+    stdin.write_all(b"{\"evil\":true}\n").unwrap();
+    stdin.flush().unwrap();
+    let reason = wait_for(503, Duration::from_secs(5));
+    assert!(reason.starts_with("stalled: input has waited"), "{reason}");
+    assert_eq!(get(&addr, "/healthz").map(|r| r.0), Some(200));
+    // The time limit fails the message; the batch is handled and the flow is live.
+    wait_for(200, Duration::from_secs(15));
+    drop(stdin);
+}
+
 /// Metrics that exist only once their event happened (a sandbox limit hit, a
 /// connector failure), so a clean run cannot show them.
 const EVENT_ONLY: [&str; 4] = [

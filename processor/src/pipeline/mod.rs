@@ -153,7 +153,7 @@ async fn run_parts(
         observer,
         progress,
     } = parts;
-    let mut writers = Writers::new(outlets, progress, observer.clone());
+    let mut writers = Writers::new(outlets, progress.clone(), observer.clone());
     let stop_reading = shutdown.child_token();
 
     let (batch_tx, mut batch_rx) = mpsc::channel::<Queued>(config.queue_depth.max(1));
@@ -175,6 +175,7 @@ async fn run_parts(
                 &mut ack_rx,
                 &read_stop,
                 &*read_observer,
+                &progress,
             )
             .await;
             drop(batch_tx);

@@ -9,6 +9,7 @@ use tokio_util::sync::CancellationToken;
 use super::observer::Observer;
 use super::transform::Queued;
 use crate::connectors::{Ack, BatchLimit, ConnectorError, Source};
+use crate::progress::Progress;
 
 /// What the read loop waited for.
 enum Event {
@@ -29,6 +30,7 @@ pub(super) async fn read_loop(
     ack_rx: &mut mpsc::UnboundedReceiver<Ack>,
     stop: &CancellationToken,
     observer: &dyn Observer,
+    progress: &Progress,
 ) -> Result<(), ConnectorError> {
     loop {
         let reading = Instant::now();
@@ -64,6 +66,7 @@ pub(super) async fn read_loop(
             &batch.rejected,
             read_at - reading,
         );
+        progress.taken((batch.messages.len() + batch.rejected.len()) as u64);
         let batch = Queued { batch, read_at };
         tokio::select! {
             biased;
