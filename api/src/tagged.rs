@@ -11,7 +11,8 @@
 //! check for it again.
 
 /// See the module documentation. Each entry is `Variant = "name"`, followed by
-/// `(field: SettingsType)` when the type has a settings block, or by
+/// `(field: SettingsType)` when the type has a settings block (its key in specs
+/// is `field` in camelCase: `postgresql_cdc` for `postgresql-cdc` is `postgresqlCdc`), or by
 /// `(field: SettingsType, optional)` when that block may be left out (its
 /// `Default` is used then). An optional `@common { field: Type, ... }` before the
 /// entries adds optional fields every type shares to the wire form (only); the
@@ -68,7 +69,7 @@ macro_rules! tagged_connector {
 
         /// `type` plus the settings block named after it (the spec's text form).
         #[derive(Debug, Clone, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
-        #[serde(deny_unknown_fields)]
+        #[serde(rename_all = "camelCase", deny_unknown_fields)]
         pub struct $Wire {
             /// The type; its settings go in the block of the same name.
             #[serde(rename = "type")]
@@ -85,7 +86,7 @@ macro_rules! tagged_connector {
             config: Option<serde_json::Value>,
             $($(
                 #[doc = concat!("Settings of type `", $name, "`.")]
-                #[serde(rename = $name, default, skip_serializing_if = "Option::is_none")]
+                #[serde(default, skip_serializing_if = "Option::is_none")]
                 $field: Option<$Block>,
             )?)*
         }

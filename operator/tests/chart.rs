@@ -8,71 +8,19 @@
 //! reached by its Service name, trusting only the chart's caBundle.
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
-use std::process::{Command, Output};
 
 use dataflow_operator::rbac::REQUIRED;
 use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Secret, Service, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding};
-use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
+mod helm;
 mod support;
 
-fn chart_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../charts/dataflow-operator")
-}
-
-fn helm(args: &[&str]) -> Output {
-    let helm = std::env::var("DATAFLOW_TEST_HELM").unwrap_or_else(|_| {
-        panic!("DATAFLOW_TEST_HELM is not set: run `make test`, or `eval \"$(scripts/services.sh start)\"` first")
-    });
-    Command::new(&helm)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("running {helm}: {e}"))
-}
-
-/// `helm template` of the chart as release `dataflow` in `dataflow-system`, with
-/// `overrides` as an extra values file.
-fn template(overrides: &Value) -> Result<String, String> {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("values.json");
-    std::fs::write(&file, overrides.to_string()).unwrap();
-    let chart = chart_dir();
-    let output = helm(&[
-        "template",
-        "dataflow",
-        chart.to_str().unwrap(),
-        "--namespace",
-        "dataflow-system",
-        "--values",
-        file.to_str().unwrap(),
-    ]);
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-    if output.status.success() {
-        Ok(stdout)
-    } else {
-        Err(stderr)
-    }
-}
-
-/// Every document the chart renders with `overrides`.
-fn render_chart(overrides: &Value) -> Vec<Value> {
-    let rendered = template(overrides).unwrap_or_else(|e| panic!("helm template failed: {e}"));
-    let mut documents = Vec::new();
-    for document in serde_norway::Deserializer::from_str(&rendered) {
-        let value = Value::deserialize(document).unwrap_or_else(|e| panic!("{e}\n{rendered}"));
-        if !value.is_null() {
-            documents.push(value);
-        }
-    }
-    documents
-}
+use helm::{chart_dir, helm, render_chart, template};
 
 /// Parses `document` as `T` and requires that nothing was dropped on the way (a
 /// misspelt or misplaced field would be).

@@ -389,6 +389,12 @@ errors: {{type: file, file: {{path: {failed}}}}}
             "dataflow_task_queue_wait_time_seconds_count",
             &with(&[("queue_type", queue)])
         ));
+        let capacity = sum(
+            &samples,
+            "dataflow_task_queue_capacity",
+            &with(&[("queue_type", queue)]),
+        );
+        assert!(capacity >= 4.0, "{queue} queue capacity {capacity}");
     }
     let success = sum(&samples, "dataflow_task_success_rate", &flow);
     assert!((success - 60.0 / 65.0).abs() < 1e-9, "{success}");

@@ -8,12 +8,17 @@ pub const DEFAULT_NESSIE_POLL_INTERVAL_SECS: u64 = 10;
 /// Default batch flush interval of batching sinks, seconds.
 pub const DEFAULT_FLUSH_INTERVAL_SECS: u64 = 10;
 
+mod cdc;
 mod kafka;
 mod local;
 mod nessie;
 mod sql;
 mod trino;
 
+pub use cdc::{
+    CdcSnapshotMode, DEFAULT_CDC_HEARTBEAT_SECS, DEFAULT_CDC_POLL_INTERVAL_SECS,
+    PostgresqlCdcSourceSpec, default_slot_name, is_cdc_name,
+};
 pub use kafka::{
     BasicAuth, KafkaSasl, KafkaSinkSpec, KafkaSourceSpec, KafkaTls, SchemaRegistry,
     default_consumer_group,

@@ -2,9 +2,10 @@
 //! directly or through a SecretRef), choices, and numbers that must be positive.
 
 use crate::connectors::{
-    ClickhouseSinkSpec, ClickhouseSourceSpec, FileSpec, GENERATOR_TEMPLATES, GeneratorSpec,
-    KafkaSasl, KafkaSinkSpec, KafkaSourceSpec, KafkaTls, Keycloak, NessieSinkSpec,
-    NessieSourceSpec, PostgresqlSinkSpec, PostgresqlSourceSpec, TrinoSinkSpec, TrinoSourceSpec,
+    CdcSnapshotMode, ClickhouseSinkSpec, ClickhouseSourceSpec, FileSpec, GENERATOR_TEMPLATES,
+    GeneratorSpec, KafkaSasl, KafkaSinkSpec, KafkaSourceSpec, KafkaTls, Keycloak, NessieSinkSpec,
+    NessieSourceSpec, PostgresqlCdcSourceSpec, PostgresqlSinkSpec, PostgresqlSourceSpec,
+    TrinoSinkSpec, TrinoSourceSpec, is_cdc_name,
 };
 use crate::{SecretRef, SinkSpec, SourceSpec};
 
@@ -30,6 +31,7 @@ impl Validator {
         match s {
             SourceSpec::Kafka(c) => self.kafka_source(&at("kafka"), c),
             SourceSpec::Postgresql(c) => self.postgresql_source(&at("postgresql"), c),
+            SourceSpec::PostgresqlCdc(c) => self.postgresql_cdc_source(&at("postgresqlCdc"), c),
             SourceSpec::Clickhouse(c) => self.clickhouse_source(&at("clickhouse"), c),
             SourceSpec::Trino(c) => self.trino_source(&at("trino"), c),
             SourceSpec::Nessie(c) => self.nessie_source(&at("nessie"), c),
@@ -188,6 +190,55 @@ impl Validator {
             c.query.as_ref(),
         );
         self.poll_interval(path, c.poll_interval);
+    }
+
+    fn postgresql_cdc_source(&mut self, path: &str, c: &PostgresqlCdcSourceSpec) {
+        self.required(
+            path,
+            "connectionString",
+            c.connection_string.as_ref(),
+            c.connection_string_secret_ref.as_ref(),
+        );
+        if c.tables.is_empty() {
+            self.fail(&format!("{path}.tables"), "at least one table is required");
+        }
+        for (i, table) in c.tables.iter().enumerate() {
+            let parts: Vec<&str> = table.split('.').collect();
+            if parts.len() > 2 || parts.iter().any(|p| p.trim().is_empty()) {
+                self.fail(
+                    &format!("{path}.tables[{i}]"),
+                    format!("{table:?} is not `table` or `schema.table`"),
+                );
+            }
+        }
+        for (field, name) in [
+            ("slotName", &c.slot_name),
+            ("publicationName", &c.publication_name),
+        ] {
+            if let Some(name) = name
+                && !is_cdc_name(name)
+            {
+                self.fail(
+                    &format!("{path}.{field}"),
+                    format!("{name:?}: use 1 to 63 lower-case letters, digits and underscores"),
+                );
+            }
+        }
+        if let (Some(snapshot), Some(mode)) = (c.snapshot, c.snapshot_mode)
+            && snapshot != (mode == CdcSnapshotMode::Initial)
+        {
+            self.fail(
+                &format!("{path}.snapshot"),
+                "contradicts snapshotMode; set one of them",
+            );
+        }
+        self.poll_interval(path, c.poll_interval);
+        if c.heartbeat_interval_seconds == Some(0) {
+            self.fail(
+                &format!("{path}.heartbeatIntervalSeconds"),
+                "must be at least 1 second",
+            );
+        }
     }
 
     fn postgresql_sink(&mut self, path: &str, c: &PostgresqlSinkSpec) {

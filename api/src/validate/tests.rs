@@ -235,3 +235,45 @@ transformations:
     let stdin = err("source: {type: stdin, config: {x: 1}}\nsink: {type: stdout}\n");
     assert!(stdin.contains("type stdin takes no config"), "{stdin}");
 }
+
+#[test]
+fn cdc_settings_are_checked_field_by_field() {
+    let good = problems(
+        r#"
+source:
+  type: postgresql-cdc
+  postgresqlCdc: {connectionString: "postgres://x", tables: [public.users, orders], snapshotMode: initial}
+sink: {type: stdout}
+"#,
+    );
+    assert!(good.is_empty(), "{good:?}");
+    let p = problems(
+        r#"
+source:
+  type: postgresql-cdc
+  postgresqlCdc: {tables: ["a.b.c"], slotName: Bad-Slot, snapshot: false, snapshotMode: initial, heartbeatIntervalSeconds: 0}
+sink: {type: stdout}
+"#,
+    );
+    for expected in [
+        "spec.source.postgresqlCdc.connectionString: required",
+        "spec.source.postgresqlCdc.tables[0]",
+        "spec.source.postgresqlCdc.slotName",
+        "spec.source.postgresqlCdc.snapshot: contradicts snapshotMode",
+        "spec.source.postgresqlCdc.heartbeatIntervalSeconds",
+    ] {
+        assert!(
+            p.iter().any(|e| e.starts_with(expected)),
+            "{expected}: {p:?}"
+        );
+    }
+    let empty = problems(
+        "source: {type: postgresql-cdc, postgresqlCdc: {connectionString: x}}\nsink: {type: stdout}",
+    );
+    assert!(
+        empty
+            .iter()
+            .any(|e| e.contains("tables: at least one table")),
+        "{empty:?}"
+    );
+}

@@ -55,6 +55,11 @@ impl<P> PositionLog<P> {
         Ok(released)
     }
 
+    /// Whether every batch handed out has been committed.
+    pub fn is_empty(&self) -> bool {
+        self.pending.is_empty()
+    }
+
     /// The newest position up to and including `ack`'s.
     pub fn release_latest(&mut self, ack: Ack) -> Result<P, UnknownAck> {
         self.release(ack)?.pop().ok_or(UnknownAck(ack.0))

@@ -35,6 +35,9 @@ pub async fn open_source(
         SourceSpec::Postgresql(pg) => {
             Box::new(postgres::open_source(&at("postgresql"), pg, flow, health).await?)
         }
+        SourceSpec::PostgresqlCdc(cdc) => {
+            Box::new(postgres::cdc::open_source(&at("postgresqlCdc"), cdc, flow, health).await?)
+        }
         SourceSpec::Clickhouse(ch) => {
             Box::new(clickhouse::open_source(&at("clickhouse"), ch, flow, health).await?)
         }

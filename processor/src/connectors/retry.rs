@@ -24,6 +24,16 @@ pub enum Failure {
     Fatal(ErrorType, String),
 }
 
+impl Failure {
+    /// The classified type (a transient failure is a connection error).
+    pub fn error_type(&self) -> ErrorType {
+        match self {
+            Failure::Transient(_) => ErrorType::ConnectionError,
+            Failure::Rows(error_type, _) | Failure::Fatal(error_type, _) => *error_type,
+        }
+    }
+}
+
 /// Delays that double from `initial` up to `max`, each drawn between half and all
 /// of its nominal value so that many clients do not retry in step.
 #[derive(Debug, Clone)]

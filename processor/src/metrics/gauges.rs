@@ -50,6 +50,20 @@ pub(super) fn register_gauges(
 
     let attrs = base.to_vec();
     let state = shared.clone();
+    meter
+        .i64_observable_gauge("dataflow_task_queue_capacity")
+        .with_description("Messages a pipeline queue holds when full (queue depth x batch size)")
+        .with_callback(move |gauge| {
+            for kind in ["default", "output"] {
+                let mut labels = attrs.clone();
+                labels.push(queue(kind));
+                gauge.observe(state.queue_capacity.load(Ordering::Relaxed), &labels);
+            }
+        })
+        .build();
+
+    let attrs = base.to_vec();
+    let state = shared.clone();
     let totals = progress.clone();
     meter
         .i64_observable_gauge("dataflow_task_active_messages")

@@ -56,6 +56,8 @@ struct Shared {
     queued_default: AtomicI64,
     /// Messages transformed and not yet handed to the writers.
     queued_output: AtomicI64,
+    /// Messages each queue holds at most (about: batches vary in size).
+    queue_capacity: AtomicI64,
     /// Messages read so far.
     read: AtomicU64,
     /// 1 while the flow runs.

@@ -12,8 +12,12 @@ use crate::connectors::Rejected;
 use crate::pipeline::{Observer, SinkSlot};
 
 impl Observer for FlowMetrics {
-    fn started(&self) {
+    fn started(&self, queue_capacity: usize) {
         self.shared.running.store(1, Ordering::Relaxed);
+        self.shared.queue_capacity.store(
+            i64::try_from(queue_capacity).unwrap_or(i64::MAX),
+            Ordering::Relaxed,
+        );
         self.exporter.set_ready(true);
     }
 

@@ -133,7 +133,7 @@ pub async fn run(
 ) -> Result<Summary, PipelineError> {
     let started = Instant::now();
     let observer = parts.observer.clone();
-    observer.started();
+    observer.started(config.queue_depth.max(1) * config.batch_size.max(1));
     let result = run_parts(parts, shutdown, &config).await;
     observer.stopped();
     let mut summary = result?;

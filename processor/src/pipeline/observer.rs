@@ -21,8 +21,9 @@ pub enum SinkSlot {
 
 /// Receives the pipeline's events. Every method does nothing by default.
 pub trait Observer: Send + Sync {
-    /// The connectors are open and the flow runs.
-    fn started(&self) {}
+    /// The connectors are open and the flow runs; each pipeline queue holds at
+    /// most about `queue_capacity` messages.
+    fn started(&self, _queue_capacity: usize) {}
 
     /// A sink other than the main one was opened.
     fn sink_opened(&self, _slot: SinkSlot) {}

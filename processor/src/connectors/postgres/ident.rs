@@ -24,6 +24,11 @@ impl QualifiedName {
         Some(Self { schema, name })
     }
 
+    /// The schema, when the name has one.
+    pub fn schema(&self) -> Option<&str> {
+        self.schema.as_deref()
+    }
+
     /// The bare table name (for index names and metadata).
     pub fn name(&self) -> &str {
         &self.name

@@ -1,6 +1,7 @@
 //! PostgreSQL through `sqlx`: a polling source with an incremental cursor and a
 //! batching sink (one statement per batch, JSON rows expanded by the server).
 
+pub mod cdc;
 mod cursor_store;
 mod errors;
 mod ident;
