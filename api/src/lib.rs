@@ -20,9 +20,11 @@ mod validate;
 
 pub use error_record::{ErrorRecord, MAX_EMBEDDED_DEPTH, fallback_record};
 pub use failure::{ErrorType, Stage};
-pub use resource::{DataFlow, DataFlowSpec, DataFlowStatus, Phase};
+pub use resource::{
+    AckGranularity, DataFlow, DataFlowSpec, DataFlowStatus, MAX_CHANNEL_BUFFER_SIZE, Phase,
+};
 pub use secret::SecretRef;
-pub use sink::{SinkSpec, SinkType};
+pub use sink::{AckPolicy, SinkSpec, SinkType};
 pub use source::{SourceSpec, SourceType};
 pub use transform::{
     ConfigMapKeyRef, RouteSpec, RouterSpec, TransformType, Transformation, TransformationSpec,

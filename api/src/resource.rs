@@ -52,6 +52,43 @@ pub struct DataFlowSpec {
     /// sources, which share partitions through the consumer group.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replicas: Option<i32>,
+    /// The Go original's acknowledgement unit, `message` or `batch`. Both mean
+    /// at-least-once here: a source position moves per batch once every message
+    /// of the batch is durable, so a crash repeats at most the batches in flight.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ack_granularity: Option<AckGranularity>,
+    /// Keep read positions across restarts (default true). With `false` the
+    /// positions of polling sources (PostgreSQL, ClickHouse) and the completion
+    /// of a CDC snapshot live in memory only, and a restart reads from the start.
+    /// Kafka group offsets and replication slots are the servers' own records and
+    /// are always kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoint_persistence: Option<bool>,
+    /// The Go original's buffer between stages, in messages (1 to 1,000,000):
+    /// each pipeline queue holds about this many, as whole batches (at least
+    /// one). Default: 4 batches.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel_buffer_size: Option<u32>,
+}
+
+/// How often the Go original acknowledges source positions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum AckGranularity {
+    /// Per message.
+    Message,
+    /// Per batch.
+    Batch,
+}
+
+/// Largest `channelBufferSize`.
+pub const MAX_CHANNEL_BUFFER_SIZE: u32 = 1_000_000;
+
+impl DataFlowSpec {
+    /// Whether sources keep their positions across restarts.
+    pub fn persists_positions(&self) -> bool {
+        self.checkpoint_persistence.unwrap_or(true)
+    }
 }
 
 /// Lifecycle phase of a DataFlow.

@@ -74,7 +74,14 @@ pub async fn run(
         }
         None => Arc::new(Unobserved),
     };
-    let source = open_source("spec.source", &spec.source, flow, health.source.clone()).await?;
+    let source = open_source(
+        "spec.source",
+        &spec.source,
+        flow,
+        spec.persists_positions(),
+        health.source.clone(),
+    )
+    .await?;
     let main = NamedSink {
         kind: spec.sink.kind(),
         sink: open_sink("spec.sink", &spec.sink, health.sink.clone()).await?,

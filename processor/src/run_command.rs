@@ -73,11 +73,7 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
                 None
             };
             let options = FlowOptions {
-                pipeline: PipelineConfig {
-                    batch_size: args.batch_size,
-                    batch_bytes: args.batch_bytes,
-                    ..PipelineConfig::default()
-                },
+                pipeline: PipelineConfig::for_spec(&loaded.spec, args.batch_size, args.batch_bytes),
                 progress: Some(progress),
                 metrics: exporter,
             };

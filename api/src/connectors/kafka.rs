@@ -112,6 +112,62 @@ pub struct SchemaRegistry {
     pub tls: Option<KafkaTls>,
 }
 
+/// How a Kafka client talks to the brokers (librdkafka's `security.protocol`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum KafkaSecurityProtocol {
+    /// No TLS, no SASL.
+    #[serde(rename = "PLAINTEXT", alias = "plaintext")]
+    Plaintext,
+    /// TLS (with a client certificate when `tls` has one).
+    #[serde(rename = "SSL", alias = "ssl")]
+    Ssl,
+    /// SASL without TLS.
+    #[serde(rename = "SASL_PLAINTEXT", alias = "sasl_plaintext")]
+    SaslPlaintext,
+    /// SASL over TLS.
+    #[serde(rename = "SASL_SSL", alias = "sasl_ssl")]
+    SaslSsl,
+}
+
+impl KafkaSecurityProtocol {
+    /// The protocol `tls` and `sasl` blocks imply.
+    pub fn implied(tls: bool, sasl: bool) -> Self {
+        match (tls, sasl) {
+            (false, false) => Self::Plaintext,
+            (true, false) => Self::Ssl,
+            (false, true) => Self::SaslPlaintext,
+            (true, true) => Self::SaslSsl,
+        }
+    }
+
+    /// librdkafka's name for it.
+    pub fn as_librdkafka(self) -> &'static str {
+        match self {
+            Self::Plaintext => "plaintext",
+            Self::Ssl => "ssl",
+            Self::SaslPlaintext => "sasl_plaintext",
+            Self::SaslSsl => "sasl_ssl",
+        }
+    }
+
+    /// Checks an explicit protocol against the `tls` and `sasl` blocks given. A
+    /// TLS protocol without a `tls` block is fine (the system's CAs are used).
+    pub fn agrees_with(self, tls: bool, sasl: bool) -> Result<(), String> {
+        let uses_sasl = matches!(self, Self::SaslPlaintext | Self::SaslSsl);
+        let uses_tls = matches!(self, Self::Ssl | Self::SaslSsl);
+        if uses_sasl && !sasl {
+            return Err("needs a sasl block (mechanism, username, password)".into());
+        }
+        if !uses_sasl && sasl {
+            return Err("does not use SASL, but a sasl block is given".into());
+        }
+        if !uses_tls && tls {
+            return Err("does not use TLS, but a tls block is given".into());
+        }
+        Ok(())
+    }
+}
+
 /// The consumer group of a DataFlow's Kafka source without `consumerGroup`: one
 /// per DataFlow (`flow` is `namespace/name`), the same across restarts, as Kafka
 /// Connect names a connector's group after the connector.
@@ -170,6 +226,10 @@ pub struct KafkaSourceSpec {
     /// SASL.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sasl: Option<KafkaSasl>,
+    /// The Go original's explicit protocol; by default it follows from `tls` and
+    /// `sasl`. When given it must agree with them (`SASL_*` needs `sasl`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub security_protocol: Option<KafkaSecurityProtocol>,
 }
 
 /// Kafka sink.
@@ -206,4 +266,8 @@ pub struct KafkaSinkSpec {
     /// SASL.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sasl: Option<KafkaSasl>,
+    /// The Go original's explicit protocol; by default it follows from `tls` and
+    /// `sasl`. When given it must agree with them (`SASL_*` needs `sasl`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub security_protocol: Option<KafkaSecurityProtocol>,
 }

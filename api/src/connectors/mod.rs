@@ -20,8 +20,8 @@ pub use cdc::{
     PostgresqlCdcSourceSpec, default_slot_name, is_cdc_name,
 };
 pub use kafka::{
-    BasicAuth, KafkaSasl, KafkaSinkSpec, KafkaSourceSpec, KafkaTls, SchemaRegistry,
-    default_consumer_group,
+    BasicAuth, KafkaSasl, KafkaSecurityProtocol, KafkaSinkSpec, KafkaSourceSpec, KafkaTls,
+    SchemaRegistry, default_consumer_group,
 };
 pub use local::{FileSpec, GENERATOR_TEMPLATES, GeneratorSpec};
 pub use nessie::{NessieBasicAuth, NessieSinkSpec, NessieSourceSpec};

@@ -3,9 +3,9 @@
 
 use crate::connectors::{
     CdcSnapshotMode, ClickhouseSinkSpec, ClickhouseSourceSpec, FileSpec, GENERATOR_TEMPLATES,
-    GeneratorSpec, KafkaSasl, KafkaSinkSpec, KafkaSourceSpec, KafkaTls, Keycloak, NessieSinkSpec,
-    NessieSourceSpec, PostgresqlCdcSourceSpec, PostgresqlSinkSpec, PostgresqlSourceSpec,
-    TrinoSinkSpec, TrinoSourceSpec, is_cdc_name,
+    GeneratorSpec, KafkaSasl, KafkaSecurityProtocol, KafkaSinkSpec, KafkaSourceSpec, KafkaTls,
+    Keycloak, NessieSinkSpec, NessieSourceSpec, PostgresqlCdcSourceSpec, PostgresqlSinkSpec,
+    PostgresqlSourceSpec, TrinoSinkSpec, TrinoSourceSpec, is_cdc_name,
 };
 use crate::{SecretRef, SinkSpec, SourceSpec};
 
@@ -108,8 +108,23 @@ impl Validator {
         );
     }
 
+    fn security_protocol(
+        &mut self,
+        path: &str,
+        protocol: Option<KafkaSecurityProtocol>,
+        tls: bool,
+        sasl: bool,
+    ) {
+        if let Some(protocol) = protocol
+            && let Err(reason) = protocol.agrees_with(tls, sasl)
+        {
+            self.fail(&format!("{path}.securityProtocol"), reason);
+        }
+    }
+
     fn kafka_source(&mut self, path: &str, c: &KafkaSourceSpec) {
         self.kafka_brokers(path, &c.brokers, c.brokers_secret_ref.as_ref());
+        self.security_protocol(path, c.security_protocol, c.tls.is_some(), c.sasl.is_some());
         self.required(path, "topic", c.topic.as_ref(), c.topic_secret_ref.as_ref());
         match c.format.as_deref() {
             None | Some("json") => {}
@@ -145,6 +160,7 @@ impl Validator {
 
     fn kafka_sink(&mut self, path: &str, c: &KafkaSinkSpec) {
         self.kafka_brokers(path, &c.brokers, c.brokers_secret_ref.as_ref());
+        self.security_protocol(path, c.security_protocol, c.tls.is_some(), c.sasl.is_some());
         self.required(path, "topic", c.topic.as_ref(), c.topic_secret_ref.as_ref());
         if let Some(key) = &c.key_field {
             self.path(&format!("{path}.keyField"), key);

@@ -66,6 +66,14 @@ pub fn validate(spec: &DataFlowSpec) -> Result<(), ValidationErrors> {
     if let Some(resources) = &spec.resources {
         v.resources("spec.resources", resources);
     }
+    if let Some(size) = spec.channel_buffer_size
+        && !(1..=crate::MAX_CHANNEL_BUFFER_SIZE).contains(&size)
+    {
+        v.fail(
+            "spec.channelBufferSize",
+            format!("must be 1 to {}", crate::MAX_CHANNEL_BUFFER_SIZE),
+        );
+    }
     if let Some(replicas) = spec.replicas
         && replicas < 1
     {

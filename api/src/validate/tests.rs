@@ -277,3 +277,53 @@ sink: {type: stdout}
         "{empty:?}"
     );
 }
+
+#[test]
+fn the_go_originals_flow_settings_are_read() {
+    let yaml = r#"
+ackGranularity: message
+checkpointPersistence: false
+channelBufferSize: 5000
+source:
+  type: kafka
+  config:
+    brokers: [kafka:9092]
+    topic: events
+    securityProtocol: SASL_SSL
+    sasl: {mechanism: scram-sha-512, username: u, password: p}
+sink: {type: stdout}
+errors:
+  type: kafka
+  config: {brokers: [kafka:9092], topic: dlq}
+  ackPolicy: afterWrite
+"#;
+    assert!(problems(yaml).is_empty(), "{:?}", problems(yaml));
+    let parsed = spec(yaml);
+    assert!(!parsed.persists_positions());
+    assert_eq!(parsed.channel_buffer_size, Some(5000));
+
+    let p = problems(
+        r#"
+channelBufferSize: 0
+source: {type: kafka, kafka: {brokers: [k:9092], topic: t, securityProtocol: SASL_PLAINTEXT}}
+sink: {type: kafka, kafka: {brokers: [k:9092], topic: u, securityProtocol: PLAINTEXT, tls: {insecureSkipVerify: true}}}
+"#,
+    );
+    for expected in [
+        "spec.channelBufferSize: must be 1 to 1000000",
+        "spec.source.kafka.securityProtocol: needs a sasl block",
+        "spec.sink.kafka.securityProtocol: does not use TLS",
+    ] {
+        assert!(
+            p.iter().any(|e| e.starts_with(expected)),
+            "{expected}: {p:?}"
+        );
+    }
+    let refused = serde_norway::from_str::<DataFlowSpec>(
+        "source: {type: stdin}\nsink: {type: stdout, ackPolicy: beforeWrite}",
+    );
+    assert!(
+        refused.is_err_and(|e| e.to_string().contains("afterWrite")),
+        "only afterWrite exists"
+    );
+}

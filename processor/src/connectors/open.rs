@@ -8,11 +8,13 @@ use super::{
 };
 
 /// Opens the source described by `spec` (at spec path `path`) for the DataFlow
-/// `flow` (`namespace/name`); its reachability goes to `health`.
+/// `flow` (`namespace/name`); its reachability goes to `health`. Without
+/// `persist`, positions the source keeps itself stay in memory.
 pub async fn open_source(
     path: &str,
     spec: &SourceSpec,
     flow: &str,
+    persist: bool,
     health: Health,
 ) -> Result<Box<dyn Source>, ConnectorError> {
     let at = |block: &str| format!("{path}.{block}");
@@ -33,13 +35,13 @@ pub async fn open_source(
             Box::new(kafka::KafkaSource::open(&at("kafka"), kafka, flow, health).await?)
         }
         SourceSpec::Postgresql(pg) => {
-            Box::new(postgres::open_source(&at("postgresql"), pg, flow, health).await?)
+            Box::new(postgres::open_source(&at("postgresql"), pg, flow, persist, health).await?)
         }
-        SourceSpec::PostgresqlCdc(cdc) => {
-            Box::new(postgres::cdc::open_source(&at("postgresqlCdc"), cdc, flow, health).await?)
-        }
+        SourceSpec::PostgresqlCdc(cdc) => Box::new(
+            postgres::cdc::open_source(&at("postgresqlCdc"), cdc, flow, persist, health).await?,
+        ),
         SourceSpec::Clickhouse(ch) => {
-            Box::new(clickhouse::open_source(&at("clickhouse"), ch, flow, health).await?)
+            Box::new(clickhouse::open_source(&at("clickhouse"), ch, flow, persist, health).await?)
         }
         SourceSpec::Trino(trino) => {
             Box::new(trino::open_source(&at("trino"), trino, health).await?)

@@ -56,6 +56,31 @@ impl Default for PipelineConfig {
     }
 }
 
+impl PipelineConfig {
+    /// Batches of `batch_size` messages (`batch_bytes` bytes); the queue depth
+    /// follows the spec's `channelBufferSize` (messages) when it has one.
+    pub fn for_spec(
+        spec: &dataflow_api::DataFlowSpec,
+        batch_size: usize,
+        batch_bytes: usize,
+    ) -> Self {
+        let default = Self::default();
+        let queue_depth = spec
+            .channel_buffer_size
+            .map_or(default.queue_depth, |messages| {
+                usize::try_from(messages)
+                    .unwrap_or(usize::MAX)
+                    .div_ceil(batch_size.max(1))
+                    .max(1)
+            });
+        Self {
+            batch_size,
+            batch_bytes,
+            queue_depth,
+        }
+    }
+}
+
 /// What a run did, printed as the summary line.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Summary {

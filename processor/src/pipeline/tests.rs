@@ -557,3 +557,14 @@ async fn an_error_record_refused_for_its_content_gets_through_in_its_fallback_fo
     assert!(fallback["original_message"]["original_data_base64"].is_string());
     assert_eq!(*committed.lock().unwrap(), [0]);
 }
+
+#[test]
+fn channel_buffer_size_sets_the_queue_depth_in_whole_batches() {
+    let mut spec: dataflow_api::DataFlowSpec =
+        serde_norway::from_str("source: {type: stdin}\nsink: {type: stdout}").unwrap();
+    assert_eq!(PipelineConfig::for_spec(&spec, 1024, 1).queue_depth, 4);
+    spec.channel_buffer_size = Some(5000);
+    assert_eq!(PipelineConfig::for_spec(&spec, 1024, 1).queue_depth, 5);
+    spec.channel_buffer_size = Some(10);
+    assert_eq!(PipelineConfig::for_spec(&spec, 1024, 1).queue_depth, 1);
+}

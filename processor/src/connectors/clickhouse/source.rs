@@ -67,6 +67,7 @@ pub async fn open_source(
     path: &str,
     spec: &ClickhouseSourceSpec,
     flow: &str,
+    persist: bool,
     health: Health,
 ) -> Result<PollingSource, ConnectorError> {
     let connection_string = required(
@@ -103,7 +104,7 @@ pub async fn open_source(
         raw_mode: spec.raw_mode.unwrap_or(false),
     };
     poller.cursor = poller.find_cursor(path).await?;
-    let store: Box<dyn PositionStore> = match poller.cursor {
+    let store: Box<dyn PositionStore> = match poller.cursor.filter(|_| persist) {
         Some(cursor) => Box::new(
             CursorStore::open(
                 poller.client.clone(),

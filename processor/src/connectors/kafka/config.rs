@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use dataflow_api::SecretRef;
-use dataflow_api::connectors::{KafkaSasl, KafkaTls};
+use dataflow_api::connectors::{KafkaSasl, KafkaSecurityProtocol, KafkaTls};
 use rdkafka::ClientConfig;
 
 use crate::connectors::ConnectorError;
@@ -15,6 +15,7 @@ pub(super) struct Connection<'a> {
     pub brokers_secret_ref: Option<&'a SecretRef>,
     pub tls: Option<&'a KafkaTls>,
     pub sasl: Option<&'a KafkaSasl>,
+    pub security_protocol: Option<KafkaSecurityProtocol>,
 }
 
 /// librdkafka properties for `connection` (spec path `path`).
@@ -122,13 +123,19 @@ pub(super) fn client_config(
             )?,
         );
     }
-    let protocol = match (tls_on, sasl_on) {
-        (false, false) => "plaintext",
-        (true, false) => "ssl",
-        (false, true) => "sasl_plaintext",
-        (true, true) => "sasl_ssl",
+    let protocol = match connection.security_protocol {
+        Some(given) => {
+            given
+                .agrees_with(tls_on, sasl_on)
+                .map_err(|reason| ConnectorError::Config {
+                    path: format!("{path}.securityProtocol"),
+                    reason,
+                })?;
+            given
+        }
+        None => KafkaSecurityProtocol::implied(tls_on, sasl_on),
     };
-    config.set("security.protocol", protocol);
+    config.set("security.protocol", protocol.as_librdkafka());
     Ok(config)
 }
 
@@ -161,6 +168,7 @@ mod tests {
                 brokers_secret_ref: None,
                 tls: None,
                 sasl: None,
+                security_protocol: None,
             },
         )
         .unwrap();
@@ -169,6 +177,32 @@ mod tests {
             Some("a:9092,b:9092,c:9092")
         );
         assert_eq!(get(&config, "security.protocol"), Some("plaintext"));
+    }
+
+    #[test]
+    fn an_explicit_security_protocol_is_used_and_checked() {
+        let brokers = vec!["a:9092".to_owned()];
+        let with = |protocol| Connection {
+            brokers: &brokers,
+            brokers_secret_ref: None,
+            tls: None,
+            sasl: None,
+            security_protocol: Some(protocol),
+        };
+        let config = client_config("k", &with(KafkaSecurityProtocol::Ssl)).unwrap();
+        assert_eq!(
+            get(&config, "security.protocol"),
+            Some("ssl"),
+            "TLS with the system's CAs"
+        );
+        let err = client_config("k", &with(KafkaSecurityProtocol::SaslPlaintext))
+            .err()
+            .unwrap();
+        assert!(
+            err.to_string()
+                .starts_with("k.securityProtocol: needs a sasl block"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -197,6 +231,7 @@ mod tests {
                 brokers_secret_ref: None,
                 tls: Some(&tls),
                 sasl: Some(&sasl),
+                security_protocol: None,
             },
         )
         .unwrap();
@@ -231,6 +266,7 @@ mod tests {
                 brokers_secret_ref: None,
                 tls: None,
                 sasl: Some(&sasl),
+                security_protocol: None,
             },
         )
         .err()
@@ -247,6 +283,7 @@ mod tests {
                 brokers_secret_ref: None,
                 tls: None,
                 sasl: None,
+                security_protocol: None,
             },
         )
         .err()

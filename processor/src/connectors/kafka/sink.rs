@@ -56,6 +56,7 @@ impl KafkaSink {
                 brokers_secret_ref: spec.brokers_secret_ref.as_ref(),
                 tls: spec.tls.as_ref(),
                 sasl: spec.sasl.as_ref(),
+                security_protocol: spec.security_protocol,
             },
         )?;
         config

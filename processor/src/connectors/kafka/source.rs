@@ -104,6 +104,7 @@ impl KafkaSource {
                 brokers_secret_ref: spec.brokers_secret_ref.as_ref(),
                 tls: spec.tls.as_ref(),
                 sasl: spec.sasl.as_ref(),
+                security_protocol: spec.security_protocol,
             },
         )?;
         config

@@ -40,6 +40,7 @@ pub async fn open_source(
     path: &str,
     spec: &PostgresqlSourceSpec,
     flow: &str,
+    persist: bool,
     health: Health,
 ) -> Result<PollingSource, ConnectorError> {
     let url = required(
@@ -75,7 +76,7 @@ pub async fn open_source(
     };
     poller.cursor = poller.find_cursor(path).await?;
     let store: Box<dyn crate::connectors::polling::PositionStore> = match &poller.cursor {
-        Some(cursor) => Box::new(
+        Some(cursor) if persist => Box::new(
             CursorStore::open(
                 poller.pool.clone(),
                 position_key(flow, &poller.relation, cursor.column),
@@ -83,7 +84,7 @@ pub async fn open_source(
             )
             .await,
         ),
-        None => Box::new(crate::connectors::polling::MemoryStore),
+        _ => Box::new(crate::connectors::polling::MemoryStore),
     };
     let interval = spec.poll_interval.unwrap_or(DEFAULT_POLL_INTERVAL_SECS);
     Ok(PollingSource::new(Box::new(poller), store, interval).await)

@@ -39,7 +39,7 @@ use dataflow_api::connectors::{
 };
 
 use super::cursor_store::CursorStore;
-use crate::connectors::polling::{PollTimer, PositionStore};
+use crate::connectors::polling::{MemoryStore, PollTimer, PositionStore};
 use crate::connectors::settings::required;
 use crate::connectors::{
     Ack, BatchLimit, ConnectorError, Health, PositionLog, Retry, Source, SourceBatch,
@@ -96,18 +96,20 @@ pub struct CdcSource {
     peek: Option<stream::Peek>,
     snapshot: Option<Snapshot>,
     snapshot_state: SnapshotState,
-    store: CursorStore,
+    store: Box<dyn PositionStore>,
     heartbeat: Duration,
     last_heartbeat: Instant,
 }
 
 /// Connects, checks the server, makes sure of the publication and the slot, and
 /// decides whether a snapshot is owed. `flow` (`namespace/name`) names the
-/// default slot.
+/// default slot. Without `persist` the snapshot's completion is not recorded,
+/// so every start reads it again.
 pub async fn open_source(
     path: &str,
     spec: &PostgresqlCdcSourceSpec,
     flow: &str,
+    persist: bool,
     health: Health,
 ) -> Result<CdcSource, ConnectorError> {
     let url = required(
@@ -156,12 +158,18 @@ pub async fn open_source(
     let (confirmed, created) = slot
         .ensure_slot(path, spec.create_slot_if_not_exists.unwrap_or(true))
         .await?;
-    let mut store = CursorStore::open(
-        pool,
-        format!("{flow}:cdc:{}", slot.name),
-        slot.retry.connector(),
-    )
-    .await;
+    let mut store: Box<dyn PositionStore> = if persist {
+        Box::new(
+            CursorStore::open(
+                pool,
+                format!("{flow}:cdc:{}", slot.name),
+                slot.retry.connector(),
+            )
+            .await,
+        )
+    } else {
+        Box::new(MemoryStore)
+    };
     let snapshot_owed =
         spec.wants_snapshot() && (created || store.load().await.as_deref() != Some(SNAPSHOT_DONE));
     if snapshot_owed {
