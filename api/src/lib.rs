@@ -6,6 +6,7 @@
 
 pub mod connectors;
 mod error_record;
+mod execution;
 mod failure;
 pub mod manifest;
 pub mod references;
@@ -19,6 +20,9 @@ mod transform;
 mod validate;
 
 pub use error_record::{ErrorRecord, MAX_EMBEDDED_DEPTH, fallback_record};
+pub use execution::{
+    DEFAULT_BACKOFF_LIMIT, ExecutionMode, ExecutionSpec, MAX_BACKOFF_LIMIT, check_schedule,
+};
 pub use failure::{ErrorType, Stage};
 pub use resource::{
     AckGranularity, DataFlow, DataFlowSpec, DataFlowStatus, MAX_CHANNEL_BUFFER_SIZE, Phase,

@@ -6,7 +6,7 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::{SinkSpec, SourceSpec, Transformation};
+use crate::{ExecutionSpec, SinkSpec, SourceSpec, Transformation};
 
 /// A declarative data flow: read from `source`, apply `transformations` in order,
 /// write to `sink` (and to router sinks), send failures to `errors`.
@@ -69,6 +69,10 @@ pub struct DataFlowSpec {
     /// one). Default: 4 batches.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub channel_buffer_size: Option<u32>,
+    /// Stream forever (default) or run to completion as a Job, optionally on a
+    /// schedule.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub execution: Option<ExecutionSpec>,
 }
 
 /// How often the Go original acknowledges source positions.
@@ -89,6 +93,13 @@ impl DataFlowSpec {
     pub fn persists_positions(&self) -> bool {
         self.checkpoint_persistence.unwrap_or(true)
     }
+
+    /// Whether the flow runs to completion (`execution.mode: job` or a schedule).
+    pub fn runs_to_completion(&self) -> bool {
+        self.execution
+            .as_ref()
+            .is_some_and(ExecutionSpec::runs_to_completion)
+    }
 }
 
 /// Lifecycle phase of a DataFlow.
@@ -102,6 +113,10 @@ pub enum Phase {
     Error,
     /// The DataFlow is being deleted.
     Stopped,
+    /// A job run read its source to the end and wrote everything.
+    Succeeded,
+    /// A job run failed and will not be retried; see `message`.
+    Failed,
 }
 
 /// Observed state of a DataFlow.

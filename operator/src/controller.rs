@@ -14,6 +14,7 @@ use std::sync::Arc;
 use dataflow_api::{DataFlow, DataFlowSpec};
 use futures::{Stream, StreamExt, future};
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::runtime::controller::Controller;
 use kube::runtime::reflector::{ObjectRef, Store};
@@ -103,7 +104,9 @@ pub async fn run(
     let secrets_store = store.clone();
     let mut controller = controller
         .owns(Api::<Deployment>::all(client.clone()), managed.clone())
-        .owns(Api::<ConfigMap>::all(client.clone()), managed)
+        .owns(Api::<ConfigMap>::all(client.clone()), managed.clone())
+        .owns(Api::<Job>::all(client.clone()), managed.clone())
+        .owns(Api::<CronJob>::all(client.clone()), managed)
         .watches(
             Api::<Secret>::all(client.clone()),
             watcher::Config::default(),

@@ -112,13 +112,13 @@ pub fn spec_hash(resolved_spec: &str, plan: &TransformPlan) -> String {
     hex::encode(hasher.finalize())
 }
 
-struct Owned {
-    name: String,
+pub(crate) struct Owned {
+    pub(crate) name: String,
     namespace: String,
     owner: OwnerReference,
 }
 
-fn owned(dataflow: &DataFlow) -> Result<Owned, DesiredError> {
+pub(crate) fn owned(dataflow: &DataFlow) -> Result<Owned, DesiredError> {
     let name = dataflow.name_any();
     let namespace = dataflow
         .namespace()
@@ -133,7 +133,7 @@ fn owned(dataflow: &DataFlow) -> Result<Owned, DesiredError> {
     })
 }
 
-fn metadata(owned: &Owned, name: String) -> ObjectMeta {
+pub(crate) fn metadata(owned: &Owned, name: String) -> ObjectMeta {
     ObjectMeta {
         name: Some(name),
         namespace: Some(owned.namespace.clone()),
@@ -227,6 +227,29 @@ pub fn deployment(
     plan: &TransformPlan,
     hash: &str,
 ) -> Result<Deployment, DesiredError> {
+    let owned = owned(dataflow)?;
+    Ok(Deployment {
+        metadata: metadata(&owned, deployment_name(&owned.name)),
+        spec: DeploymentSpec {
+            replicas: Some(dataflow.spec.replicas.unwrap_or(1)),
+            selector: LabelSelector {
+                match_labels: Some(selector_labels(&owned.name)),
+                ..LabelSelector::default()
+            },
+            template: pod_template(dataflow, settings, plan, hash)?,
+            ..DeploymentSpec::default()
+        },
+        ..Deployment::default()
+    })
+}
+
+/// The processor pod, as every workload (Deployment, Job, CronJob) runs it.
+pub fn pod_template(
+    dataflow: &DataFlow,
+    settings: &ProcessorSettings,
+    plan: &TransformPlan,
+    hash: &str,
+) -> Result<PodTemplateSpec, DesiredError> {
     let owned = owned(dataflow)?;
     let spec = &dataflow.spec;
     let mut volumes = vec![
@@ -329,47 +352,35 @@ pub fn deployment(
     };
     let mut pod_labels = labels(&owned.name);
     pod_labels.extend(selector_labels(&owned.name));
-    Ok(Deployment {
-        metadata: metadata(&owned, deployment_name(&owned.name)),
-        spec: DeploymentSpec {
-            replicas: Some(spec.replicas.unwrap_or(1)),
-            selector: LabelSelector {
-                match_labels: Some(selector_labels(&owned.name)),
-                ..LabelSelector::default()
-            },
-            template: PodTemplateSpec {
-                metadata: Some(ObjectMeta {
-                    labels: Some(pod_labels),
-                    annotations: Some(BTreeMap::from([(
-                        SPEC_HASH_ANNOTATION.to_owned(),
-                        hash.to_owned(),
-                    )])),
-                    ..ObjectMeta::default()
+    Ok(PodTemplateSpec {
+        metadata: Some(ObjectMeta {
+            labels: Some(pod_labels),
+            annotations: Some(BTreeMap::from([(
+                SPEC_HASH_ANNOTATION.to_owned(),
+                hash.to_owned(),
+            )])),
+            ..ObjectMeta::default()
+        }),
+        spec: Some(PodSpec {
+            service_account_name: Some(processor_account_name(&owned.name)),
+            containers: vec![container],
+            volumes: Some(volumes),
+            node_selector: spec.node_selector.clone(),
+            affinity: spec.affinity.clone(),
+            tolerations: spec.tolerations.clone(),
+            security_context: Some(PodSecurityContext {
+                run_as_non_root: Some(true),
+                run_as_user: Some(RUN_AS),
+                run_as_group: Some(RUN_AS),
+                fs_group: Some(RUN_AS),
+                seccomp_profile: Some(SeccompProfile {
+                    type_: "RuntimeDefault".to_owned(),
+                    ..SeccompProfile::default()
                 }),
-                spec: Some(PodSpec {
-                    service_account_name: Some(processor_account_name(&owned.name)),
-                    containers: vec![container],
-                    volumes: Some(volumes),
-                    node_selector: spec.node_selector.clone(),
-                    affinity: spec.affinity.clone(),
-                    tolerations: spec.tolerations.clone(),
-                    security_context: Some(PodSecurityContext {
-                        run_as_non_root: Some(true),
-                        run_as_user: Some(RUN_AS),
-                        run_as_group: Some(RUN_AS),
-                        fs_group: Some(RUN_AS),
-                        seccomp_profile: Some(SeccompProfile {
-                            type_: "RuntimeDefault".to_owned(),
-                            ..SeccompProfile::default()
-                        }),
-                        ..PodSecurityContext::default()
-                    }),
-                    ..PodSpec::default()
-                }),
-            },
-            ..DeploymentSpec::default()
-        },
-        ..Deployment::default()
+                ..PodSecurityContext::default()
+            }),
+            ..PodSpec::default()
+        }),
     })
 }
 

@@ -17,6 +17,7 @@ pub mod status;
 pub mod telemetry;
 pub mod transforms;
 pub mod webhook;
+pub mod workload;
 
 /// Field manager used for every server-side apply and patch the operator makes.
 pub const FIELD_MANAGER: &str = "dataflow-operator";

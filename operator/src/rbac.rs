@@ -49,6 +49,17 @@ pub const REQUIRED: &[Permission] = &[
         resource: "configmaps",
         verbs: WATCHED_AND_OWNED,
     },
+    // Flows that run to completion (`spec.execution`).
+    Permission {
+        group: "batch",
+        resource: "jobs",
+        verbs: WATCHED_AND_OWNED,
+    },
+    Permission {
+        group: "batch",
+        resource: "cronjobs",
+        verbs: WATCHED_AND_OWNED,
+    },
     Permission {
         group: "",
         resource: "secrets",

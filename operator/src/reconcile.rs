@@ -10,11 +10,12 @@ use std::time::{Duration, Instant};
 
 use dataflow_api::{DataFlow, Phase};
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{DeleteParams, Patch, PatchParams};
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event as KubeEvent, EventType, Recorder};
 use kube::runtime::finalizer::{self, Event};
@@ -26,7 +27,7 @@ use tracing::Instrument;
 use crate::desired::{self, ProcessorSettings};
 use crate::status::{self, Observation};
 use crate::telemetry::Metrics;
-use crate::{FIELD_MANAGER, FINALIZER, transforms};
+use crate::{FIELD_MANAGER, FINALIZER, transforms, workload};
 use dataflow_api::references::{self, ObjectKey};
 use dataflow_api::secrets;
 
@@ -237,6 +238,22 @@ async fn deploy(
     apply_object(ctx, namespace, &desired::service_account(dataflow)?).await?;
     apply_object(ctx, namespace, &desired::status_role(dataflow)?).await?;
     apply_object(ctx, namespace, &desired::status_role_binding(dataflow)?).await?;
+    if let Some(execution) = dataflow
+        .spec
+        .execution
+        .as_ref()
+        .filter(|e| e.runs_to_completion())
+    {
+        delete::<Deployment>(ctx, namespace, &deployment_name).await?;
+        return match &execution.schedule {
+            Some(schedule) => {
+                schedule_runs(dataflow, namespace, name, &resolved, &hash, schedule, ctx).await
+            }
+            None => run_once(dataflow, namespace, name, &resolved, &hash, ctx).await,
+        };
+    }
+    delete::<CronJob>(ctx, namespace, &workload::cron_job_name(name)).await?;
+    delete_jobs_except(ctx, namespace, name, None).await?;
     let deployment = desired::deployment(dataflow, &ctx.settings, &resolved.plan, &hash)?;
     let applied: Deployment = apply_object(ctx, namespace, &deployment).await?;
 
@@ -261,6 +278,73 @@ async fn deploy(
         .as_ref()
         .and_then(|s| s.processor_error.as_deref());
     Ok(status::from_deployment(Some(&applied), processor_error))
+}
+
+/// A flow that runs to completion: its Job for this spec hash, and no other.
+async fn run_once(
+    dataflow: &DataFlow,
+    namespace: &str,
+    name: &str,
+    resolved: &Resolved,
+    hash: &str,
+    ctx: &Context,
+) -> Result<Observation, Error> {
+    delete::<CronJob>(ctx, namespace, &workload::cron_job_name(name)).await?;
+    let job_name = workload::job_name(name, hash);
+    delete_jobs_except(ctx, namespace, name, Some(&job_name)).await?;
+    let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), namespace);
+    let job = match jobs.get_opt(&job_name).await? {
+        // A Job's pod template cannot change; the same hash means the same run.
+        Some(existing) => existing,
+        None => {
+            let job = workload::job(dataflow, &ctx.settings, &resolved.plan, hash)?;
+            let created: Job = apply_object(ctx, namespace, &job).await?;
+            let note = format!("started job {job_name}");
+            publish(ctx, dataflow, EventType::Normal, "Started", &note, "Run").await;
+            created
+        }
+    };
+    Ok(status::from_job(Some(&job)))
+}
+
+/// A scheduled flow: its CronJob, updated in place.
+async fn schedule_runs(
+    dataflow: &DataFlow,
+    namespace: &str,
+    name: &str,
+    resolved: &Resolved,
+    hash: &str,
+    schedule: &str,
+    ctx: &Context,
+) -> Result<Observation, Error> {
+    delete_jobs_except(ctx, namespace, name, None).await?;
+    let cron_job = workload::cron_job(dataflow, &ctx.settings, &resolved.plan, hash, schedule)?;
+    let applied: CronJob = apply_object(ctx, namespace, &cron_job).await?;
+    Ok(status::from_cron_job(Some(&applied)))
+}
+
+/// Deletes the one-off Jobs of `dataflow` other than `keep` (older spec hashes,
+/// or all of them when the flow no longer runs once), with their pods.
+async fn delete_jobs_except(
+    ctx: &Context,
+    namespace: &str,
+    dataflow: &str,
+    keep: Option<&str>,
+) -> Result<(), Error> {
+    let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), namespace);
+    let selector = format!("{}={dataflow}", desired::NAME_LABEL);
+    for job in jobs.list(&ListParams::default().labels(&selector)).await? {
+        let job_name = job.name_any();
+        // Runs a CronJob started are the CronJob's to keep or remove.
+        let scheduled = job
+            .owner_references()
+            .iter()
+            .any(|owner| owner.kind == "CronJob");
+        if Some(job_name.as_str()) != keep && !scheduled {
+            delete::<Job>(ctx, namespace, &job_name).await?;
+        }
+    }
+    Ok(())
 }
 
 async fn apply_object<K>(ctx: &Context, namespace: &str, object: &K) -> Result<K, Error>
@@ -309,6 +393,8 @@ async fn cleanup(dataflow: &DataFlow, ctx: &Context) -> Result<Action, Error> {
     let namespace = dataflow.namespace().unwrap_or_default();
     let name = dataflow.name_any();
     delete::<Deployment>(ctx, &namespace, &desired::deployment_name(&name)).await?;
+    delete::<CronJob>(ctx, &namespace, &workload::cron_job_name(&name)).await?;
+    delete_jobs_except(ctx, &namespace, &name, None).await?;
     delete::<ConfigMap>(ctx, &namespace, &desired::config_map_name(&name)).await?;
     let account = desired::processor_account_name(&name);
     delete::<RoleBinding>(ctx, &namespace, &account).await?;

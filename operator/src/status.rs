@@ -4,6 +4,7 @@
 
 use dataflow_api::{DataFlowStatus, Phase};
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use serde_json::{Value, json};
 
@@ -31,6 +32,71 @@ impl Observation {
             message: message.clone(),
             applied: Err((reason.to_owned(), message)),
         }
+    }
+}
+
+/// Phase and message from a job run's status: `Succeeded` once its processor
+/// exited 0, `Failed` once Kubernetes gave up on it (`backoffLimit`).
+pub fn from_job(job: Option<&Job>) -> Observation {
+    let applied = Ok(());
+    let name = job
+        .and_then(|j| j.metadata.name.clone())
+        .unwrap_or_default();
+    let status = job.and_then(|j| j.status.clone()).unwrap_or_default();
+    let failed = status
+        .conditions
+        .unwrap_or_default()
+        .into_iter()
+        .find(|c| c.type_ == "Failed" && c.status == "True");
+    let (phase, message) = if status.succeeded.unwrap_or(0) > 0 {
+        (
+            Phase::Succeeded,
+            format!("job {name} read its source to the end"),
+        )
+    } else if let Some(condition) = failed {
+        let reason = condition.reason.unwrap_or_default();
+        let detail = condition.message.unwrap_or_default();
+        (
+            Phase::Failed,
+            format!("job {name} failed: {reason}: {detail}"),
+        )
+    } else if status.active.unwrap_or(0) > 0 {
+        (Phase::Running, format!("job {name} is running"))
+    } else {
+        (Phase::Pending, format!("waiting for job {name} to start"))
+    };
+    Observation {
+        phase,
+        message,
+        applied,
+    }
+}
+
+/// Phase and message from a scheduled flow's CronJob: `Running` while a run is
+/// active, else how the last run ended.
+pub fn from_cron_job(cron_job: Option<&CronJob>) -> Observation {
+    let applied = Ok(());
+    let status = cron_job.and_then(|c| c.status.clone()).unwrap_or_default();
+    let active = status.active.as_ref().map_or(0, Vec::len);
+    let (phase, message) = match (status.last_schedule_time, status.last_successful_time) {
+        _ if active > 0 => (Phase::Running, "a scheduled run is in progress".to_owned()),
+        (None, _) => (
+            Phase::Pending,
+            "waiting for the first scheduled run".to_owned(),
+        ),
+        (Some(scheduled), Some(succeeded)) if succeeded.0 >= scheduled.0 => (
+            Phase::Succeeded,
+            format!("the last run, started {}, succeeded", scheduled.0),
+        ),
+        (Some(scheduled), _) => (
+            Phase::Failed,
+            format!("the last run, started {}, did not succeed", scheduled.0),
+        ),
+    };
+    Observation {
+        phase,
+        message,
+        applied,
     }
 }
 
@@ -185,6 +251,8 @@ pub fn phase_name(phase: Phase) -> &'static str {
         Phase::Running => "Running",
         Phase::Error => "Error",
         Phase::Stopped => "Stopped",
+        Phase::Succeeded => "Succeeded",
+        Phase::Failed => "Failed",
     }
 }
 

@@ -378,6 +378,7 @@ async fn delete_cleans_up_and_reports_stopped() {
         deletes,
         [
             "deployments",
+            "cronjobs",
             "configmaps",
             "rolebindings",
             "roles",
@@ -421,4 +422,80 @@ async fn api_failure_is_an_error_to_retry() {
             .any(|c| c.line() == format!("PATCH {DEPLOYMENT}")),
         "the failing write was attempted"
     );
+}
+
+const JOBS: &str = "/apis/batch/v1/namespaces/team/jobs";
+const CRON_JOB: &str = "/apis/batch/v1/namespaces/team/cronjobs/dataflow-orders";
+
+/// The names of the flow's Jobs in the fake.
+fn job_names(fake: &FakeApi) -> Vec<String> {
+    fake.names_in(JOBS)
+}
+
+#[tokio::test]
+async fn a_job_flow_runs_once_per_spec_and_reports_how_it_ended() {
+    let fake = created_flow();
+    let mut df = manifest("orders", true);
+    df["spec"]["execution"] = json!({"mode": "job"});
+    fake.put(DF, df.clone());
+    // A Deployment left from when the flow streamed.
+    fake.put(
+        DEPLOYMENT,
+        json!({"apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "dataflow-orders", "namespace": "team"}}),
+    );
+
+    let calls = pass(&fake, "img:1").await;
+    assert!(
+        fake.get(DEPLOYMENT).is_none(),
+        "the streaming Deployment is gone"
+    );
+    let jobs = job_names(&fake);
+    assert_eq!(jobs.len(), 1, "{jobs:?}");
+    let job_path = format!("{JOBS}/{}", jobs[0]);
+    let job = fake.get(&job_path).unwrap();
+    assert_eq!(job["spec"]["template"]["spec"]["restartPolicy"], "Never");
+    assert_eq!(events(&calls)[0].0, "Started");
+    assert_eq!(fake.get(DF).unwrap()["status"]["phase"], "Pending");
+
+    // The kubelet's part: the run ends well.
+    let mut finished = job.clone();
+    finished["status"] = json!({"succeeded": 1});
+    fake.put(&job_path, finished);
+    let calls = pass(&fake, "img:1").await;
+    assert!(events(&calls).is_empty(), "the same spec is the same run");
+    let status = &fake.get(DF).unwrap()["status"];
+    assert_eq!(status["phase"], "Succeeded", "{status}");
+
+    // A new spec is a new run; the old run's Job goes.
+    df["spec"]["sink"]["postgresql"]["table"] = json!("orders_v2");
+    df["metadata"]["generation"] = json!(2);
+    fake.put(DF, df.clone());
+    pass(&fake, "img:1").await;
+    let after = job_names(&fake);
+    assert_eq!(after.len(), 1, "{after:?}");
+    assert_ne!(after[0], jobs[0]);
+    let mut failed = fake.get(&format!("{JOBS}/{}", after[0])).unwrap();
+    failed["status"] = json!({"failed": 3, "conditions": [{"type": "Failed", "status": "True",
+        "reason": "BackoffLimitExceeded", "message": "Job has reached the specified backoff limit"}]});
+    fake.put(&format!("{JOBS}/{}", after[0]), failed);
+    pass(&fake, "img:1").await;
+    let status = &fake.get(DF).unwrap()["status"];
+    assert_eq!(status["phase"], "Failed");
+    assert!(
+        status["message"]
+            .as_str()
+            .unwrap()
+            .contains("BackoffLimitExceeded")
+    );
+
+    // On a schedule: a CronJob, and the one-off Job is removed.
+    df["spec"]["execution"] = json!({"schedule": "0 3 * * *"});
+    fake.put(DF, df);
+    pass(&fake, "img:1").await;
+    assert!(job_names(&fake).is_empty());
+    let cron = fake.get(CRON_JOB).unwrap();
+    assert_eq!(cron["spec"]["schedule"], "0 3 * * *");
+    assert_eq!(cron["spec"]["concurrencyPolicy"], "Forbid");
+    assert_eq!(fake.get(DF).unwrap()["status"]["phase"], "Pending");
 }

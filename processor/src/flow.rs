@@ -8,7 +8,7 @@ use dataflow_telemetry::Exporter;
 use dataflow_wasm_host::TransformChain;
 use tokio_util::sync::CancellationToken;
 
-use crate::connectors::{FlowHealth, open_sink, open_source};
+use crate::connectors::{FlowHealth, SourceOptions, open_sink, open_source};
 use crate::metrics::{FlowLabels, FlowMetrics};
 use crate::pipeline::{
     self, NamedSink, Observer, Outlets, Parts, PipelineConfig, PipelineError, RouteSink, Summary,
@@ -78,7 +78,10 @@ pub async fn run(
         "spec.source",
         &spec.source,
         flow,
-        spec.persists_positions(),
+        SourceOptions {
+            persist: spec.persists_positions(),
+            to_completion: spec.runs_to_completion(),
+        },
         health.source.clone(),
     )
     .await?;

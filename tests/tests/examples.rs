@@ -9,7 +9,8 @@ use serde::Deserialize;
 use serde_json::Value;
 
 /// The manifests the README and the seed samples promise.
-const EXPECTED: [&str; 12] = [
+const EXPECTED: [&str; 13] = [
+    "nightly-backfill.yaml",
     "debezium-to-postgres.yaml",
     "local-demo.yaml",
     "kafka-to-postgres.yaml",

@@ -2,6 +2,7 @@
 //! its field path.
 
 mod connectors;
+mod execution;
 mod resources;
 
 use std::fmt;
@@ -78,6 +79,9 @@ pub fn validate(spec: &DataFlowSpec) -> Result<(), ValidationErrors> {
         && replicas < 1
     {
         v.fail("spec.replicas", "must be at least 1");
+    }
+    if let Some(execution) = &spec.execution {
+        v.execution("spec.execution", execution, spec);
     }
     if v.errors.is_empty() {
         Ok(())

@@ -327,3 +327,37 @@ sink: {type: kafka, kafka: {brokers: [k:9092], topic: u, securityProtocol: PLAIN
         "only afterWrite exists"
     );
 }
+
+#[test]
+fn execution_settings_are_checked() {
+    let job = spec(
+        "execution: {mode: job}\nsource: {type: generator, generator: {count: 5}}\nsink: {type: stdout}",
+    );
+    assert!(job.runs_to_completion());
+    let scheduled = spec(
+        "execution: {schedule: '0 3 * * *'}\nsource: {type: generator, generator: {count: 5}}\nsink: {type: stdout}",
+    );
+    assert!(scheduled.runs_to_completion(), "a schedule implies job");
+    assert!(!spec("source: {type: stdin}\nsink: {type: stdout}").runs_to_completion());
+
+    let p = problems(
+        r#"
+replicas: 3
+execution: {mode: stream, schedule: '61 * * * *', backoffLimit: -1}
+source: {type: postgresql-cdc, postgresqlCdc: {connectionString: 'postgres://x', tables: [t]}}
+sink: {type: stdout}
+"#,
+    );
+    for expected in [
+        "spec.execution.schedule: a schedule starts runs that end",
+        "spec.execution.schedule: minute \"61\"",
+        "spec.execution.backoffLimit: must be 0 to 100",
+        "spec.replicas: a job runs one processor",
+        "spec.execution.mode: a postgresql-cdc source has no end",
+    ] {
+        assert!(
+            p.iter().any(|e| e.starts_with(expected)),
+            "{expected}: {p:?}"
+        );
+    }
+}

@@ -132,6 +132,19 @@ impl FakeApi {
         self.objects.lock().unwrap().get(path).cloned()
     }
 
+    /// Names of the objects stored under the collection path `collection`.
+    pub fn names_in(&self, collection: &str) -> Vec<String> {
+        let prefix = format!("{collection}/");
+        self.objects
+            .lock()
+            .unwrap()
+            .keys()
+            .filter_map(|path| path.strip_prefix(&prefix))
+            .filter(|rest| !rest.contains('/'))
+            .map(str::to_owned)
+            .collect()
+    }
+
     /// Makes requests matching `prefix` (`"METHOD path"`) fail with `code` and `reason`.
     pub fn fail(&self, prefix: &str, code: u16, reason: &str) {
         self.failures

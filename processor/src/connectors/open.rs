@@ -7,17 +7,31 @@ use super::{
     StdoutSink, clickhouse, kafka, nessie, postgres, trino,
 };
 
+/// How a source is opened, beyond its spec.
+#[derive(Debug, Clone, Copy)]
+pub struct SourceOptions {
+    /// Keep positions the source stores itself across restarts (else in memory).
+    pub persist: bool,
+    /// End once the input present at start is read (`execution.mode: job`):
+    /// Kafka up to the high watermarks at start, polling sources at the first
+    /// poll that finds less than a full batch.
+    pub to_completion: bool,
+}
+
 /// Opens the source described by `spec` (at spec path `path`) for the DataFlow
-/// `flow` (`namespace/name`); its reachability goes to `health`. Without
-/// `persist`, positions the source keeps itself stay in memory.
+/// `flow` (`namespace/name`); its reachability goes to `health`.
 pub async fn open_source(
     path: &str,
     spec: &SourceSpec,
     flow: &str,
-    persist: bool,
+    options: SourceOptions,
     health: Health,
 ) -> Result<Box<dyn Source>, ConnectorError> {
     let at = |block: &str| format!("{path}.{block}");
+    let SourceOptions {
+        persist,
+        to_completion,
+    } = options;
     Ok(match spec {
         SourceSpec::File(file) => {
             health.up();
@@ -31,21 +45,27 @@ pub async fn open_source(
             health.up();
             Box::new(GeneratorSource::new(generator))
         }
-        SourceSpec::Kafka(kafka) => {
-            Box::new(kafka::KafkaSource::open(&at("kafka"), kafka, flow, health).await?)
-        }
-        SourceSpec::Postgresql(pg) => {
-            Box::new(postgres::open_source(&at("postgresql"), pg, flow, persist, health).await?)
-        }
+        SourceSpec::Kafka(kafka) => Box::new(
+            kafka::KafkaSource::open(&at("kafka"), kafka, flow, health, to_completion).await?,
+        ),
+        SourceSpec::Postgresql(pg) => Box::new(
+            postgres::open_source(&at("postgresql"), pg, flow, persist, health)
+                .await?
+                .ending_after_one_pass(to_completion),
+        ),
         SourceSpec::PostgresqlCdc(cdc) => Box::new(
             postgres::cdc::open_source(&at("postgresqlCdc"), cdc, flow, persist, health).await?,
         ),
-        SourceSpec::Clickhouse(ch) => {
-            Box::new(clickhouse::open_source(&at("clickhouse"), ch, flow, persist, health).await?)
-        }
-        SourceSpec::Trino(trino) => {
-            Box::new(trino::open_source(&at("trino"), trino, health).await?)
-        }
+        SourceSpec::Clickhouse(ch) => Box::new(
+            clickhouse::open_source(&at("clickhouse"), ch, flow, persist, health)
+                .await?
+                .ending_after_one_pass(to_completion),
+        ),
+        SourceSpec::Trino(trino) => Box::new(
+            trino::open_source(&at("trino"), trino, health)
+                .await?
+                .ending_after_one_pass(to_completion),
+        ),
         SourceSpec::Nessie(nessie) => {
             Box::new(nessie::NessieSource::open(&at("nessie"), nessie, health).await?)
         }

@@ -3,6 +3,7 @@
 //! idempotent producer sink that confirms delivery before acknowledging.
 
 mod avro;
+mod bounds;
 mod config;
 mod context;
 mod headers;

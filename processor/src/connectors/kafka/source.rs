@@ -17,6 +17,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use serde_json::value::RawValue;
 
 use super::avro::AvroDecoder;
+use super::bounds::Bounds;
 use super::config::{Connection, client_config};
 use super::context::{KafkaContext, fatal_type};
 use super::headers::{HEADER_PREFIX, read_headers};
@@ -52,16 +53,21 @@ pub struct KafkaSource {
     committed: Position,
     /// The first record of the next batch, taken while waiting for input.
     waiting: Option<OwnedMessage>,
+    /// In a job: where each partition ends.
+    bounds: Option<Bounds>,
 }
 
 impl KafkaSource {
     /// Connects and subscribes as `spec` says (spec path `path`) for the DataFlow
-    /// `flow` (`namespace/name`), which names the consumer group when the spec does not.
+    /// `flow` (`namespace/name`), which names the consumer group when the spec does
+    /// not. With `to_completion` (a job) the source ends once every partition is
+    /// read up to its high watermark at start.
     pub async fn open(
         path: &str,
         spec: &KafkaSourceSpec,
         flow: &str,
         health: Health,
+        to_completion: bool,
     ) -> Result<Self, ConnectorError> {
         let topic = required(
             spec.topic.as_deref(),
@@ -112,7 +118,10 @@ impl KafkaSource {
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "earliest")
-            .set("enable.partition.eof", "false")
+            .set(
+                "enable.partition.eof",
+                if to_completion { "true" } else { "false" },
+            )
             .set("session.timeout.ms", "10000")
             .set("heartbeat.interval.ms", "1000")
             // Also the group's rebalance timeout: how long a rebalance waits for
@@ -127,6 +136,12 @@ impl KafkaSource {
                 path: path.to_owned(),
                 reason: format!("cannot create the Kafka consumer: {e}"),
             })?;
+        let consumer = Arc::new(consumer);
+        let bounds = if to_completion {
+            Some(Bounds::fetch(&name, &topic, consumer.clone()).await?)
+        } else {
+            None
+        };
         consumer
             .subscribe(&[&topic])
             .map_err(|e| ConnectorError::Failed {
@@ -137,13 +152,34 @@ impl KafkaSource {
         Ok(Self {
             name,
             topic,
-            consumer: Arc::new(consumer),
+            consumer,
             format,
             raw_mode: spec.raw_mode.unwrap_or(false),
             positions: PositionLog::default(),
             committed: Position::new(),
             waiting: None,
+            bounds,
         })
+    }
+
+    /// Whether a job has read everything it is to read.
+    fn exhausted(&self) -> bool {
+        self.bounds.as_ref().is_some_and(Bounds::done)
+    }
+
+    /// Whether `record` is handed out: always, except in a job past a
+    /// partition's end.
+    fn admit(&mut self, partition: i32, offset: i64) -> bool {
+        self.bounds
+            .as_mut()
+            .is_none_or(|b| b.admit(partition, offset))
+    }
+
+    /// Notes the end of a partition in a job.
+    fn reached_end(&mut self, partition: i32) {
+        if let Some(bounds) = &mut self.bounds {
+            bounds.reached_end(partition);
+        }
     }
 
     /// Converts one Kafka message into a pipeline message (or a rejection).
@@ -283,12 +319,15 @@ impl KafkaSource {
     /// at its own pace, so the pause after each is short: errors queued during an
     /// outage must drain quickly once the brokers are back, or the group's
     /// rebalance (served by the same queue) waits behind them. Cancel-safe: a
-    /// record is taken only when it is kept.
-    async fn receive(&mut self) -> Result<OwnedMessage, ConnectorError> {
+    /// record is taken only when it is kept. `None` once a job is exhausted.
+    async fn receive(&mut self) -> Result<Option<OwnedMessage>, ConnectorError> {
         let consumer = self.consumer.clone();
         let context = consumer.context();
         let mut backoff = Backoff::new(Duration::from_millis(5), Duration::from_millis(200));
         loop {
+            if self.exhausted() {
+                return Ok(None);
+            }
             let next = tokio::select! {
                 next = consumer.recv() => next,
                 () = context.until_fatal() => {
@@ -298,8 +337,11 @@ impl KafkaSource {
             match next {
                 Ok(record) => {
                     context.reachable();
-                    return Ok(record.detach());
+                    if self.admit(record.partition(), record.offset()) {
+                        return Ok(Some(record.detach()));
+                    }
                 }
+                Err(KafkaError::PartitionEOF(partition)) => self.reached_end(partition),
                 Err(e) => match fatal_type(&e) {
                     Some(error_type) => {
                         context.record_fatal(error_type, consumer_error(&self.topic, &e))
@@ -328,7 +370,7 @@ fn consumer_error(topic: &str, e: &KafkaError) -> String {
 impl Source for KafkaSource {
     async fn wait_for_input(&mut self) -> Result<(), ConnectorError> {
         if self.waiting.is_none() {
-            self.waiting = Some(self.receive().await?);
+            self.waiting = self.receive().await?;
         }
         Ok(())
     }
@@ -339,7 +381,10 @@ impl Source for KafkaSource {
     ) -> Result<Option<SourceBatch>, ConnectorError> {
         let first = match self.waiting.take() {
             Some(first) => first,
-            None => self.receive().await?,
+            None => match self.receive().await? {
+                Some(first) => first,
+                None => return Ok(None),
+            },
         };
         let consumer = self.consumer.clone();
         let mut batch = SourceBatch {
@@ -355,7 +400,9 @@ impl Source for KafkaSource {
         // Then fill the batch with what arrives within a short linger: under load
         // batches come out full, when idle the first message waits at most LINGER.
         let linger = tokio::time::Instant::now() + LINGER;
-        while !limit.reached(batch.messages.len() + batch.rejected.len(), bytes) {
+        while !limit.reached(batch.messages.len() + batch.rejected.len(), bytes)
+            && !self.exhausted()
+        {
             let next = match consumer.recv().now_or_never() {
                 Some(next) => next,
                 None => match tokio::time::timeout_at(linger, consumer.recv()).await {
@@ -365,10 +412,14 @@ impl Source for KafkaSource {
             };
             match next {
                 Ok(record) => {
+                    if !self.admit(record.partition(), record.offset()) {
+                        continue;
+                    }
                     position.insert(record.partition(), record.offset() + 1);
                     bytes += record.payload().map_or(0, <[u8]>::len);
                     self.convert(&record, &mut batch).await;
                 }
+                Err(KafkaError::PartitionEOF(partition)) => self.reached_end(partition),
                 // The next batch's first read deals with it.
                 Err(_) => break,
             }

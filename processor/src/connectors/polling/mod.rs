@@ -75,6 +75,10 @@ pub struct PollingSource {
     /// A committed position not saved yet.
     unsaved: Option<String>,
     last_save: Option<Instant>,
+    /// End at the first poll that finds less than a full page (a job's one pass).
+    to_completion: bool,
+    /// The pass is over: the next read ends the source.
+    exhausted: bool,
 }
 
 impl PollingSource {
@@ -102,7 +106,18 @@ impl PollingSource {
             log: PositionLog::default(),
             unsaved: None,
             last_save: None,
+            to_completion: false,
+            exhausted: false,
         }
+    }
+
+    /// With `yes`, the source reads once to the end of what the table holds and
+    /// then ends: polls follow each other without waiting, and the first poll
+    /// that finds less than a full page (any poll, without a cursor column) is
+    /// the last. Rows written during the pass may be read too.
+    pub fn ending_after_one_pass(mut self, yes: bool) -> Self {
+        self.to_completion = yes;
+        self
     }
 
     async fn save_unsaved(&mut self) {
@@ -116,7 +131,9 @@ impl PollingSource {
 #[async_trait]
 impl Source for PollingSource {
     async fn wait_for_input(&mut self) -> Result<(), ConnectorError> {
-        self.timer.wait().await;
+        if !self.to_completion {
+            self.timer.wait().await;
+        }
         Ok(())
     }
 
@@ -124,9 +141,18 @@ impl Source for PollingSource {
         &mut self,
         limit: BatchLimit,
     ) -> Result<Option<SourceBatch>, ConnectorError> {
+        if self.exhausted {
+            return Ok(None);
+        }
         let max = limit.messages.max(1);
         let page = self.poller.poll(self.read_after.as_deref(), max).await?;
         let rows = page.rows();
+        if self.to_completion && (rows < max || !self.poller.incremental()) {
+            self.exhausted = true;
+            if rows == 0 {
+                return Ok(None);
+            }
+        }
         // A full page means more rows are waiting.
         self.timer.polled(self.poller.incremental() && rows >= max);
         if rows == 0 {

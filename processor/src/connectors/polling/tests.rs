@@ -142,3 +142,29 @@ async fn an_ack_it_never_handed_out_is_an_error() {
     let err = source.commit(foreign).await.expect_err("unknown ack");
     assert!(err.to_string().contains("does not hold"), "{err}");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_job_reads_to_the_first_short_page_and_ends_without_waiting() {
+    let (source, asked, _) = source(10, Some("2")).await;
+    let mut source = source.ending_after_one_pass(true);
+    let started = tokio::time::Instant::now();
+    let mut read = 0;
+    loop {
+        source.wait_for_input().await.unwrap();
+        match source.next_batch(limit(4)).await.unwrap() {
+            Some(batch) => read += batch.messages.len(),
+            None => break,
+        }
+    }
+    assert_eq!(read, 8, "rows 3 to 10");
+    assert_eq!(
+        asked.lock().unwrap().len(),
+        3,
+        "two full pages of 4, then an empty one ends the pass"
+    );
+    assert_eq!(
+        started.elapsed(),
+        std::time::Duration::ZERO,
+        "no poll interval waited"
+    );
+}
