@@ -36,13 +36,37 @@ source:
     )
 }
 
-/// Drops the slot and the publication a test made (the processor has stopped).
+/// Drops the slot and the publication a test made. The processor has stopped,
+/// but the server backend that served its last read may still hold the slot
+/// until it notices: that backend is ended first, and the drop tried again
+/// until the slot is free.
 async fn drop_slot(slot: &str) {
-    pg_execute(&format!(
-        "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = '{slot}'; \
-         DROP PUBLICATION IF EXISTS {slot}"
-    ))
-    .await;
+    let pool = pg().await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let _ = sqlx::query(
+            "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots \
+             WHERE slot_name = $1 AND active_pid IS NOT NULL",
+        )
+        .bind(slot)
+        .execute(&pool)
+        .await;
+        let dropped = sqlx::query(
+            "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1",
+        )
+        .bind(slot)
+        .execute(&pool)
+        .await;
+        match dropped {
+            Ok(_) => break,
+            Err(e) if std::time::Instant::now() < deadline => {
+                eprintln!("dropping slot {slot}: {e}; trying again");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => panic!("cannot drop slot {slot}: {e}"),
+        }
+    }
+    pg_execute(&format!("DROP PUBLICATION IF EXISTS {slot}")).await;
 }
 
 /// Waits until the flow has created its slot (it reads changes from then on).
