@@ -10,6 +10,7 @@ mod execution;
 mod failure;
 pub mod manifest;
 pub mod references;
+mod reset;
 mod resource;
 mod secret;
 pub mod secrets;
@@ -24,8 +25,12 @@ pub use execution::{
     DEFAULT_BACKOFF_LIMIT, ExecutionMode, ExecutionSpec, MAX_BACKOFF_LIMIT, check_schedule,
 };
 pub use failure::{ErrorType, Stage};
+pub use reset::{
+    MAX_RESET_BYTES, PositionReset, RESET_ANNOTATION, ResetError, ResetRequest, requested_reset,
+};
 pub use resource::{
     AckGranularity, DataFlow, DataFlowSpec, DataFlowStatus, MAX_CHANNEL_BUFFER_SIZE, Phase,
+    PositionResetStatus,
 };
 pub use secret::SecretRef;
 pub use sink::{AckPolicy, SinkSpec, SinkType};

@@ -148,4 +148,28 @@ pub struct DataFlowStatus {
     /// Standard Kubernetes conditions.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
+    /// The last position reset asked for with the `dataflow.dataflow.io/reset-position`
+    /// annotation, and what the processor did about it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub position_reset: Option<PositionResetStatus>,
+}
+
+/// A position reset: asked for by the annotation (the operator writes
+/// `requested`), carried out once by the processor (which writes the rest).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PositionResetStatus {
+    /// The annotation's value the operator last rolled the processor for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requested: Option<String>,
+    /// The annotation's value the processor last applied; the same value is not
+    /// applied again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub applied: Option<String>,
+    /// When it was applied (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub applied_time: Option<String>,
+    /// Where the source was moved (partitions and offsets, a cursor, a snapshot).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
 }

@@ -9,8 +9,8 @@
 
 use std::collections::BTreeMap;
 
-use dataflow_api::DataFlow;
-use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
+use dataflow_api::{DataFlow, requested_reset};
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy};
 use k8s_openapi::api::core::v1::{
     Capabilities, ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource,
     EnvVar, HTTPGetAction, KeyToPath, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
@@ -99,8 +99,9 @@ fn selector_labels(dataflow: &str) -> BTreeMap<String, String> {
 }
 
 /// The hash that rolls the processor: the resolved spec bytes plus the digest of
-/// every custom component it loads.
-pub fn spec_hash(resolved_spec: &str, plan: &TransformPlan) -> String {
+/// every custom component it loads, and the position reset asked for (so a new
+/// reset restarts the processor, or runs a new Job).
+pub fn spec_hash(resolved_spec: &str, plan: &TransformPlan, reset: Option<&str>) -> String {
     let mut hasher = Sha256::new();
     hasher.update(resolved_spec.as_bytes());
     for (key, digest) in &plan.digests {
@@ -108,6 +109,10 @@ pub fn spec_hash(resolved_spec: &str, plan: &TransformPlan) -> String {
         hasher.update(key.as_bytes());
         hasher.update([0]);
         hasher.update(digest.as_bytes());
+    }
+    if let Some(reset) = reset {
+        hasher.update([1]);
+        hasher.update(reset.as_bytes());
     }
     hex::encode(hasher.finalize())
 }
@@ -237,10 +242,33 @@ pub fn deployment(
                 ..LabelSelector::default()
             },
             template: pod_template(dataflow, settings, plan, hash)?,
+            // A flow's position (cursor row, replication slot, consumer group
+            // commit) has one owner: the old processor stops before the new one
+            // starts, so they never read the same rows twice or fight for a slot.
+            strategy: Some(DeploymentStrategy {
+                type_: Some("Recreate".to_owned()),
+                ..DeploymentStrategy::default()
+            }),
             ..DeploymentSpec::default()
         },
         ..Deployment::default()
     })
+}
+
+/// The processor's arguments; a valid reset annotation is passed on (the
+/// processor applies a given request once, as its status records).
+fn processor_args(dataflow: &DataFlow, owned: &Owned) -> Vec<String> {
+    let mut args = vec![
+        format!("--spec-path={SPEC_DIR}/{SPEC_KEY}"),
+        format!("--namespace={}", owned.namespace),
+        format!("--name={}", owned.name),
+        format!("--metrics-addr=0.0.0.0:{METRICS_PORT}"),
+    ];
+    if let Some(Ok(reset)) = requested_reset(dataflow.metadata.annotations.as_ref(), &dataflow.spec)
+    {
+        args.push(format!("--reset-position={}", reset.text));
+    }
+    args
 }
 
 /// The processor pod, as every workload (Deployment, Job, CronJob) runs it.
@@ -317,12 +345,7 @@ pub fn pod_template(
         image: Some(settings.image.clone()),
         // The image's entrypoint is the operator; its pods run the processor.
         command: Some(vec![PROCESSOR_BINARY.to_owned()]),
-        args: Some(vec![
-            format!("--spec-path={SPEC_DIR}/{SPEC_KEY}"),
-            format!("--namespace={}", owned.namespace),
-            format!("--name={}", owned.name),
-            format!("--metrics-addr=0.0.0.0:{METRICS_PORT}"),
-        ]),
+        args: Some(processor_args(dataflow, &owned)),
         env: Some(vec![
             env("LOG_LEVEL", &settings.log_level),
             env("DATAFLOW_CACHE_DIR", CACHE_DIR),
@@ -558,14 +581,39 @@ spec:
     #[test]
     fn hash_follows_spec_and_components() {
         let mut plan = TransformPlan::default();
-        let a = spec_hash("{}", &plan);
-        assert_eq!(a, spec_hash("{}", &plan));
-        assert_ne!(a, spec_hash("{ }", &plan));
+        let a = spec_hash("{}", &plan, None);
+        assert_eq!(a, spec_hash("{}", &plan, None));
+        assert_ne!(a, spec_hash("{ }", &plan, None));
         plan.digests.insert("pii/pii.wasm".into(), "00".into());
-        let b = spec_hash("{}", &plan);
+        let b = spec_hash("{}", &plan, None);
         assert_ne!(a, b);
         plan.digests.insert("pii/pii.wasm".into(), "01".into());
-        assert_ne!(b, spec_hash("{}", &plan));
+        assert_ne!(b, spec_hash("{}", &plan, None));
+        let reset = spec_hash("{}", &plan, Some("earliest"));
+        assert_ne!(reset, spec_hash("{}", &plan, None));
+        assert_ne!(reset, spec_hash("{}", &plan, Some("earliest#2")));
+    }
+
+    #[test]
+    fn a_valid_reset_annotation_reaches_the_processor_and_a_bad_one_does_not() {
+        let mut df = dataflow();
+        let annotate = |df: &mut DataFlow, value: &str| {
+            df.metadata.annotations = Some(BTreeMap::from([(
+                dataflow_api::RESET_ANNOTATION.to_owned(),
+                value.to_owned(),
+            )]));
+        };
+        let args = |df: &DataFlow| {
+            let owned = owned(df).unwrap();
+            processor_args(df, &owned)
+        };
+        df.spec.source =
+            serde_norway::from_str("{type: kafka, kafka: {brokers: [k:9092], topic: t}}").unwrap();
+        assert_eq!(args(&df).len(), 4);
+        annotate(&mut df, "earliest#2");
+        assert_eq!(args(&df).last().unwrap(), "--reset-position=earliest#2");
+        annotate(&mut df, "sometime");
+        assert_eq!(args(&df).len(), 4, "refused in the status instead");
     }
 
     #[test]

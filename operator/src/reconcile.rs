@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use dataflow_api::{DataFlow, Phase};
+use dataflow_api::{DataFlow, Phase, RESET_ANNOTATION, requested_reset};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, ServiceAccount};
@@ -126,7 +126,14 @@ async fn apply(dataflow: &DataFlow, ctx: &Context) -> Result<Action, Error> {
     let namespace = dataflow.namespace().unwrap_or_default();
     let name = dataflow.name_any();
     let observation = match resolve(dataflow, &namespace, ctx).await? {
-        Ok(resolved) => deploy(dataflow, &namespace, &name, resolved, ctx).await?,
+        Ok(resolved) => {
+            let reset = resolved.reset.clone();
+            let observation = deploy(dataflow, &namespace, &name, resolved, ctx).await?;
+            if let Some(reset) = reset {
+                announce_reset(dataflow, &namespace, &name, &reset, ctx).await?;
+            }
+            observation
+        }
         Err(failure) => {
             // Nothing is applied for a spec that cannot be resolved: a running
             // processor keeps its last good spec, and the user sees why here.
@@ -152,10 +159,12 @@ struct Unresolvable {
     message: String,
 }
 
-/// The resolved spec and the custom transforms it mounts.
+/// The resolved spec, the custom transforms it mounts, and the position reset
+/// its annotation asks for.
 struct Resolved {
     spec_json: String,
     plan: transforms::TransformPlan,
+    reset: Option<String>,
 }
 
 async fn resolve(
@@ -169,6 +178,16 @@ async fn resolve(
             message: errors.to_string(),
         }));
     }
+    let reset = match requested_reset(dataflow.metadata.annotations.as_ref(), &dataflow.spec) {
+        None => None,
+        Some(Ok(request)) => Some(request.text),
+        Some(Err(error)) => {
+            return Ok(Err(Unresolvable {
+                reason: "InvalidReset",
+                message: format!("annotation {RESET_ANNOTATION}: {error}"),
+            }));
+        }
+    };
     let mut secrets = BTreeMap::new();
     for key in references::secret_keys(&dataflow.spec, namespace) {
         let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &key.namespace);
@@ -207,6 +226,7 @@ async fn resolve(
     Ok(Ok(Resolved {
         spec_json: serde_json::to_string(&resolved)?,
         plan,
+        reset,
     }))
 }
 
@@ -217,7 +237,11 @@ async fn deploy(
     resolved: Resolved,
     ctx: &Context,
 ) -> Result<Observation, Error> {
-    let hash = desired::spec_hash(&resolved.spec_json, &resolved.plan);
+    let hash = desired::spec_hash(
+        &resolved.spec_json,
+        &resolved.plan,
+        resolved.reset.as_deref(),
+    );
     let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), namespace);
     let deployment_name = desired::deployment_name(name);
     let previous_hash = deployments.get_opt(&deployment_name).await?.map(|d| {
@@ -431,6 +455,41 @@ where
         Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
         Err(e) => Err(e.into()),
     }
+}
+
+/// A reset not announced yet: an event, and `status.positionReset.requested`
+/// (the processor records in the same block when it has applied it).
+async fn announce_reset(
+    dataflow: &DataFlow,
+    namespace: &str,
+    name: &str,
+    reset: &str,
+    ctx: &Context,
+) -> Result<(), Error> {
+    let announced = dataflow
+        .status
+        .as_ref()
+        .and_then(|s| s.position_reset.as_ref())
+        .and_then(|r| r.requested.as_deref());
+    if announced == Some(reset) {
+        return Ok(());
+    }
+    let note =
+        format!("moving the source's position ({reset}): restarting the processor with the reset");
+    publish(
+        ctx,
+        dataflow,
+        EventType::Normal,
+        "PositionReset",
+        &note,
+        "Reset",
+    )
+    .await;
+    let body = serde_json::json!({"status": {"positionReset": {"requested": reset}}});
+    let api: Api<DataFlow> = Api::namespaced(ctx.client.clone(), namespace);
+    api.patch_status(name, &PatchParams::default(), &Patch::Merge(&body))
+        .await?;
+    Ok(())
 }
 
 /// Publishes an Event about the DataFlow. Failing to publish is logged, never

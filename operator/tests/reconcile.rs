@@ -499,3 +499,52 @@ async fn a_job_flow_runs_once_per_spec_and_reports_how_it_ended() {
     assert_eq!(cron["spec"]["concurrencyPolicy"], "Forbid");
     assert_eq!(fake.get(DF).unwrap()["status"]["phase"], "Pending");
 }
+
+#[tokio::test]
+async fn a_reset_annotation_restarts_the_processor_with_it_once() {
+    let fake = created_flow();
+    pass(&fake, "img:1").await;
+    let before = hash(&fake);
+    let annotate = |value: &str| {
+        let mut annotated = fake.get(DF).unwrap();
+        annotated["metadata"]["annotations"] =
+            json!({"dataflow.dataflow.io/reset-position": value});
+        fake.put(DF, annotated);
+    };
+    let args = |fake: &FakeApi| {
+        fake.get(DEPLOYMENT).unwrap()["spec"]["template"]["spec"]["containers"][0]["args"].clone()
+    };
+
+    annotate("earliest#2");
+    let calls = pass(&fake, "img:1").await;
+    assert_ne!(hash(&fake), before, "a new reset rolls the processor");
+    assert_eq!(args(&fake)[4], "--reset-position=earliest#2");
+    let reasons: Vec<String> = events(&calls).into_iter().map(|(r, _)| r).collect();
+    assert!(reasons.contains(&"PositionReset".to_owned()), "{reasons:?}");
+    let status = &fake.get(DF).unwrap()["status"];
+    assert_eq!(status["positionReset"]["requested"], "earliest#2");
+    assert_eq!(
+        fake.get(DEPLOYMENT).unwrap()["spec"]["strategy"]["type"],
+        "Recreate"
+    );
+
+    // The same value again: no event, no new hash.
+    let rolled = hash(&fake);
+    let calls = pass(&fake, "img:1").await;
+    assert_eq!(hash(&fake), rolled);
+    assert!(events(&calls).is_empty(), "{:?}", events(&calls));
+
+    // A value that does not fit a Kafka source changes nothing and says why.
+    annotate("beginning");
+    let calls = pass(&fake, "img:1").await;
+    assert_eq!(hash(&fake), rolled, "the running processor is left alone");
+    assert_eq!(events(&calls)[0].0, "InvalidReset");
+    let status = &fake.get(DF).unwrap()["status"];
+    assert!(
+        status["message"]
+            .as_str()
+            .unwrap()
+            .contains("a kafka source moves to earliest"),
+        "{status}"
+    );
+}

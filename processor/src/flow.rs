@@ -3,9 +3,10 @@
 
 use std::sync::Arc;
 
-use dataflow_api::{DataFlowSpec, SinkSpec};
+use dataflow_api::{DataFlowSpec, PositionReset, SinkSpec};
 use dataflow_telemetry::Exporter;
 use dataflow_wasm_host::TransformChain;
+use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
 use crate::connectors::{FlowHealth, SourceOptions, open_sink, open_source};
@@ -17,7 +18,7 @@ use crate::pipeline::{
 use crate::progress::Progress;
 
 /// How a flow runs besides its spec.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Default)]
 pub struct FlowOptions {
     /// Batching and queues.
     pub pipeline: PipelineConfig,
@@ -25,6 +26,18 @@ pub struct FlowOptions {
     pub progress: Option<Arc<Progress>>,
     /// Where to record the flow's metrics; none when nothing serves them.
     pub metrics: Option<Exporter>,
+    /// A position reset to apply once, before the first read.
+    pub reset: Option<ResetOrder>,
+}
+
+/// Moves the source's position before it is read.
+#[derive(Debug)]
+pub struct ResetOrder {
+    /// Where to.
+    pub position: PositionReset,
+    /// Told what was done once it is durable (the source has committed or
+    /// stored the new position).
+    pub done: Option<oneshot::Sender<String>>,
 }
 
 /// The sinks of the spec's router routes, in route order.
@@ -74,17 +87,23 @@ pub async fn run(
         }
         None => Arc::new(Unobserved),
     };
-    let source = open_source(
+    let opened = open_source(
         "spec.source",
         &spec.source,
         flow,
         SourceOptions {
             persist: spec.persists_positions(),
             to_completion: spec.runs_to_completion(),
+            reset: options.reset.as_ref().map(|r| &r.position),
         },
         health.source.clone(),
     )
     .await?;
+    let source = opened.source;
+    if let (Some(detail), Some(done)) = (opened.reset, options.reset.and_then(|r| r.done)) {
+        // Nobody listening (a local run) is fine: the log has it.
+        let _ = done.send(detail);
+    }
     let main = NamedSink {
         kind: spec.sink.kind(),
         sink: open_sink("spec.sink", &spec.sink, health.sink.clone()).await?,

@@ -4,6 +4,7 @@
 pub mod builtins;
 pub mod connectors;
 pub mod flow;
+pub mod local_components;
 pub mod metrics;
 pub mod pipeline;
 pub mod progress;

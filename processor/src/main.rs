@@ -4,7 +4,7 @@ mod run_command;
 
 use std::io::{BufRead, BufReader, BufWriter, IsTerminal, Write};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -13,7 +13,7 @@ use dataflow_api::manifest::LoadedSpec;
 use dataflow_core::Message;
 use dataflow_processor::builtins::BUILTINS_COMPONENT;
 use dataflow_processor::pipeline::PipelineConfig;
-use dataflow_processor::spec_file;
+use dataflow_processor::{local_components, spec_file};
 use dataflow_wasm_host::{TransformChain, WasmRuntime};
 
 /// Runs one DataFlow: source -> WebAssembly transforms -> sinks.
@@ -42,7 +42,7 @@ enum Command {
 }
 
 #[derive(Args)]
-struct SpecArg {
+pub(crate) struct SpecArg {
     /// The spec: YAML or JSON, a DataFlow manifest or a bare spec.
     #[arg(
         long,
@@ -50,6 +50,10 @@ struct SpecArg {
         default_value = "/etc/dataflow/spec.json"
     )]
     spec: PathBuf,
+    /// Where components named by `wasm.configMapRef` are read outside a cluster:
+    /// `<dir>/<configmap>/<key>` or `<dir>/<key>`.
+    #[arg(long, value_name = "DIR")]
+    transform_dir: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -83,6 +87,13 @@ pub(crate) struct RunArgs {
     /// inside a cluster, none elsewhere).
     #[arg(long, env = "METRICS_ADDR")]
     metrics_addr: Option<SocketAddr>,
+    /// Move the source's position before reading: earliest, latest,
+    /// timestamp:<RFC 3339 or epoch ms>, offsets:<p>=<o>,... (Kafka); beginning,
+    /// cursor:<value> (PostgreSQL, ClickHouse); snapshot (PostgreSQL CDC). In a
+    /// cluster the operator passes the DataFlow's reset annotation here, and a
+    /// value the status shows as applied is not applied again.
+    #[arg(long, value_name = "POSITION")]
+    reset_position: Option<String>,
     /// After SIGTERM or SIGINT, seconds to drain before giving up (uncommitted
     /// messages are read again on the next start); below Kubernetes' 30 s grace.
     #[arg(long, env = "DATAFLOW_SHUTDOWN_GRACE_SECONDS", default_value_t = 20)]
@@ -143,22 +154,44 @@ fn init_logging(default_level: &str) {
     }
 }
 
-pub(crate) fn load(path: &Path) -> anyhow::Result<(LoadedSpec, TransformChain)> {
-    let loaded = spec_file::load(path)?;
+/// Reads the spec, finds its ConfigMap components locally and builds the chain.
+pub(crate) fn load(args: &SpecArg) -> anyhow::Result<(LoadedSpec, TransformChain)> {
+    let mut loaded = spec_file::load(&args.spec)?;
+    if let Some(missing) =
+        local_components::locate(&mut loaded.spec, args.transform_dir.as_deref()).first()
+    {
+        anyhow::bail!("{missing}");
+    }
     let runtime = WasmRuntime::new()?;
     let chain = TransformChain::build(&runtime, &loaded.spec, BUILTINS_COMPONENT)?;
     Ok((loaded, chain))
 }
 
+/// Checks the spec and loads every transform it can; a component that only the
+/// operator can fetch (a ConfigMap not given with `--transform-dir`) is named,
+/// and the rest is still checked.
 fn validate(args: &SpecArg) -> anyhow::Result<ExitCode> {
-    load(&args.spec)?;
+    let mut loaded = spec_file::load(&args.spec)?;
+    let missing = local_components::locate(&mut loaded.spec, args.transform_dir.as_deref());
+    let runtime = WasmRuntime::new()?;
+    TransformChain::build(
+        &runtime,
+        &local_components::without(&loaded.spec, &missing),
+        BUILTINS_COMPONENT,
+    )?;
+    for step in &missing {
+        println!(
+            "note: spec.transformations[{}]: the component in ConfigMap {}/{} was not loaded; the operator's webhook checks it in the cluster, or pass --transform-dir to check it here",
+            step.index, step.name, step.key
+        );
+    }
     println!("ok");
     Ok(ExitCode::SUCCESS)
 }
 
 fn transform(args: TransformArgs) -> anyhow::Result<ExitCode> {
     const BATCH: usize = 256;
-    let (loaded, mut chain) = load(&args.spec.spec)?;
+    let (loaded, mut chain) = load(&args.spec)?;
     let input: Box<dyn BufRead> = match &args.input {
         Some(path) => Box::new(BufReader::new(
             std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?,

@@ -7,11 +7,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use dataflow_processor::flow::{self, FlowOptions};
+use dataflow_api::ResetRequest;
+use dataflow_processor::flow::{self, FlowOptions, ResetOrder};
 use dataflow_processor::pipeline::PipelineConfig;
 use dataflow_processor::progress::Progress;
 use dataflow_processor::status_report::StatusReporter;
 use dataflow_telemetry::{Exporter, LivenessCheck};
+use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
@@ -24,7 +26,15 @@ const IN_CLUSTER_METRICS_ADDR: SocketAddr =
 
 /// `run`: the flow until its source ends or a stop signal.
 pub(crate) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
-    let (loaded, chain) = crate::load(&args.spec.spec)?;
+    let (loaded, chain) = crate::load(&args.spec)?;
+    let reset_request = match args.reset_position.as_deref() {
+        Some(text) => {
+            let request = ResetRequest::parse(text)?;
+            request.check_fits(&loaded.spec)?;
+            Some(request)
+        }
+        None => None,
+    };
     let name = args.name.or(loaded.name).unwrap_or_else(|| "local".into());
     let namespace = args
         .namespace
@@ -60,22 +70,19 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
                 exporter.set_liveness_check(stall_check(progress.clone(), stall));
             }
             let stop_reporting = CancellationToken::new();
-            let reporter = if report_status {
-                start_status_reporter(
-                    &namespace,
-                    &name,
-                    progress.clone(),
-                    interval,
-                    &stop_reporting,
-                )
-                .await
+            let mut reporter = if report_status {
+                status_reporter(&namespace, &name, progress.clone()).await
             } else {
                 None
             };
+            let reset = reset_request.and_then(|request| reset_order(request, reporter.as_mut()));
+            let reporter =
+                reporter.map(|r| tokio::spawn(r.run(interval, stop_reporting.clone())));
             let options = FlowOptions {
                 pipeline: PipelineConfig::for_spec(&loaded.spec, args.batch_size, args.batch_bytes),
                 progress: Some(progress),
                 metrics: exporter,
+                reset,
             };
             let flow = format!("{namespace}/{name}");
             let running = flow::run(&loaded.spec, &flow, chain, shutdown.clone(), options);
@@ -145,27 +152,40 @@ fn stall_check(progress: Arc<Progress>, limit: Duration) -> LivenessCheck {
     })
 }
 
-/// Starts publishing counts to the DataFlow's status; without a reachable API
+/// A reporter of counts to the DataFlow's status; without a reachable API
 /// server the flow runs on and says so.
-async fn start_status_reporter(
+async fn status_reporter(
     namespace: &str,
     name: &str,
     progress: Arc<Progress>,
-    interval: Duration,
-    stop: &CancellationToken,
-) -> Option<tokio::task::JoinHandle<StatusReporter>> {
+) -> Option<StatusReporter> {
     // kube's TLS is rustls; pick its crypto once for the process.
     let _ = rustls::crypto::ring::default_provider().install_default();
     match kube::Client::try_default().await {
-        Ok(client) => {
-            let reporter = StatusReporter::new(client, namespace, name, progress).await;
-            Some(tokio::spawn(reporter.run(interval, stop.clone())))
-        }
+        Ok(client) => Some(StatusReporter::new(client, namespace, name, progress).await),
         Err(error) => {
             tracing::warn!(%error, "no Kubernetes API: the DataFlow status will not show counts");
             None
         }
     }
+}
+
+/// The reset to apply, unless the status shows this very request applied by an
+/// earlier start (the operator keeps passing it while the annotation stays).
+fn reset_order(request: ResetRequest, reporter: Option<&mut StatusReporter>) -> Option<ResetOrder> {
+    let (done, outcome) = oneshot::channel();
+    if let Some(reporter) = reporter {
+        if reporter.applied_reset() == Some(request.text.as_str()) {
+            tracing::info!(reset = %request.text, "this position reset was applied by an earlier start; reading on from where the flow is");
+            return None;
+        }
+        reporter.expect_reset(request.text.clone(), outcome);
+    }
+    tracing::info!(reset = %request.text, "moving the source's position before reading");
+    Some(ResetOrder {
+        position: request.position,
+        done: Some(done),
+    })
 }
 
 /// Cancels `shutdown` on SIGTERM or SIGINT: the pipeline stops reading, drains and

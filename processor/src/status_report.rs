@@ -15,6 +15,7 @@ use dataflow_api::DataFlow;
 use kube::api::{Patch, PatchParams};
 use kube::{Api, Client};
 use serde_json::json;
+use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
 use crate::progress::{Progress, ProgressSnapshot};
@@ -30,6 +31,10 @@ pub struct StatusReporter {
     baseline: ProgressSnapshot,
     last_sent: Option<ProgressSnapshot>,
     last_error: Option<String>,
+    /// The reset the status says was applied last.
+    applied_reset: Option<String>,
+    /// A reset being applied: its request text, and where its outcome arrives.
+    pending_reset: Option<(String, oneshot::Receiver<String>)>,
 }
 
 impl StatusReporter {
@@ -37,9 +42,11 @@ impl StatusReporter {
     /// baseline; a DataFlow that cannot be read starts from zero.
     pub async fn new(client: Client, namespace: &str, name: &str, progress: Arc<Progress>) -> Self {
         let api: Api<DataFlow> = Api::namespaced(client, namespace);
+        let mut applied_reset = None;
         let baseline = match api.get_status(name).await {
             Ok(dataflow) => {
                 let status = dataflow.status.unwrap_or_default();
+                applied_reset = status.position_reset.and_then(|r| r.applied);
                 ProgressSnapshot {
                     processed: status
                         .processed_count
@@ -64,7 +71,42 @@ impl StatusReporter {
             baseline,
             last_sent: None,
             last_error: None,
+            applied_reset,
+            pending_reset: None,
         }
+    }
+
+    /// The reset request the status shows as applied, read at start.
+    pub fn applied_reset(&self) -> Option<&str> {
+        self.applied_reset.as_deref()
+    }
+
+    /// Publishes the outcome of reset `request` once `outcome` delivers it.
+    pub fn expect_reset(&mut self, request: String, outcome: oneshot::Receiver<String>) {
+        self.pending_reset = Some((request, outcome));
+    }
+
+    /// Records an applied reset: the request (so it is not applied again), when,
+    /// and what was done. False when the API refused it (tried again later).
+    async fn report_reset(&mut self, request: &str, detail: &str) -> bool {
+        let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        self.send(json!({"status": {"positionReset": {
+            "applied": request,
+            "appliedTime": now,
+            "detail": detail,
+        }}}))
+        .await
+    }
+
+    /// Waits for the pending reset's outcome (forever when there is none).
+    async fn reset_outcome(&mut self) -> Option<(String, String)> {
+        let Some((_, outcome)) = self.pending_reset.as_mut() else {
+            return std::future::pending().await;
+        };
+        let result = outcome.await;
+        let (request, _) = self.pending_reset.take()?;
+        // A flow that ended before applying it leaves nothing to record.
+        result.ok().map(|detail| (request, detail))
     }
 
     /// Says the processor has started: clears the error a stopped one reported.
@@ -143,11 +185,33 @@ impl StatusReporter {
         self.report_started().await;
         let mut ticker = tokio::time::interval(interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut unreported: Option<(String, String)> = None;
         loop {
             tokio::select! {
                 _ = stop.cancelled() => break,
-                _ = ticker.tick() => self.report().await,
+                _ = ticker.tick() => {
+                    self.report().await;
+                    if let Some((request, detail)) = unreported.take()
+                        && !self.report_reset(&request, &detail).await
+                    {
+                        unreported = Some((request, detail));
+                    }
+                }
+                Some((request, detail)) = self.reset_outcome() => {
+                    if !self.report_reset(&request, &detail).await {
+                        unreported = Some((request, detail));
+                    }
+                }
             }
+        }
+        // A short flow (a job) may end before the loop saw the outcome.
+        if let Some((request, mut outcome)) = self.pending_reset.take()
+            && let Ok(detail) = outcome.try_recv()
+        {
+            unreported = Some((request, detail));
+        }
+        if let Some((request, detail)) = unreported {
+            self.report_reset(&request, &detail).await;
         }
         self.report().await;
         self

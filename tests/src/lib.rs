@@ -5,7 +5,9 @@
 //! processor binary and the components under `target/wasm32-wasip2/wasm/`.
 
 pub mod fake_nessie;
+pub mod fake_status;
 pub mod fake_trino;
+pub mod jobs;
 pub mod services;
 
 use std::path::{Path, PathBuf};

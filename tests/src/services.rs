@@ -322,6 +322,55 @@ pub async fn pg() -> sqlx::PgPool {
         .expect("connect to the test PostgreSQL")
 }
 
+/// Waits until a CDC flow has created replication slot `slot` (it reads changes
+/// from then on).
+pub async fn cdc_slot_created(slot: &str) {
+    let pool = pg().await;
+    eventually("the slot", Duration::from_secs(30), || async {
+        let found: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM pg_replication_slots WHERE slot_name = $1")
+                .bind(slot)
+                .fetch_one(&pool)
+                .await
+                .ok()?;
+        (found == 1).then_some(())
+    })
+    .await;
+}
+
+/// Drops the slot and the publication a CDC test made. The processor has
+/// stopped, but the server backend that served its last read may still hold the
+/// slot until it notices: that backend is ended first, and the drop tried again
+/// until the slot is free (30 s at most).
+pub async fn drop_cdc_slot(slot: &str) {
+    let pool = pg().await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let _ = sqlx::query(
+            "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots \
+             WHERE slot_name = $1 AND active_pid IS NOT NULL",
+        )
+        .bind(slot)
+        .execute(&pool)
+        .await;
+        let dropped = sqlx::query(
+            "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1",
+        )
+        .bind(slot)
+        .execute(&pool)
+        .await;
+        match dropped {
+            Ok(_) => break,
+            Err(e) if Instant::now() < deadline => {
+                eprintln!("dropping slot {slot}: {e}; trying again");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => panic!("cannot drop slot {slot}: {e}"),
+        }
+    }
+    pg_execute(&format!("DROP PUBLICATION IF EXISTS {slot}")).await;
+}
+
 /// Runs SQL text (several statements allowed) on the test server.
 pub async fn pg_execute(sql: &str) {
     use sqlx::Executor;

@@ -353,6 +353,52 @@ fn validate_loads_custom_components_and_checks_sha256() {
     );
 }
 
+#[test]
+fn validate_accepts_a_configmap_component_and_checks_it_from_a_local_dir() {
+    let example = dataflow_tests::workspace().join("examples/custom-wasm.yaml");
+    let example = example.to_str().unwrap();
+    let output = processor(&["validate", "--spec", example], "");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains("ConfigMap pii-redact/pii_redact.wasm was not loaded")
+            && stdout.trim_end().ends_with("ok"),
+        "{stdout}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("pii-redact")).unwrap();
+    std::fs::copy(
+        component("pii_redact"),
+        dir.path().join("pii-redact/pii_redact.wasm"),
+    )
+    .unwrap();
+    let local = dir.path().to_str().unwrap();
+    let output = processor(
+        &["validate", "--spec", example, "--transform-dir", local],
+        "",
+    );
+    assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), "ok");
+
+    // The component is really loaded: a broken one fails validation.
+    std::fs::write(dir.path().join("pii-redact/pii_redact.wasm"), b"not wasm").unwrap();
+    let output = processor(
+        &["validate", "--spec", example, "--transform-dir", local],
+        "",
+    );
+    assert!(!output.status.success());
+
+    // `run` cannot go without the component and says where to put it.
+    let output = processor(&["run", "--spec", example], "");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(stderr.contains("pass --transform-dir"), "{stderr}");
+}
+
 fn sha256_hex(bytes: &[u8]) -> String {
     // Independent of the processor's own hashing: ask coreutils.
     let mut child = Command::new("sha256sum")

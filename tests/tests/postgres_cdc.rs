@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use dataflow_tests::file_json_lines;
-use dataflow_tests::services::{Running, eventually, pg, pg_execute, pg_url, unique};
+use dataflow_tests::services::{
+    Running, cdc_slot_created, drop_cdc_slot, eventually, pg, pg_execute, pg_url, unique,
+};
 use serde_json::Value;
 use sqlx::Row;
 
@@ -34,52 +36,6 @@ source:
         pg = pg_url(),
         tables = tables.join(", "),
     )
-}
-
-/// Drops the slot and the publication a test made. The processor has stopped,
-/// but the server backend that served its last read may still hold the slot
-/// until it notices: that backend is ended first, and the drop tried again
-/// until the slot is free.
-async fn drop_slot(slot: &str) {
-    let pool = pg().await;
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let _ = sqlx::query(
-            "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots \
-             WHERE slot_name = $1 AND active_pid IS NOT NULL",
-        )
-        .bind(slot)
-        .execute(&pool)
-        .await;
-        let dropped = sqlx::query(
-            "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1",
-        )
-        .bind(slot)
-        .execute(&pool)
-        .await;
-        match dropped {
-            Ok(_) => break,
-            Err(e) if std::time::Instant::now() < deadline => {
-                eprintln!("dropping slot {slot}: {e}; trying again");
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-            Err(e) => panic!("cannot drop slot {slot}: {e}"),
-        }
-    }
-    pg_execute(&format!("DROP PUBLICATION IF EXISTS {slot}")).await;
-}
-
-/// Waits until the flow has created its slot (it reads changes from then on).
-async fn slot_created(pool: &sqlx::PgPool, slot: &str) {
-    eventually("the slot", Duration::from_secs(30), || async {
-        let row = sqlx::query("SELECT count(*) FROM pg_replication_slots WHERE slot_name = $1")
-            .bind(slot)
-            .fetch_one(pool)
-            .await
-            .ok()?;
-        (row.get::<i64, _>(0) == 1).then_some(())
-    })
-    .await;
 }
 
 async fn events_in(path: &Path, at_least: usize) -> Vec<Value> {
@@ -120,8 +76,7 @@ async fn inserts_updates_deletes_and_a_new_column_arrive_in_commit_order() {
         ),
     );
     let running = Running::start(&spec);
-    let pool = pg().await;
-    slot_created(&pool, &slot).await;
+    cdc_slot_created(&slot).await;
     pg_execute(&format!(
         "INSERT INTO {table} VALUES (1, 'one', 1.50, true, '{{\"a\": [1, 2]}}'), (2, 'two', 20, false, NULL); \
          INSERT INTO {other} VALUES (1); \
@@ -134,7 +89,7 @@ async fn inserts_updates_deletes_and_a_new_column_arrive_in_commit_order() {
     .await;
     let events = events_in(&out, 6).await;
     let log = running.stop();
-    drop_slot(&slot).await;
+    drop_cdc_slot(&slot).await;
 
     let ops: Vec<&str> = events.iter().map(|e| e["op"].as_str().unwrap()).collect();
     assert_eq!(ops, ["c", "c", "u", "d", "c", "t"], "{events:#?}\n{log}");
@@ -207,7 +162,7 @@ async fn the_snapshot_is_read_once_then_the_stream_follows() {
     let events = events_in(&out, 2502).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let log2 = running.stop();
-    drop_slot(&slot).await;
+    drop_cdc_slot(&slot).await;
     let events_now = file_json_lines(&out);
     assert_eq!(events_now.len(), 2502, "{log}\n{log2}");
     assert_eq!(events[2500]["op"], "c");
@@ -262,7 +217,7 @@ sink:
             .unwrap_or(0)
         }
     };
-    slot_created(&pool, &slot).await;
+    cdc_slot_created(&slot).await;
     // One transaction of 100,000 rows.
     pg_execute(&format!(
         "INSERT INTO {table} SELECT g, g * 1.25, 'big' FROM generate_series(1, {BIG}) g"
@@ -299,7 +254,7 @@ sink:
     })
     .await;
     let log = running.stop();
-    drop_slot(&slot).await;
+    drop_cdc_slot(&slot).await;
     assert_eq!(all, BIG + MORE, "{log}");
     let row = sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT data::text FROM {target} WHERE data->>'id' = '7' LIMIT 1"
@@ -333,7 +288,7 @@ async fn a_missing_slot_that_may_not_be_created_is_a_clear_error() {
         .wait_exit(Duration::from_secs(30))
         .expect("the flow ends");
     let log = running.log();
-    drop_slot(&slot).await;
+    drop_cdc_slot(&slot).await;
     assert!(!status.success());
     assert!(
         log.contains("slotName") && log.contains("does not exist"),

@@ -33,7 +33,7 @@ pub use file::{FileSink, FileSource};
 pub use generator::GeneratorSource;
 pub use health::{FlowHealth, Health};
 pub use limits::{BatchLimit, MAX_MESSAGE_BYTES};
-pub use open::{SourceOptions, open_sink, open_source};
+pub use open::{OpenedSource, SourceOptions, open_sink, open_source};
 pub use retry::{Backoff, Retry};
 pub use stdio::{StdinSource, StdoutSink};
 

@@ -1,21 +1,33 @@
 //! Opening the connector a spec names.
 
-use dataflow_api::{SinkSpec, SourceSpec};
+use dataflow_api::{PositionReset, SinkSpec, SourceSpec};
 
 use super::{
     ConnectorError, FileSink, FileSource, GeneratorSource, Health, Sink, Source, StdinSource,
     StdoutSink, clickhouse, kafka, nessie, postgres, trino,
 };
+use crate::connectors::polling::PollingSource;
 
 /// How a source is opened, beyond its spec.
-#[derive(Debug, Clone, Copy)]
-pub struct SourceOptions {
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SourceOptions<'a> {
     /// Keep positions the source stores itself across restarts (else in memory).
     pub persist: bool,
     /// End once the input present at start is read (`execution.mode: job`):
     /// Kafka up to the high watermarks at start, polling sources at the first
     /// poll that finds less than a full batch.
     pub to_completion: bool,
+    /// Move the source's position here before reading (checked against the
+    /// source with `ResetRequest::check_fits` beforehand).
+    pub reset: Option<&'a PositionReset>,
+}
+
+/// An open source, and what a position reset did to it.
+pub struct OpenedSource {
+    /// The source, ready to read.
+    pub source: Box<dyn Source>,
+    /// Where a reset moved it (partitions and offsets, a cursor, a snapshot).
+    pub reset: Option<String>,
 }
 
 /// Opens the source described by `spec` (at spec path `path`) for the DataFlow
@@ -24,51 +36,109 @@ pub async fn open_source(
     path: &str,
     spec: &SourceSpec,
     flow: &str,
-    options: SourceOptions,
+    options: SourceOptions<'_>,
     health: Health,
-) -> Result<Box<dyn Source>, ConnectorError> {
+) -> Result<OpenedSource, ConnectorError> {
     let at = |block: &str| format!("{path}.{block}");
     let SourceOptions {
         persist,
         to_completion,
+        reset,
     } = options;
-    Ok(match spec {
-        SourceSpec::File(file) => {
+    let kept = |source: Box<dyn Source>| {
+        Ok(OpenedSource {
+            source,
+            reset: None,
+        })
+    };
+    let refused = |what: &PositionReset| {
+        Err(ConnectorError::Config {
+            path: path.to_owned(),
+            reason: format!("a {} source cannot move to {what}", spec.kind().as_str()),
+        })
+    };
+    match (spec, reset) {
+        (SourceSpec::File(file), None) => {
             health.up();
-            Box::new(FileSource::open(&file.path).await?)
+            kept(Box::new(FileSource::open(&file.path).await?))
         }
-        SourceSpec::Stdin => {
+        (SourceSpec::Stdin, None) => {
             health.up();
-            Box::new(StdinSource::default())
+            kept(Box::<StdinSource>::default())
         }
-        SourceSpec::Generator(generator) => {
+        (SourceSpec::Generator(generator), None) => {
             health.up();
-            Box::new(GeneratorSource::new(generator))
+            kept(Box::new(GeneratorSource::new(generator)))
         }
-        SourceSpec::Kafka(kafka) => Box::new(
-            kafka::KafkaSource::open(&at("kafka"), kafka, flow, health, to_completion).await?,
-        ),
-        SourceSpec::Postgresql(pg) => Box::new(
-            postgres::open_source(&at("postgresql"), pg, flow, persist, health)
-                .await?
-                .ending_after_one_pass(to_completion),
-        ),
-        SourceSpec::PostgresqlCdc(cdc) => Box::new(
-            postgres::cdc::open_source(&at("postgresqlCdc"), cdc, flow, persist, health).await?,
-        ),
-        SourceSpec::Clickhouse(ch) => Box::new(
-            clickhouse::open_source(&at("clickhouse"), ch, flow, persist, health)
-                .await?
-                .ending_after_one_pass(to_completion),
-        ),
-        SourceSpec::Trino(trino) => Box::new(
-            trino::open_source(&at("trino"), trino, health)
-                .await?
-                .ending_after_one_pass(to_completion),
-        ),
-        SourceSpec::Nessie(nessie) => {
-            Box::new(nessie::NessieSource::open(&at("nessie"), nessie, health).await?)
+        (SourceSpec::Kafka(kafka), _) => {
+            let (source, reset) =
+                kafka::KafkaSource::open(&at("kafka"), kafka, flow, health, options).await?;
+            Ok(OpenedSource {
+                source: Box::new(source),
+                reset,
+            })
         }
+        (SourceSpec::Postgresql(pg), _) => {
+            let source =
+                postgres::open_source(&at("postgresql"), pg, flow, persist, health).await?;
+            polling(source.ending_after_one_pass(to_completion), reset).await
+        }
+        (SourceSpec::PostgresqlCdc(cdc), None | Some(PositionReset::Snapshot)) => {
+            let snapshot_again = reset.is_some();
+            let source = postgres::cdc::open_source(
+                &at("postgresqlCdc"),
+                cdc,
+                flow,
+                persist,
+                snapshot_again,
+                health,
+            )
+            .await?;
+            Ok(OpenedSource {
+                source: Box::new(source),
+                reset: snapshot_again.then(|| {
+                    format!(
+                        "a new snapshot of {} before the stream continues",
+                        cdc.tables.join(", ")
+                    )
+                }),
+            })
+        }
+        (SourceSpec::Clickhouse(ch), _) => {
+            let source =
+                clickhouse::open_source(&at("clickhouse"), ch, flow, persist, health).await?;
+            polling(source.ending_after_one_pass(to_completion), reset).await
+        }
+        (SourceSpec::Trino(trino), None) => {
+            let source = trino::open_source(&at("trino"), trino, health).await?;
+            kept(Box::new(source.ending_after_one_pass(to_completion)))
+        }
+        (SourceSpec::Nessie(nessie), None) => kept(Box::new(
+            nessie::NessieSource::open(&at("nessie"), nessie, health).await?,
+        )),
+        (_, Some(other)) => refused(other),
+    }
+}
+
+/// A polling source, moved first when `reset` says so.
+async fn polling(
+    mut source: PollingSource,
+    reset: Option<&PositionReset>,
+) -> Result<OpenedSource, ConnectorError> {
+    let detail = match reset {
+        None => None,
+        Some(PositionReset::Beginning) => Some(source.reset_to(None).await?),
+        Some(PositionReset::Cursor(cursor)) => Some(source.reset_to(Some(cursor)).await?),
+        Some(other) => {
+            return Err(ConnectorError::Config {
+                path: "spec.source".into(),
+                reason: format!("a polling source cannot move to {other}"),
+            });
+        }
+    };
+    Ok(OpenedSource {
+        source: Box::new(source),
+        reset: detail,
     })
 }
 

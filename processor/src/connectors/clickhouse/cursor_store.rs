@@ -83,7 +83,7 @@ impl PositionStore for CursorStore {
                     .next()
                     .and_then(Result::ok);
                 self.version = saved.as_ref().map_or(0, |s| s.version);
-                saved.map(|s| s.position)
+                saved.map(|s| s.position).filter(|p| !p.is_empty())
             }
             Err(e) => {
                 tracing::warn!(connector = %self.name, error = %e, "cannot read the saved position; reading from the start");
@@ -93,8 +93,15 @@ impl PositionStore for CursorStore {
     }
 
     async fn save(&mut self, position: &str) {
+        if let Err(e) = self.replace(Some(position)).await {
+            tracing::warn!(connector = %self.name, error = %e, "cannot save the read position");
+        }
+    }
+
+    /// Forgetting writes an empty position, which reads as none.
+    async fn replace(&mut self, position: Option<&str>) -> Result<(), String> {
         if !self.enabled {
-            return;
+            return Err("the table dataflow_source_cursors cannot be used (see the warning at start); the position lives in memory only".into());
         }
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -104,10 +111,12 @@ impl PositionStore for CursorStore {
         let sql = format!(
             "INSERT INTO dataflow_source_cursors (source_key, position, version) VALUES ({}, {}, {version})",
             literal(&self.key),
-            literal(position)
+            literal(position.unwrap_or_default())
         );
-        if let Err(e) = self.client.query_raw(&sql).execute().await {
-            tracing::warn!(connector = %self.name, error = %e, "cannot save the read position");
-        }
+        self.client
+            .query_raw(&sql)
+            .execute()
+            .await
+            .map_err(|e| e.to_string())
     }
 }

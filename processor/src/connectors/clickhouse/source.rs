@@ -266,6 +266,30 @@ impl Poller for ClickhousePoller {
         self.cursor.is_some()
     }
 
+    /// An `id` position must be an integer (it is written into the statement
+    /// as a number); a `created_at` one must compare with the column.
+    async fn check_position(&mut self, position: &str) -> Result<(), String> {
+        match self.cursor {
+            None => Err("the source has no cursor column".into()),
+            Some(Cursor::Id) => position
+                .parse::<i128>()
+                .map(drop)
+                .map_err(|_| format!("{position:?} is not an integer id")),
+            Some(Cursor::CreatedAt) => {
+                let sql = format!(
+                    "SELECT count() FROM (SELECT 1 FROM {} WHERE `created_at` > {} LIMIT 0)",
+                    self.relation,
+                    literal(position)
+                );
+                self.client
+                    .query_raw(&sql)
+                    .execute()
+                    .await
+                    .map_err(|e| format!("{position:?} is not a created_at value: {e}"))
+            }
+        }
+    }
+
     async fn poll(&mut self, after: Option<&str>, max: usize) -> Result<Page, ConnectorError> {
         let body = self.read_page(after, max).await?;
         Ok(self.page(&body))

@@ -20,7 +20,7 @@ use super::context::KafkaContext;
 use crate::connectors::ConnectorError;
 
 /// How long each metadata, watermark or committed-offset request may take.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+pub(super) const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Partitions still to read, each with the offset it ends before.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -86,11 +86,11 @@ impl Bounds {
     }
 }
 
-/// `(partition, start, end)` for every partition of `topic`.
-fn find(
+/// The partition numbers of `topic`; a topic that does not exist is an error.
+pub(super) fn partitions_of(
     consumer: &StreamConsumer<KafkaContext>,
     topic: &str,
-) -> Result<Vec<(i32, i64, i64)>, String> {
+) -> Result<Vec<i32>, String> {
     let metadata = consumer
         .fetch_metadata(Some(topic), REQUEST_TIMEOUT)
         .map_err(|e| format!("cannot read the topic's partitions: {e}"))?;
@@ -103,16 +103,24 @@ fn find(
     if described.partitions().is_empty() {
         return Err(format!("topic {topic:?} does not exist"));
     }
+    Ok(described.partitions().iter().map(|p| p.id()).collect())
+}
+
+/// `(partition, start, end)` for every partition of `topic`.
+fn find(
+    consumer: &StreamConsumer<KafkaContext>,
+    topic: &str,
+) -> Result<Vec<(i32, i64, i64)>, String> {
+    let ids = partitions_of(consumer, topic)?;
     let mut list = TopicPartitionList::new();
-    for partition in described.partitions() {
-        list.add_partition(topic, partition.id());
+    for &id in &ids {
+        list.add_partition(topic, id);
     }
     // Right after a group first forms, its coordinator may still be loading.
     let committed = patiently(|| consumer.committed_offsets(list.clone(), REQUEST_TIMEOUT))
         .map_err(|e| format!("cannot read the group's committed offsets: {e}"))?;
-    let mut partitions = Vec::with_capacity(described.partitions().len());
-    for partition in described.partitions() {
-        let id = partition.id();
+    let mut partitions = Vec::with_capacity(ids.len());
+    for id in ids {
         let (low, high) = patiently(|| consumer.fetch_watermarks(topic, id, REQUEST_TIMEOUT))
             .map_err(|e| format!("cannot read the offsets of partition {id}: {e}"))?;
         let start = match committed.find_partition(topic, id).map(|p| p.offset()) {
@@ -126,10 +134,18 @@ fn find(
 
 /// Runs a broker request again while it fails, for up to [`REQUEST_TIMEOUT`]:
 /// coordinators and partition leaders move, and say so with an error first.
-fn patiently<T>(
+pub(super) fn patiently<T>(
+    request: impl FnMut() -> rdkafka::error::KafkaResult<T>,
+) -> rdkafka::error::KafkaResult<T> {
+    patiently_for(REQUEST_TIMEOUT, request)
+}
+
+/// [`patiently`], for up to `window`.
+pub(super) fn patiently_for<T>(
+    window: Duration,
     mut request: impl FnMut() -> rdkafka::error::KafkaResult<T>,
 ) -> rdkafka::error::KafkaResult<T> {
-    let deadline = std::time::Instant::now() + REQUEST_TIMEOUT;
+    let deadline = std::time::Instant::now() + window;
     loop {
         match request() {
             Err(e) if std::time::Instant::now() < deadline => {

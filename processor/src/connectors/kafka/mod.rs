@@ -7,6 +7,7 @@ mod bounds;
 mod config;
 mod context;
 mod headers;
+mod reset;
 mod sink;
 mod source;
 

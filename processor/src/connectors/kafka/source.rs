@@ -26,7 +26,7 @@ use crate::connectors::retry::Backoff;
 use crate::connectors::settings::{optional, required};
 use crate::connectors::{
     Ack, BatchLimit, ConnectorError, Health, MAX_MESSAGE_BYTES, PositionLog, Rejected, Source,
-    SourceBatch,
+    SourceBatch, SourceOptions,
 };
 
 /// How long a batch may wait for more messages after its first one.
@@ -60,15 +60,17 @@ pub struct KafkaSource {
 impl KafkaSource {
     /// Connects and subscribes as `spec` says (spec path `path`) for the DataFlow
     /// `flow` (`namespace/name`), which names the consumer group when the spec does
-    /// not. With `to_completion` (a job) the source ends once every partition is
-    /// read up to its high watermark at start.
+    /// not. With `options.to_completion` (a job) the source ends once every
+    /// partition is read up to its high watermark at start. A position reset in
+    /// `options` is committed for the group first; what it did is returned.
     pub async fn open(
         path: &str,
         spec: &KafkaSourceSpec,
         flow: &str,
         health: Health,
-        to_completion: bool,
-    ) -> Result<Self, ConnectorError> {
+        options: SourceOptions<'_>,
+    ) -> Result<(Self, Option<String>), ConnectorError> {
+        let to_completion = options.to_completion;
         let topic = required(
             spec.topic.as_deref(),
             spec.topic_secret_ref.as_ref(),
@@ -137,6 +139,10 @@ impl KafkaSource {
                 reason: format!("cannot create the Kafka consumer: {e}"),
             })?;
         let consumer = Arc::new(consumer);
+        let reset = match options.reset {
+            Some(reset) => Some(super::reset::apply(&name, &topic, consumer.clone(), reset).await?),
+            None => None,
+        };
         let bounds = if to_completion {
             Some(Bounds::fetch(&name, &topic, consumer.clone()).await?)
         } else {
@@ -149,7 +155,7 @@ impl KafkaSource {
                 error_type: ErrorType::ConnectionError,
                 reason: format!("cannot subscribe: {e}"),
             })?;
-        Ok(Self {
+        let source = Self {
             name,
             topic,
             consumer,
@@ -159,7 +165,8 @@ impl KafkaSource {
             committed: Position::new(),
             waiting: None,
             bounds,
-        })
+        };
+        Ok((source, reset))
     }
 
     /// Whether a job has read everything it is to read.

@@ -20,6 +20,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use async_trait::async_trait;
+use dataflow_api::ErrorType;
 use dataflow_core::Message;
 
 pub use rows::{PollTimer, Selection, position_key, row_message};
@@ -62,6 +63,10 @@ pub trait Poller: Send {
     /// Reads up to `max` rows after `after` in cursor order; without a cursor, all
     /// rows.
     async fn poll(&mut self, after: Option<&str>, max: usize) -> Result<Page, ConnectorError>;
+
+    /// Whether `position` (given by a user, not read from a row) is a value of
+    /// the cursor column; says why not.
+    async fn check_position(&mut self, position: &str) -> Result<(), String>;
 }
 
 /// A polling source: any [`Poller`] with a [`PositionStore`].
@@ -118,6 +123,40 @@ impl PollingSource {
     pub fn ending_after_one_pass(mut self, yes: bool) -> Self {
         self.to_completion = yes;
         self
+    }
+
+    /// Moves the position to the rows after `cursor` (`None`: the first row) and
+    /// writes it to the store before anything is read; returns what was done.
+    pub async fn reset_to(&mut self, cursor: Option<&str>) -> Result<String, ConnectorError> {
+        let name = self.poller.name().to_owned();
+        let refused = |reason: String| ConnectorError::Failed {
+            connector: name.clone(),
+            error_type: ErrorType::Failed,
+            reason: format!("cannot reset the position: {reason}"),
+        };
+        if !self.poller.incremental() {
+            return Err(refused(
+                "the source has no id or created_at column and reads every row on every poll"
+                    .into(),
+            ));
+        }
+        if let Some(cursor) = cursor {
+            self.poller.check_position(cursor).await.map_err(&refused)?;
+        }
+        self.store.replace(cursor).await.map_err(&refused)?;
+        let before = self
+            .read_after
+            .take()
+            .map_or_else(|| "the start".to_owned(), |p| format!("{p:?}"));
+        self.read_after = cursor.map(str::to_owned);
+        let detail = match cursor {
+            Some(cursor) => {
+                format!("{name}: reading the rows after {cursor:?} (was after {before})")
+            }
+            None => format!("{name}: reading from the first row (was after {before})"),
+        };
+        tracing::info!(connector = %name, %detail, "position reset");
+        Ok(detail)
     }
 
     async fn save_unsaved(&mut self) {

@@ -11,6 +11,11 @@ pub trait PositionStore: Send {
 
     /// Saves a committed position; a failure is logged, and the next save covers it.
     async fn save(&mut self, position: &str);
+
+    /// Writes `position` now (`None`: forget it, so the next start reads from the
+    /// first row), saying why it could not: a position reset must be durable
+    /// before the flow reads on.
+    async fn replace(&mut self, position: Option<&str>) -> Result<(), String>;
 }
 
 /// Keeps nothing: a restarted flow reads from the start. For sources whose origin
@@ -25,4 +30,8 @@ impl PositionStore for MemoryStore {
     }
 
     async fn save(&mut self, _position: &str) {}
+
+    async fn replace(&mut self, _position: Option<&str>) -> Result<(), String> {
+        Err("this source keeps its position in memory only".into())
+    }
 }

@@ -30,6 +30,13 @@ impl Poller for Numbers {
         true
     }
 
+    async fn check_position(&mut self, position: &str) -> Result<(), String> {
+        position
+            .parse::<u32>()
+            .map(drop)
+            .map_err(|e| format!("{position:?}: {e}"))
+    }
+
     async fn poll(&mut self, after: Option<&str>, max: usize) -> Result<Page, ConnectorError> {
         self.asked_after
             .lock()
@@ -62,6 +69,12 @@ impl PositionStore for Recorder {
 
     async fn save(&mut self, position: &str) {
         self.saves.lock().unwrap().push(position.to_owned());
+    }
+
+    async fn replace(&mut self, position: Option<&str>) -> Result<(), String> {
+        let text = position.map_or_else(|| "forgotten".to_owned(), str::to_owned);
+        self.saves.lock().unwrap().push(text);
+        Ok(())
     }
 }
 
@@ -167,4 +180,38 @@ async fn a_job_reads_to_the_first_short_page_and_ends_without_waiting() {
         std::time::Duration::ZERO,
         "no poll interval waited"
     );
+}
+
+#[tokio::test]
+async fn a_reset_writes_the_new_position_before_anything_is_read() {
+    let (mut source, asked, saves) = source(10, Some("7")).await;
+    let detail = source.reset_to(Some("3")).await.unwrap();
+    assert!(detail.contains(r#"after "3" (was after "7")"#), "{detail}");
+    assert_eq!(*saves.lock().unwrap(), ["3"], "written at once");
+    let batch = source.next_batch(limit(100)).await.unwrap().unwrap();
+    assert_eq!(batch.messages.len(), 7, "rows 4 to 10");
+    assert_eq!(asked.lock().unwrap()[0].as_deref(), Some("3"));
+}
+
+#[tokio::test]
+async fn a_reset_to_the_beginning_forgets_the_position() {
+    let (mut source, asked, saves) = source(10, Some("7")).await;
+    source.reset_to(None).await.unwrap();
+    assert_eq!(*saves.lock().unwrap(), ["forgotten"]);
+    let batch = source.next_batch(limit(100)).await.unwrap().unwrap();
+    assert_eq!(batch.messages.len(), 10);
+    assert_eq!(asked.lock().unwrap()[0], None);
+}
+
+#[tokio::test]
+async fn a_cursor_the_column_cannot_hold_is_refused_and_nothing_moves() {
+    let (mut source, asked, saves) = source(10, Some("7")).await;
+    let error = source.reset_to(Some("x'; DROP TABLE t")).await.unwrap_err();
+    assert!(
+        error.to_string().contains("cannot reset the position"),
+        "{error}"
+    );
+    assert!(saves.lock().unwrap().is_empty());
+    source.next_batch(limit(100)).await.unwrap();
+    assert_eq!(asked.lock().unwrap()[0].as_deref(), Some("7"));
 }

@@ -63,19 +63,27 @@ impl PositionStore for CursorStore {
     }
 
     async fn save(&mut self, position: &str) {
-        if !self.enabled {
-            return;
-        }
-        let saved = sqlx::query(
-            "INSERT INTO dataflow_source_cursors (source_key, position) VALUES ($1, $2) \
-             ON CONFLICT (source_key) DO UPDATE SET position = EXCLUDED.position, updated_at = now()",
-        )
-        .bind(&self.key)
-        .bind(position)
-        .execute(&self.pool)
-        .await;
-        if let Err(e) = saved {
+        if let Err(e) = self.replace(Some(position)).await {
             tracing::warn!(connector = %self.name, error = %e, "cannot save the read position");
         }
+    }
+
+    async fn replace(&mut self, position: Option<&str>) -> Result<(), String> {
+        if !self.enabled {
+            return Err("the table dataflow_source_cursors cannot be used (see the warning at start); the position lives in memory only".into());
+        }
+        let written = match position {
+            Some(position) => sqlx::query(
+                "INSERT INTO dataflow_source_cursors (source_key, position) VALUES ($1, $2) \
+                 ON CONFLICT (source_key) DO UPDATE SET position = EXCLUDED.position, updated_at = now()",
+            )
+            .bind(&self.key)
+            .bind(position),
+            None => sqlx::query("DELETE FROM dataflow_source_cursors WHERE source_key = $1")
+                .bind(&self.key),
+        }
+        .execute(&self.pool)
+        .await;
+        written.map(drop).map_err(|e| e.to_string())
     }
 }

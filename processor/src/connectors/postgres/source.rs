@@ -184,6 +184,25 @@ impl Poller for PostgresPoller {
         self.cursor.is_some()
     }
 
+    /// Asks the server to read `position` as the cursor column's type.
+    async fn check_position(&mut self, position: &str) -> Result<(), String> {
+        let Some(cursor) = &self.cursor else {
+            return Err("the source has no cursor column".into());
+        };
+        let sql = format!("SELECT $1::text::{}", cursor.sql_type);
+        sqlx::query(AssertSqlSafe(sql.as_str()))
+            .bind(position)
+            .execute(&self.pool)
+            .await
+            .map(drop)
+            .map_err(|e| {
+                format!(
+                    "{position:?} is not a value of column {} ({}): {e}",
+                    cursor.column, cursor.sql_type
+                )
+            })
+    }
+
     async fn poll(&mut self, after: Option<&str>, max: usize) -> Result<Page, ConnectorError> {
         let sql = self.select(after);
         let rows = self

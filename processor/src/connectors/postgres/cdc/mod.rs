@@ -33,6 +33,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use dataflow_api::ErrorType;
 use dataflow_api::connectors::{
     DEFAULT_CDC_HEARTBEAT_SECS, DEFAULT_CDC_POLL_INTERVAL_SECS, PostgresqlCdcSourceSpec,
     default_slot_name,
@@ -104,12 +105,14 @@ pub struct CdcSource {
 /// Connects, checks the server, makes sure of the publication and the slot, and
 /// decides whether a snapshot is owed. `flow` (`namespace/name`) names the
 /// default slot. Without `persist` the snapshot's completion is not recorded,
-/// so every start reads it again.
+/// so every start reads it again. With `snapshot_again` (a position reset) the
+/// tables are read as a snapshot now, whatever the spec and the store say.
 pub async fn open_source(
     path: &str,
     spec: &PostgresqlCdcSourceSpec,
     flow: &str,
     persist: bool,
+    snapshot_again: bool,
     health: Health,
 ) -> Result<CdcSource, ConnectorError> {
     let url = required(
@@ -170,8 +173,19 @@ pub async fn open_source(
     } else {
         Box::new(MemoryStore)
     };
-    let snapshot_owed =
-        spec.wants_snapshot() && (created || store.load().await.as_deref() != Some(SNAPSHOT_DONE));
+    if snapshot_again && persist {
+        store
+            .replace(None)
+            .await
+            .map_err(|reason| ConnectorError::Failed {
+                connector: slot.retry.connector().to_owned(),
+                error_type: ErrorType::Failed,
+                reason: format!("cannot forget the finished snapshot: {reason}"),
+            })?;
+    }
+    let snapshot_owed = snapshot_again
+        || (spec.wants_snapshot()
+            && (created || store.load().await.as_deref() != Some(SNAPSHOT_DONE)));
     if snapshot_owed {
         tracing::info!(connector = %slot.retry.connector(), tables = tables.len(), "reading the initial snapshot");
     }

@@ -1,0 +1,327 @@
+//! Moving a flow's position once (`run --reset-position`, which the operator
+//! passes from the DataFlow's `dataflow.dataflow.io/reset-position` annotation),
+//! against the real Kafka and PostgreSQL of `make services`: Kafka to earliest,
+//! explicit offsets, a time and latest; a polling source to a cursor value and to
+//! its first row; a CDC source to a new snapshot. A request that does not fit is
+//! refused before anything moves, and a request the DataFlow's status shows as
+//! applied is not applied again.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::time::Duration;
+
+use dataflow_tests::fake_status::FakeStatus;
+use dataflow_tests::jobs::{job_ids, kafka_job, postgres_job, run_job};
+use dataflow_tests::services::{
+    Running, cdc_slot_created, committed_total, create_topic_with, drop_cdc_slot, eventually,
+    orders, pg_execute, pg_url, produce, unique,
+};
+use dataflow_tests::{file_json_lines, write_file};
+use serde_json::json;
+
+/// Runs the job in `spec` with `args`; returns the ids it wrote to `dir/output`.
+async fn ids_after(dir: &Path, spec: &str, output: &str, args: &[&str]) -> Vec<i64> {
+    job_ids(dir, spec, &dir.join(output), args).await
+}
+
+fn sorted(ids: Vec<i64>) -> Vec<i64> {
+    ids.into_iter()
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect()
+}
+
+#[tokio::test]
+async fn a_kafka_flow_moves_to_earliest_offsets_a_time_and_latest() {
+    let topic = unique("reset");
+    let group = unique("g");
+    create_topic_with(&topic, 1);
+    produce(&topic, orders(100, 1)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let spec = |output: &str| kafka_job(&topic, &group, &dir.path().join(output));
+    let d = dir.path();
+    let first = ids_after(d, &spec("1.jsonl"), "1.jsonl", &[]).await;
+    assert_eq!(first.len(), 100);
+    assert!(
+        ids_after(d, &spec("2.jsonl"), "2.jsonl", &[])
+            .await
+            .is_empty()
+    );
+
+    let again = ids_after(
+        d,
+        &spec("3.jsonl"),
+        "3.jsonl",
+        &["--reset-position", "earliest"],
+    )
+    .await;
+    assert_eq!(sorted(again), (0..100).collect::<Vec<_>>(), "read again");
+    assert_eq!(committed_total(&group, &topic), 100);
+
+    let tail = ids_after(
+        d,
+        &spec("4.jsonl"),
+        "4.jsonl",
+        &["--reset-position", "offsets:0=90"],
+    )
+    .await;
+    assert_eq!(sorted(tail), (90..100).collect::<Vec<_>>());
+
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    produce(&topic, orders(150, 1).into_iter().skip(100)).await;
+    let at = format!("timestamp:{since}");
+    let late = ids_after(d, &spec("5.jsonl"), "5.jsonl", &["--reset-position", &at]).await;
+    assert_eq!(
+        sorted(late),
+        (100..150).collect::<Vec<_>>(),
+        "only what came after the time"
+    );
+
+    // Back to the start, then to the end: nothing is read, the group is at 150.
+    let (ok, log) = run_job(d, &spec("6.jsonl"), &["--reset-position", "offsets:0=0"]).await;
+    assert!(ok, "{log}");
+    let latest = ids_after(
+        d,
+        &spec("7.jsonl"),
+        "7.jsonl",
+        &["--reset-position", "latest"],
+    )
+    .await;
+    assert!(latest.is_empty());
+    assert_eq!(committed_total(&group, &topic), 150);
+}
+
+#[tokio::test]
+async fn a_kafka_reset_that_does_not_fit_moves_nothing() {
+    let topic = unique("reset_bad");
+    let group = unique("g");
+    create_topic_with(&topic, 1);
+    produce(&topic, orders(20, 1)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let spec = kafka_job(&topic, &group, &dir.path().join("out.jsonl"));
+    let d = dir.path();
+    assert_eq!(ids_after(d, &spec, "out.jsonl", &[]).await.len(), 20);
+
+    let (ok, log) = run_job(d, &spec, &["--reset-position", "offsets:3=0"]).await;
+    assert!(!ok);
+    assert!(log.contains("has no partition 3"), "{log}");
+    let (ok, log) = run_job(d, &spec, &["--reset-position", "offsets:0=500"]).await;
+    assert!(!ok);
+    assert!(
+        log.contains("outside partition 0, which holds offsets 0 to 20"),
+        "{log}"
+    );
+    let (ok, log) = run_job(d, &spec, &["--reset-position", "beginning"]).await;
+    assert!(!ok);
+    assert!(log.contains("a kafka source moves to earliest"), "{log}");
+    let (ok, log) = run_job(d, &spec, &["--reset-position", "last week"]).await;
+    assert!(!ok);
+    assert!(log.contains("use earliest, latest"), "{log}");
+    assert_eq!(
+        committed_total(&group, &topic),
+        20,
+        "the group did not move"
+    );
+}
+
+#[tokio::test]
+async fn a_polling_flow_moves_to_a_cursor_value_and_to_its_first_row() {
+    let table = unique("reset_rows");
+    pg_execute(&format!(
+        "CREATE TABLE {table} (id BIGSERIAL PRIMARY KEY, note TEXT NOT NULL); \
+         INSERT INTO {table} (note) SELECT 'row ' || n FROM generate_series(1, 50) n"
+    ))
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let spec = |output: &str| postgres_job(&table, &dir.path().join(output));
+    let d = dir.path();
+    assert_eq!(
+        ids_after(d, &spec("1.jsonl"), "1.jsonl", &[]).await.len(),
+        50
+    );
+    let after = ids_after(
+        d,
+        &spec("2.jsonl"),
+        "2.jsonl",
+        &["--reset-position", "cursor:40"],
+    )
+    .await;
+    assert_eq!(after, (41..=50).collect::<Vec<_>>());
+    let all = ids_after(
+        d,
+        &spec("3.jsonl"),
+        "3.jsonl",
+        &["--reset-position", "beginning"],
+    )
+    .await;
+    assert_eq!(all, (1..=50).collect::<Vec<_>>());
+
+    let (ok, log) = run_job(
+        d,
+        &spec("4.jsonl"),
+        &["--reset-position", "cursor:forty'; DROP TABLE x"],
+    )
+    .await;
+    assert!(!ok);
+    assert!(log.contains("is not a value of column id"), "{log}");
+    let unmoved = ids_after(d, &spec("5.jsonl"), "5.jsonl", &[]).await;
+    assert!(
+        unmoved.is_empty(),
+        "the refused reset left the position at the end"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cdc_flow_reads_a_new_snapshot_then_streams_on() {
+    let table = unique("reset_cdc");
+    let slot = unique("reset_slot");
+    pg_execute(&format!(
+        "CREATE TABLE {table} (id int PRIMARY KEY, v text); \
+         INSERT INTO {table} SELECT g, 'old' FROM generate_series(1, 30) g"
+    ))
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("events.jsonl");
+    let spec = write_file(
+        dir.path(),
+        "flow.yaml",
+        &format!(
+            r#"
+source:
+  type: postgresql-cdc
+  postgresqlCdc: {{connectionString: "{pg}", tables: [public.{table}], slotName: {slot}, snapshotMode: never}}
+sink: {{type: file, file: {{path: "{out}"}}}}
+"#,
+            pg = pg_url(),
+            out = out.display()
+        ),
+    );
+    let count = |at_least: usize| {
+        let out = out.clone();
+        async move {
+            eventually(
+                &format!("{at_least} events"),
+                Duration::from_secs(60),
+                || async {
+                    let events = if out.exists() {
+                        file_json_lines(&out)
+                    } else {
+                        Vec::new()
+                    };
+                    (events.len() >= at_least).then_some(events)
+                },
+            )
+            .await
+        }
+    };
+    let running = Running::start(&spec);
+    cdc_slot_created(&slot).await;
+    pg_execute(&format!("INSERT INTO {table} VALUES (31, 'new')")).await;
+    let events = count(1).await;
+    assert_eq!(events[0]["op"], "c", "no snapshot without the reset");
+    let log = running.stop();
+
+    let running = Running::start_with(&spec, &["--reset-position", "snapshot"]);
+    let events = count(32).await;
+    pg_execute(&format!("UPDATE {table} SET v = 'newer' WHERE id = 1")).await;
+    let events_then = count(33).await;
+    let log2 = running.stop();
+    let snapshot: BTreeSet<i64> = events[1..32]
+        .iter()
+        .filter(|e| e["op"] == "r")
+        .map(|e| e["after"]["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(
+        snapshot.len(),
+        31,
+        "every row in the new snapshot:\n{log}\n{log2}"
+    );
+    assert_eq!(events_then[32]["op"], "u", "the stream follows");
+    assert!(
+        log2.contains("position reset") || log2.contains("snapshot"),
+        "{log2}"
+    );
+    drop_cdc_slot(&slot).await;
+}
+
+#[test]
+fn a_reset_is_recorded_in_the_status_and_the_same_request_is_not_applied_again() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let table = unique("reset_status");
+    runtime.block_on(pg_execute(&format!(
+        "CREATE TABLE {table} (id BIGSERIAL PRIMARY KEY, note TEXT NOT NULL); \
+         INSERT INTO {table} (note) SELECT 'row ' || n FROM generate_series(1, 10) n"
+    )));
+    let dir = tempfile::tempdir().unwrap();
+    let (fake, kubeconfig) = FakeStatus::serve(
+        &runtime,
+        json!({
+            "apiVersion": "dataflow.dataflow.io/v1", "kind": "DataFlow",
+            "metadata": {"name": "orders", "namespace": "team"},
+            "spec": {"source": {"type": "stdin"}, "sink": {"type": "stdout"}},
+            "status": {"phase": "Running", "positionReset": {"requested": "cursor:4#1"}}
+        }),
+        dir.path(),
+    );
+    let output = dir.path().join("out.jsonl");
+    let spec = write_file(
+        dir.path(),
+        "flow.yaml",
+        &format!(
+            "execution: {{mode: job}}\nsource:\n  type: postgresql\n  postgresql: {{connectionString: \"{}\", table: {table}}}\nsink: {{type: file, file: {{path: \"{}\"}}}}\n",
+            pg_url(),
+            output.display()
+        ),
+    );
+    let run_once = || {
+        let output = std::process::Command::new(dataflow_tests::processor_bin())
+            .args(["run", "--spec", spec.to_str().unwrap(), "--name", "orders"])
+            .args(["--namespace", "team", "--reset-position", "cursor:4#1"])
+            .args(["--report-status", "true", "--status-interval-seconds", "1"])
+            .env("KUBECONFIG", &kubeconfig)
+            .env("LOG_LEVEL", "info")
+            .output()
+            .unwrap();
+        let log = String::from_utf8_lossy(&output.stderr).into_owned();
+        assert!(output.status.success(), "{log}");
+        log
+    };
+
+    let log = run_once();
+    let ids: Vec<i64> = file_json_lines(&output)
+        .iter()
+        .map(|l| l["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ids, (5..=10).collect::<Vec<_>>(), "{log}");
+    let reset = fake.status()["positionReset"].clone();
+    assert_eq!(
+        reset["requested"], "cursor:4#1",
+        "the operator's field is kept"
+    );
+    assert_eq!(reset["applied"], "cursor:4#1");
+    assert!(
+        reset["detail"].as_str().unwrap().contains(r#"after "4""#),
+        "{reset}"
+    );
+    assert!(
+        reset["appliedTime"].as_str().unwrap().ends_with('Z'),
+        "{reset}"
+    );
+
+    // The pod restarts with the same argument: the flow reads on from where it is.
+    runtime.block_on(pg_execute(&format!(
+        "INSERT INTO {table} (note) VALUES ('late')"
+    )));
+    let log = run_once();
+    assert!(log.contains("applied by an earlier start"), "{log}");
+    let ids: Vec<i64> = file_json_lines(&output)
+        .iter()
+        .map(|l| l["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ids, (5..=11).collect::<Vec<_>>(), "only the new row: {log}");
+}
