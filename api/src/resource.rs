@@ -73,6 +73,12 @@ pub struct DataFlowSpec {
     /// schedule.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub execution: Option<ExecutionSpec>,
+    /// Seconds the flow may have input waiting without handling a batch before
+    /// its liveness probe (`/livez`) fails and Kubernetes restarts the processor
+    /// (60 to 86,400; default 600). An idle flow with nothing to read is never
+    /// stalled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress_deadline_seconds: Option<u32>,
 }
 
 /// How often the Go original acknowledges source positions.
@@ -88,10 +94,24 @@ pub enum AckGranularity {
 /// Largest `channelBufferSize`.
 pub const MAX_CHANNEL_BUFFER_SIZE: u32 = 1_000_000;
 
+/// `progressDeadlineSeconds`: the default, and the range allowed.
+pub(crate) const DEFAULT_PROGRESS_DEADLINE_SECONDS: u32 = 600;
+/// Shortest `progressDeadlineSeconds` (a slow sink's retries must fit).
+pub(crate) const MIN_PROGRESS_DEADLINE_SECONDS: u32 = 60;
+/// Longest `progressDeadlineSeconds` (one day).
+pub(crate) const MAX_PROGRESS_DEADLINE_SECONDS: u32 = 86_400;
+
 impl DataFlowSpec {
     /// Whether sources keep their positions across restarts.
     pub fn persists_positions(&self) -> bool {
         self.checkpoint_persistence.unwrap_or(true)
+    }
+
+    /// How long input may wait with no batch handled before the flow counts as
+    /// stuck.
+    pub fn progress_deadline_seconds(&self) -> u32 {
+        self.progress_deadline_seconds
+            .unwrap_or(DEFAULT_PROGRESS_DEADLINE_SECONDS)
     }
 
     /// Whether the flow runs to completion (`execution.mode: job` or a schedule).

@@ -356,7 +356,8 @@ pub fn pod_template(
             protocol: Some("TCP".to_owned()),
             ..ContainerPort::default()
         }]),
-        // `/livez` also fails when input waits with no progress (`--stall-seconds`).
+        // `/livez` also fails when input waits with no progress for the spec's
+        // `progressDeadlineSeconds`.
         liveness_probe: Some(http_probe("/livez", 10, 15)),
         readiness_probe: Some(http_probe("/readyz", 5, 2)),
         resources: spec.resources.clone(),

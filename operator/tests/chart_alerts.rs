@@ -100,7 +100,7 @@ tests:
           - exp_labels: {severity: critical, namespace: team, name: orders}
             exp_annotations:
               summary: "DataFlow team/orders holds messages but has written nothing for 10 minutes"
-              description: "Messages are in flight and no batch reached the sinks. The processor's /livez fails after its stall time (DATAFLOW_STALL_SECONDS, default 600 s) and Kubernetes restarts it; if this persists, look at the sink's health and the processor's log."
+              description: "Messages are in flight and no batch reached the sinks. The processor's /livez fails after the DataFlow's progressDeadlineSeconds (default 600 s) and Kubernetes restarts it; if this persists, look at the sink's health and the processor's log."
       - eval_time: 30m
         alertname: DataFlowConnectorDown
         exp_alerts:

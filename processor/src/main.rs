@@ -80,9 +80,10 @@ pub(crate) struct RunArgs {
     #[arg(long, default_value_t = 10)]
     status_interval_seconds: u64,
     /// `/livez` fails when input has waited this many seconds with no batch handled
-    /// (a stuck flow, restarted by Kubernetes' liveness probe).
-    #[arg(long, env = "DATAFLOW_STALL_SECONDS", default_value_t = 600)]
-    stall_seconds: u64,
+    /// (a stuck flow, restarted by Kubernetes' liveness probe); default: the
+    /// spec's `progressDeadlineSeconds` (600 when unset).
+    #[arg(long, env = "DATAFLOW_STALL_SECONDS")]
+    stall_seconds: Option<u64>,
     /// Serve /metrics (Prometheus), /healthz, /livez and /readyz here (default: 0.0.0.0:9090
     /// inside a cluster, none elsewhere).
     #[arg(long, env = "METRICS_ADDR")]

@@ -50,7 +50,11 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         .unwrap_or_else(|| std::env::var_os("KUBERNETES_SERVICE_HOST").is_some());
     let interval = Duration::from_secs(args.status_interval_seconds.max(1));
     let grace = Duration::from_secs(args.shutdown_grace_seconds);
-    let stall = Duration::from_secs(args.stall_seconds.max(1));
+    let stall = Duration::from_secs(
+        args.stall_seconds
+            .unwrap_or_else(|| u64::from(loaded.spec.progress_deadline_seconds()))
+            .max(1),
+    );
     let metrics_addr = args
         .metrics_addr
         .or_else(|| std::env::var_os("KUBERNETES_SERVICE_HOST").map(|_| IN_CLUSTER_METRICS_ADDR));

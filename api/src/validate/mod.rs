@@ -75,6 +75,20 @@ pub fn validate(spec: &DataFlowSpec) -> Result<(), ValidationErrors> {
             format!("must be 1 to {}", crate::MAX_CHANNEL_BUFFER_SIZE),
         );
     }
+    if let Some(seconds) = spec.progress_deadline_seconds
+        && !(crate::resource::MIN_PROGRESS_DEADLINE_SECONDS
+            ..=crate::resource::MAX_PROGRESS_DEADLINE_SECONDS)
+            .contains(&seconds)
+    {
+        v.fail(
+            "spec.progressDeadlineSeconds",
+            format!(
+                "must be {} to {}",
+                crate::resource::MIN_PROGRESS_DEADLINE_SECONDS,
+                crate::resource::MAX_PROGRESS_DEADLINE_SECONDS
+            ),
+        );
+    }
     if let Some(replicas) = spec.replicas
         && replicas < 1
     {

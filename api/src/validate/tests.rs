@@ -361,3 +361,20 @@ sink: {type: stdout}
         );
     }
 }
+
+#[test]
+fn the_progress_deadline_has_a_default_and_a_range() {
+    let base = "source: {type: stdin}\nsink: {type: stdout}\n";
+    assert_eq!(spec(base).progress_deadline_seconds(), 600);
+    let set = format!("{base}progressDeadlineSeconds: 120\n");
+    assert!(problems(&set).is_empty());
+    assert_eq!(spec(&set).progress_deadline_seconds(), 120);
+    for bad in [0, 59, 86_401] {
+        let p = problems(&format!("{base}progressDeadlineSeconds: {bad}\n"));
+        assert_eq!(
+            p,
+            ["spec.progressDeadlineSeconds: must be 60 to 86400"],
+            "{bad}"
+        );
+    }
+}
