@@ -79,7 +79,10 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             } else {
                 None
             };
-            let reset = reset_request.and_then(|request| reset_order(request, reporter.as_mut()));
+            let reset = match reset_request {
+                Some(request) => reset_order(request, report_status, reporter.as_mut())?,
+                None => None,
+            };
             let reporter =
                 reporter.map(|r| tokio::spawn(r.run(interval, stop_reporting.clone())));
             let options = FlowOptions {
@@ -176,20 +179,38 @@ async fn status_reporter(
 
 /// The reset to apply, unless the status shows this very request applied by an
 /// earlier start (the operator keeps passing it while the annotation stays).
-fn reset_order(request: ResetRequest, reporter: Option<&mut StatusReporter>) -> Option<ResetOrder> {
+/// When the status is to be reported but cannot be read, whether the request
+/// was applied is unknown: the start fails (and is retried) rather than move
+/// the position a second time.
+fn reset_order(
+    request: ResetRequest,
+    report_status: bool,
+    reporter: Option<&mut StatusReporter>,
+) -> anyhow::Result<Option<ResetOrder>> {
     let (done, outcome) = oneshot::channel();
-    if let Some(reporter) = reporter {
-        if reporter.applied_reset() == Some(request.text.as_str()) {
+    if report_status {
+        let unknown = || {
+            anyhow::anyhow!(
+                "position reset {:?}: the DataFlow status cannot be read, so whether an earlier start applied it is unknown; not starting rather than moving the position twice (the next start tries again)",
+                request.text
+            )
+        };
+        let reporter = reporter.ok_or_else(unknown)?;
+        let applied = reporter
+            .applied_reset()
+            .ok_or_else(unknown)?
+            .map(str::to_owned);
+        if applied.as_deref() == Some(request.text.as_str()) {
             tracing::info!(reset = %request.text, "this position reset was applied by an earlier start; reading on from where the flow is");
-            return None;
+            return Ok(None);
         }
         reporter.expect_reset(request.text.clone(), outcome);
     }
     tracing::info!(reset = %request.text, "moving the source's position before reading");
-    Some(ResetOrder {
+    Ok(Some(ResetOrder {
         position: request.position,
         done: Some(done),
-    })
+    }))
 }
 
 /// Cancels `shutdown` on SIGTERM or SIGINT: the pipeline stops reading, drains and

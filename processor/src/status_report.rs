@@ -31,6 +31,9 @@ pub struct StatusReporter {
     baseline: ProgressSnapshot,
     last_sent: Option<ProgressSnapshot>,
     last_error: Option<String>,
+    /// Whether the status could be read at start (else which reset was applied
+    /// last is unknown).
+    status_known: bool,
     /// The reset the status says was applied last.
     applied_reset: Option<String>,
     /// A reset being applied: its request text, and where its outcome arrives.
@@ -43,8 +46,10 @@ impl StatusReporter {
     pub async fn new(client: Client, namespace: &str, name: &str, progress: Arc<Progress>) -> Self {
         let api: Api<DataFlow> = Api::namespaced(client, namespace);
         let mut applied_reset = None;
+        let mut status_known = false;
         let baseline = match api.get_status(name).await {
             Ok(dataflow) => {
+                status_known = true;
                 let status = dataflow.status.unwrap_or_default();
                 applied_reset = status.position_reset.and_then(|r| r.applied);
                 ProgressSnapshot {
@@ -71,14 +76,16 @@ impl StatusReporter {
             baseline,
             last_sent: None,
             last_error: None,
+            status_known,
             applied_reset,
             pending_reset: None,
         }
     }
 
-    /// The reset request the status shows as applied, read at start.
-    pub fn applied_reset(&self) -> Option<&str> {
-        self.applied_reset.as_deref()
+    /// The reset request the status shows as applied, read at start: `None`
+    /// when the status could not be read, `Some(None)` when none was applied.
+    pub fn applied_reset(&self) -> Option<Option<&str>> {
+        self.status_known.then_some(self.applied_reset.as_deref())
     }
 
     /// Publishes the outcome of reset `request` once `outcome` delivers it.

@@ -278,9 +278,9 @@ fn a_reset_is_recorded_in_the_status_and_the_same_request_is_not_applied_again()
             output.display()
         ),
     );
-    let run_once = || {
+    let run_as = |name: &str| {
         let output = std::process::Command::new(dataflow_tests::processor_bin())
-            .args(["run", "--spec", spec.to_str().unwrap(), "--name", "orders"])
+            .args(["run", "--spec", spec.to_str().unwrap(), "--name", name])
             .args(["--namespace", "team", "--reset-position", "cursor:4#1"])
             .args(["--report-status", "true", "--status-interval-seconds", "1"])
             .env("KUBECONFIG", &kubeconfig)
@@ -288,9 +288,20 @@ fn a_reset_is_recorded_in_the_status_and_the_same_request_is_not_applied_again()
             .output()
             .unwrap();
         let log = String::from_utf8_lossy(&output.stderr).into_owned();
-        assert!(output.status.success(), "{log}");
+        (output.status.success(), log)
+    };
+    let run_once = || {
+        let (ok, log) = run_as("orders");
+        assert!(ok, "{log}");
         log
     };
+
+    // A status that cannot be read: whether the reset was applied is unknown,
+    // so the processor does not start (and moves nothing).
+    let (ok, log) = run_as("not-served");
+    assert!(!ok);
+    assert!(log.contains("the DataFlow status cannot be read"), "{log}");
+    assert!(!output.exists(), "nothing was read");
 
     let log = run_once();
     let ids: Vec<i64> = file_json_lines(&output)
