@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use crate::references::ObjectKey;
 use crate::secrets::substitute;
-use crate::{DataFlowSpec, ValidationErrors, validate};
+use crate::{DataFlowSpec, FieldError, ResetRequest, ValidationErrors, validate};
 
 /// A spec that cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -60,7 +60,7 @@ pub fn parse(text: &str) -> Result<LoadedSpec, SpecError> {
         [only] => (only, Vec::new()),
         _ => pick_dataflow(&documents)?,
     };
-    let (name, namespace, body) = match document {
+    let (name, namespace, reset, body) = match document {
         // A document with any manifest key is a manifest, `kind:` or not.
         Value::Object(map) if is_manifest(map) => {
             let kind = map
@@ -82,9 +82,15 @@ pub fn parse(text: &str) -> Result<LoadedSpec, SpecError> {
                 .get("spec")
                 .cloned()
                 .ok_or_else(|| SpecError::Parse("spec: required".into()))?;
-            (meta("name"), meta("namespace"), spec)
+            let reset = map
+                .get("metadata")
+                .and_then(|m| m.get("annotations"))
+                .and_then(|a| a.get(crate::RESET_ANNOTATION))
+                .and_then(Value::as_str)
+                .map(str::to_owned);
+            (meta("name"), meta("namespace"), reset, spec)
         }
-        _ => (None, None, document.clone()),
+        _ => (None, None, None, document.clone()),
     };
     let mut spec = deserialize_spec(body)?;
     if !secrets.is_empty() {
@@ -97,10 +103,24 @@ pub fn parse(text: &str) -> Result<LoadedSpec, SpecError> {
         spec = deserialize_spec(resolved)?;
     }
     validate(&spec)?;
+    if let Some(reset) = reset {
+        check_reset(&reset, &spec)?;
+    }
     Ok(LoadedSpec {
         name,
         namespace,
         spec,
+    })
+}
+
+/// A reset annotation must parse and fit the source, as the operator requires.
+fn check_reset(text: &str, spec: &DataFlowSpec) -> Result<(), SpecError> {
+    let checked = ResetRequest::parse(text).and_then(|request| request.check_fits(spec));
+    checked.map_err(|error| {
+        SpecError::Invalid(ValidationErrors(vec![FieldError {
+            path: format!("metadata.annotations[{}]", crate::RESET_ANNOTATION),
+            message: error.to_string(),
+        }]))
     })
 }
 

@@ -16,7 +16,7 @@ use axum::extract::State;
 use axum::routing::post;
 use axum_server::tls_rustls::RustlsConfig;
 use dataflow_api::manifest::{self, SpecError};
-use dataflow_api::{DataFlowSpec, RESET_ANNOTATION, TransformationSpec, requested_reset};
+use dataflow_api::{DataFlowSpec, TransformationSpec};
 use dataflow_wasm_host::WasmRuntime;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::core::DynamicObject;
@@ -110,11 +110,7 @@ impl Validator {
             Err(e) => return vec![e.to_string()],
         };
         let namespace = request.namespace.clone().unwrap_or_default();
-        let mut problems = self.transform_problems(&spec, &namespace).await;
-        if let Some(Err(error)) = requested_reset(object.metadata.annotations.as_ref(), &spec) {
-            problems.push(format!("metadata.annotations[{RESET_ANNOTATION}]: {error}"));
-        }
-        problems
+        self.transform_problems(&spec, &namespace).await
     }
 
     async fn transform_problems(&self, spec: &DataFlowSpec, namespace: &str) -> Vec<String> {

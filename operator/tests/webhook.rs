@@ -73,10 +73,14 @@ fn review(spec: Value) -> Value {
 }
 
 async fn answer(server: &Server, spec: Value) -> Value {
+    answer_review(server, review(spec)).await
+}
+
+async fn answer_review(server: &Server, review: Value) -> Value {
     let response = server
         .client
         .post(&server.url)
-        .json(&review(spec))
+        .json(&review)
         .send()
         .await
         .unwrap();
@@ -222,4 +226,31 @@ async fn deletes_are_always_allowed() {
         .await
         .unwrap();
     assert_eq!(response["response"]["allowed"], true);
+}
+
+#[tokio::test]
+async fn a_reset_annotation_must_parse_and_fit_the_source() {
+    let fake = FakeApi::default();
+    let server = start(&fake).await;
+    let annotated = |value: &str| {
+        let mut review = review(good_spec());
+        review["request"]["object"]["metadata"]["annotations"] =
+            json!({"dataflow.dataflow.io/reset-position": value});
+        review
+    };
+    let response = answer_review(&server, annotated("timestamp:2026-12-01T00:00:00Z#2")).await;
+    assert_eq!(response["allowed"], true, "{response}");
+    for (value, expected) in [
+        ("beginning", "a kafka source moves to earliest"),
+        ("yesterday", "use earliest, latest"),
+    ] {
+        let response = answer_review(&server, annotated(value)).await;
+        assert_eq!(response["allowed"], false, "{value}");
+        let message = response["status"]["message"].as_str().unwrap();
+        assert!(
+            message.contains("metadata.annotations[dataflow.dataflow.io/reset-position]")
+                && message.contains(expected),
+            "{message}"
+        );
+    }
 }

@@ -13,8 +13,8 @@ use std::time::Duration;
 use dataflow_tests::fake_status::FakeStatus;
 use dataflow_tests::jobs::{job_ids, kafka_job, postgres_job, run_job};
 use dataflow_tests::services::{
-    Running, cdc_slot_created, committed_total, create_topic_with, drop_cdc_slot, eventually,
-    orders, pg_execute, pg_url, produce, unique,
+    Running, cdc_slot_created, ch_query, clickhouse_url, committed_total, create_topic_with,
+    drop_cdc_slot, eventually, orders, pg_execute, pg_url, produce, unique,
 };
 use dataflow_tests::{file_json_lines, write_file};
 use serde_json::json;
@@ -335,4 +335,88 @@ fn a_reset_is_recorded_in_the_status_and_the_same_request_is_not_applied_again()
         .map(|l| l["id"].as_i64().unwrap())
         .collect();
     assert_eq!(ids, (5..=11).collect::<Vec<_>>(), "only the new row: {log}");
+}
+
+/// A ClickHouse job reading `table` (by `id`, else `created_at`) into `output`.
+fn clickhouse_job(table: &str, output: &Path) -> String {
+    format!(
+        "execution: {{mode: job}}\nsource:\n  type: clickhouse\n  clickhouse: {{connectionString: \"{ch}/default\", table: {table}}}\nsink: {{type: file, file: {{path: \"{out}\"}}}}\n",
+        ch = clickhouse_url(),
+        out = output.display()
+    )
+}
+
+#[tokio::test]
+async fn a_clickhouse_flow_moves_to_an_id_or_a_time_and_refuses_what_the_column_cannot_hold() {
+    let by_id = unique("reset_ch_id");
+    ch_query(&format!(
+        "CREATE TABLE {by_id} (id UInt64, name String) ENGINE = MergeTree() ORDER BY id"
+    ))
+    .await;
+    ch_query(&format!(
+        "INSERT INTO {by_id} SELECT number + 1, toString(number + 1) FROM system.numbers LIMIT 20"
+    ))
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let spec = |output: &str| clickhouse_job(&by_id, &d.join(output));
+    assert_eq!(
+        ids_after(d, &spec("1.jsonl"), "1.jsonl", &[]).await.len(),
+        20
+    );
+    let tail = ids_after(
+        d,
+        &spec("2.jsonl"),
+        "2.jsonl",
+        &["--reset-position", "cursor:15"],
+    )
+    .await;
+    assert_eq!(tail, (16..=20).collect::<Vec<_>>());
+    let all = ids_after(
+        d,
+        &spec("3.jsonl"),
+        "3.jsonl",
+        &["--reset-position", "beginning"],
+    )
+    .await;
+    assert_eq!(all, (1..=20).collect::<Vec<_>>());
+    let (ok, log) = run_job(
+        d,
+        &spec("4.jsonl"),
+        &["--reset-position", "cursor:1 OR 1=1"],
+    )
+    .await;
+    assert!(!ok);
+    assert!(log.contains("is not an integer id"), "{log}");
+
+    let by_time = unique("reset_ch_time");
+    ch_query(&format!(
+        "CREATE TABLE {by_time} (created_at DateTime, n UInt32) ENGINE = MergeTree() ORDER BY created_at"
+    ))
+    .await;
+    ch_query(&format!(
+        "INSERT INTO {by_time} VALUES ('2026-01-01 00:00:00', 1), ('2026-01-02 00:00:00', 2), ('2026-01-03 00:00:00', 3)"
+    ))
+    .await;
+    let spec = |output: &str| clickhouse_job(&by_time, &d.join(output));
+    let (ok, log) = run_job(
+        d,
+        &spec("5.jsonl"),
+        &["--reset-position", "cursor:2026-01-01 12:00:00"],
+    )
+    .await;
+    assert!(ok, "{log}");
+    let rows: Vec<u64> = file_json_lines(&d.join("5.jsonl"))
+        .iter()
+        .map(|r| r["n"].as_u64().unwrap())
+        .collect();
+    assert_eq!(rows, [2, 3], "the rows after the time");
+    let (ok, log) = run_job(
+        d,
+        &spec("6.jsonl"),
+        &["--reset-position", "cursor:last tuesday"],
+    )
+    .await;
+    assert!(!ok);
+    assert!(log.contains("is not a created_at value"), "{log}");
 }

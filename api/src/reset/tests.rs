@@ -129,3 +129,21 @@ fn a_position_prints_as_it_parses() {
         assert_eq!(position(text).to_string(), text);
     }
 }
+
+#[test]
+fn a_manifest_with_a_bad_reset_annotation_does_not_load() {
+    let manifest = |value: &str| {
+        format!(
+            "kind: DataFlow\nmetadata:\n  name: f\n  annotations: {{dataflow.dataflow.io/reset-position: \"{value}\"}}\nspec:\n  source: {{type: kafka, kafka: {{brokers: [k:9092], topic: in}}}}\n  sink: {{type: stdout}}\n"
+        )
+    };
+    assert!(crate::manifest::parse(&manifest("earliest#3")).is_ok());
+    let error = crate::manifest::parse(&manifest("cursor:5"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.starts_with("metadata.annotations[dataflow.dataflow.io/reset-position]: ")
+            && error.contains("a kafka source moves to earliest"),
+        "{error}"
+    );
+}
