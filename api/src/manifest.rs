@@ -115,13 +115,14 @@ pub fn parse(text: &str) -> Result<LoadedSpec, SpecError> {
 
 /// A reset annotation must parse and fit the source, as the operator requires.
 fn check_reset(text: &str, spec: &DataFlowSpec) -> Result<(), SpecError> {
-    let checked = ResetRequest::parse(text).and_then(|request| request.check_fits(spec));
-    checked.map_err(|error| {
-        SpecError::Invalid(ValidationErrors(vec![FieldError {
-            path: format!("metadata.annotations[{}]", crate::RESET_ANNOTATION),
-            message: error.to_string(),
-        }]))
-    })
+    ResetRequest::for_spec(text, spec)
+        .map(drop)
+        .map_err(|error| {
+            SpecError::Invalid(ValidationErrors(vec![FieldError {
+                path: format!("metadata.annotations[{}]", crate::RESET_ANNOTATION),
+                message: error.to_string(),
+            }]))
+        })
 }
 
 /// Namespace of a manifest that names none, as `kubectl apply` would use.

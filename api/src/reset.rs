@@ -89,6 +89,13 @@ impl ResetRequest {
         })
     }
 
+    /// Reads `text` and checks that the source of `spec` can move there.
+    pub fn for_spec(text: &str, spec: &DataFlowSpec) -> Result<Self, ResetError> {
+        let request = Self::parse(text)?;
+        request.check_fits(spec)?;
+        Ok(request)
+    }
+
     /// Checks that the flow's source can move to this position.
     pub fn check_fits(&self, spec: &DataFlowSpec) -> Result<(), ResetError> {
         let source = spec.source.kind();
@@ -170,10 +177,7 @@ pub fn requested_reset(
     spec: &DataFlowSpec,
 ) -> Option<Result<ResetRequest, ResetError>> {
     let text = annotations?.get(RESET_ANNOTATION)?;
-    Some(ResetRequest::parse(text).and_then(|request| {
-        request.check_fits(spec)?;
-        Ok(request)
-    }))
+    Some(ResetRequest::for_spec(text, spec))
 }
 
 fn parse_position(text: &str) -> Result<PositionReset, String> {

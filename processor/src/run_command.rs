@@ -28,11 +28,7 @@ const IN_CLUSTER_METRICS_ADDR: SocketAddr =
 pub(crate) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let (loaded, chain) = crate::load(&args.spec)?;
     let reset_request = match args.reset_position.as_deref() {
-        Some(text) => {
-            let request = ResetRequest::parse(text)?;
-            request.check_fits(&loaded.spec)?;
-            Some(request)
-        }
+        Some(text) => Some(ResetRequest::for_spec(text, &loaded.spec)?),
         None => None,
     };
     let name = args.name.or(loaded.name).unwrap_or_else(|| "local".into());
