@@ -9,6 +9,7 @@ pub const DEFAULT_NESSIE_POLL_INTERVAL_SECS: u64 = 10;
 pub const DEFAULT_FLUSH_INTERVAL_SECS: u64 = 10;
 
 mod cdc;
+mod conflict_key;
 mod kafka;
 mod local;
 mod nessie;
@@ -19,6 +20,7 @@ pub use cdc::{
     CdcSnapshotMode, DEFAULT_CDC_HEARTBEAT_SECS, DEFAULT_CDC_POLL_INTERVAL_SECS,
     PostgresqlCdcSourceSpec, default_slot_name, is_cdc_name,
 };
+pub use conflict_key::ConflictKey;
 pub use kafka::{
     BasicAuth, KafkaSasl, KafkaSecurityProtocol, KafkaSinkSpec, KafkaSourceSpec, KafkaTls,
     SchemaRegistry, default_consumer_group,

@@ -149,6 +149,11 @@ pub struct TrinoSinkSpec {
     /// Create the table (one VARCHAR column for the JSON) when missing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auto_create_table: Option<bool>,
+    /// Whole messages as JSON text in the `data` VARCHAR column: the only layout
+    /// this sink writes, so `true` (the Go original's spelling of it) or unset;
+    /// `false` (fields onto columns) is refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raw_mode: Option<bool>,
     /// Keycloak authentication.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keycloak: Option<Keycloak>,

@@ -11,6 +11,9 @@ use crate::{SecretRef, SinkSpec, SourceSpec};
 
 use super::Validator;
 
+/// Most rows one read of a polling source may ask for.
+const MAX_READ_BATCH_SIZE: u32 = 100_000;
+
 impl Validator {
     /// A field that may be given directly or through a SecretRef.
     fn required(
@@ -206,6 +209,43 @@ impl Validator {
             c.query.as_ref(),
         );
         self.poll_interval(path, c.poll_interval);
+        for (field, column) in [
+            ("changeTrackingColumn", &c.change_tracking_column),
+            ("orderByColumn", &c.order_by_column),
+        ] {
+            if let Some(column) = column {
+                self.column_name(&format!("{path}.{field}"), column);
+            }
+        }
+        if c.order_by_column.is_some() && c.change_tracking_column.is_none() {
+            self.fail(
+                &format!("{path}.orderByColumn"),
+                "breaks ties of changeTrackingColumn; set that column too",
+            );
+        }
+        if c.order_by_column.is_some() && c.order_by_column == c.change_tracking_column {
+            self.fail(
+                &format!("{path}.orderByColumn"),
+                "is changeTrackingColumn itself; name another column or leave it out",
+            );
+        }
+        if let Some(size) = c.read_batch_size
+            && !(1..=MAX_READ_BATCH_SIZE).contains(&size)
+        {
+            self.fail(
+                &format!("{path}.readBatchSize"),
+                format!("must be between 1 and {MAX_READ_BATCH_SIZE}"),
+            );
+        }
+    }
+
+    /// A PostgreSQL column name as written in a spec (at most 63 bytes).
+    fn column_name(&mut self, path: &str, name: &str) {
+        if name.trim().is_empty() {
+            self.fail(path, "must name a column");
+        } else if name.len() > 63 {
+            self.fail(path, "is longer than PostgreSQL's 63-byte name limit");
+        }
     }
 
     fn postgresql_cdc_source(&mut self, path: &str, c: &PostgresqlCdcSourceSpec) {
@@ -272,6 +312,12 @@ impl Validator {
                 "only used with upsertMode: true",
             );
         }
+        if c.raw_mode == Some(true) && c.upsert_mode == Some(true) {
+            self.fail(
+                &format!("{path}.upsertMode"),
+                "a rawMode table (value, _metadata) has no key to upsert on; use one of them",
+            );
+        }
     }
 
     fn clickhouse_source(&mut self, path: &str, c: &ClickhouseSourceSpec) {
@@ -299,6 +345,18 @@ impl Validator {
         );
         self.required(path, "table", c.table.as_ref(), c.table_secret_ref.as_ref());
         self.batching(path, c.batch_size, c.batch_flush_interval_seconds);
+        if c.upsert_mode == Some(true) && c.conflict_key.is_none() {
+            self.fail(
+                &format!("{path}.conflictKey"),
+                "upsertMode needs the columns that identify a row (ClickHouse has no primary key to default to)",
+            );
+        }
+        if c.conflict_key.is_some() && c.upsert_mode != Some(true) {
+            self.fail(
+                &format!("{path}.conflictKey"),
+                "only used with upsertMode: true",
+            );
+        }
     }
 
     fn keycloak(&mut self, path: &str, k: Option<&Keycloak>) {
@@ -377,6 +435,12 @@ impl Validator {
         self.required(path, "table", c.table.as_ref(), c.table_secret_ref.as_ref());
         self.batching(path, c.batch_size, c.batch_flush_interval_seconds);
         self.keycloak(path, c.keycloak.as_ref());
+        if c.raw_mode == Some(false) {
+            self.fail(
+                &format!("{path}.rawMode"),
+                "the Trino sink writes whole messages into a data VARCHAR column only; remove rawMode or set it to true",
+            );
+        }
     }
 
     fn nessie_source(&mut self, path: &str, c: &NessieSourceSpec) {

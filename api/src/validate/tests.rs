@@ -378,3 +378,57 @@ fn the_progress_deadline_has_a_default_and_a_range() {
         );
     }
 }
+
+#[test]
+fn the_go_originals_sql_settings_are_read_and_checked() {
+    let yaml = r#"
+source:
+  type: postgresql
+  postgresql:
+    connectionString: "postgres://x"
+    query: "SELECT * FROM legacy WHERE migrated = false"
+    changeTrackingColumn: created_at
+    orderByColumn: id
+    readBatchSize: 500
+sink:
+  type: clickhouse
+  config: {connectionString: "clickhouse://c", table: t, upsertMode: true, conflictKey: event_id, rawMode: true}
+errors:
+  type: postgresql
+  postgresql: {connectionString: "postgres://x", table: raw, rawMode: true, autoCreateTable: true}
+"#;
+    assert!(problems(yaml).is_empty(), "{:?}", problems(yaml));
+    let listed = "source: {type: stdin}\nsink: {type: postgresql, postgresql: {connectionString: x, table: t, upsertMode: true, conflictKey: [id, region]}}";
+    assert!(problems(listed).is_empty(), "{:?}", problems(listed));
+
+    let p = problems(
+        r#"
+source: {type: postgresql, postgresql: {connectionString: x, table: t, orderByColumn: id, readBatchSize: 0}}
+sink: {type: clickhouse, clickhouse: {connectionString: c, table: t, upsertMode: true}}
+errors: {type: trino, trino: {serverURL: "http://t", catalog: c, schema: s, table: t, rawMode: false}}
+"#,
+    );
+    for expected in [
+        "spec.source.postgresql.orderByColumn: breaks ties of changeTrackingColumn",
+        "spec.source.postgresql.readBatchSize: must be between 1 and 100000",
+        "spec.sink.clickhouse.conflictKey: upsertMode needs the columns",
+        "spec.errors.trino.rawMode: the Trino sink writes whole messages",
+    ] {
+        assert!(
+            p.iter().any(|e| e.starts_with(expected)),
+            "{expected}: {p:?}"
+        );
+    }
+    let p = problems(
+        "source: {type: postgresql, postgresql: {connectionString: x, table: t, changeTrackingColumn: id, orderByColumn: id}}\nsink: {type: postgresql, postgresql: {connectionString: x, table: t, rawMode: true, upsertMode: true}}",
+    );
+    for expected in [
+        "spec.source.postgresql.orderByColumn: is changeTrackingColumn itself",
+        "spec.sink.postgresql.upsertMode: a rawMode table",
+    ] {
+        assert!(
+            p.iter().any(|e| e.starts_with(expected)),
+            "{expected}: {p:?}"
+        );
+    }
+}

@@ -17,6 +17,7 @@ pub mod nessie;
 mod open;
 mod polling;
 pub mod postgres;
+mod raw_envelope;
 pub mod retry;
 mod settings;
 mod stdio;

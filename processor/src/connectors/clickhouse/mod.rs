@@ -12,6 +12,7 @@ mod errors;
 mod ident;
 mod sink;
 mod source;
+mod upsert;
 
 pub use sink::open as open_sink;
 pub use source::open_source;

@@ -7,6 +7,7 @@
 //! (unknown fields skipped). ClickHouse inserts a batch whole or not at all: when
 //! it refuses one for its data, the batch is inserted again row by row and only the
 //! refused rows go to the error sink. Transient failures are retried with backoff.
+//! `upsertMode` keeps the newest row per key: see [`super::upsert`].
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -16,6 +17,7 @@ use dataflow_api::connectors::{ClickhouseSinkSpec, DEFAULT_FLUSH_INTERVAL_SECS};
 use super::connection::connect;
 use super::errors::classify;
 use super::ident::{TableName, literal};
+use super::upsert::UpsertKey;
 use crate::connectors::batching::{BatchWriter, BatchingSink, isolate_refused};
 use crate::connectors::settings::required;
 use crate::connectors::{ConnectorError, Health, Rejected, Retry, Sink};
@@ -40,6 +42,8 @@ struct TableWriter {
     client: Client,
     table: TableName,
     layout: Layout,
+    /// `upsertMode`: the conflict key every message must carry.
+    upsert: Option<UpsertKey>,
 }
 
 /// Connects, creates the table when `autoCreateTable` asks, and reads its columns
@@ -73,9 +77,20 @@ pub async fn open(
         client: connection.client,
         table,
         layout: Layout::Data,
+        upsert: None,
     };
+    if spec.upsert_mode == Some(true) {
+        let key = spec
+            .conflict_key
+            .as_ref()
+            .ok_or_else(|| ConnectorError::Config {
+                path: format!("{path}.conflictKey"),
+                reason: "upsertMode needs the columns that identify a row".into(),
+            })?;
+        writer.upsert = Some(UpsertKey::new(key.columns()));
+    }
     if spec.auto_create_table == Some(true) {
-        writer.create_table().await?;
+        writer.create_table(path).await?;
     }
     let columns = writer.columns().await?;
     if columns.is_empty() {
@@ -88,6 +103,20 @@ pub async fn open(
         });
     }
     writer.layout = layout_for(&columns);
+    if spec.raw_mode == Some(true) && writer.layout != Layout::Data {
+        return Err(ConnectorError::Config {
+            path: format!("{path}.rawMode"),
+            reason: format!("table {table_text} has no data String column for whole messages"),
+        });
+    }
+    if let Some(key) = &writer.upsert {
+        let (engine, sorting_key) = writer.engine().await?;
+        key.check_table(&engine, &sorting_key)
+            .map_err(|reason| ConnectorError::Config {
+                path: format!("{path}.upsertMode"),
+                reason: format!("table {table_text}: {reason}"),
+            })?;
+    }
     tracing::info!(connector = %writer.retry.connector(), endpoint = %connection.endpoint, layout = ?writer.layout, "clickhouse sink ready");
     Ok(Box::new(BatchingSink::new(
         writer,
@@ -106,12 +135,23 @@ fn layout_for(columns: &[(String, String)]) -> Layout {
 }
 
 impl TableWriter {
-    async fn create_table(&self) -> Result<(), ConnectorError> {
-        let sql = format!(
-            "CREATE TABLE IF NOT EXISTS {} (data String, created_at DateTime DEFAULT now()) \
-             ENGINE = MergeTree() ORDER BY created_at",
-            self.table
-        );
+    /// Creates the table when missing: `data` and `created_at`, a MergeTree (a
+    /// ReplacingMergeTree by the key with `upsertMode`).
+    async fn create_table(&self, path: &str) -> Result<(), ConnectorError> {
+        let sql = match &self.upsert {
+            Some(key) => {
+                key.create_statement(&self.table)
+                    .map_err(|reason| ConnectorError::Config {
+                        path: format!("{path}.conflictKey"),
+                        reason,
+                    })?
+            }
+            None => format!(
+                "CREATE TABLE IF NOT EXISTS {} (data String, created_at DateTime DEFAULT now()) \
+                 ENGINE = MergeTree() ORDER BY created_at",
+                self.table
+            ),
+        };
         self.retry
             .run("create table", classify, || {
                 self.client.query_raw(&sql).execute()
@@ -120,34 +160,60 @@ impl TableWriter {
             .map_err(|(error_type, reason)| self.failed(error_type, reason))
     }
 
-    /// `(name, type)` of every column; empty when the table is missing.
-    async fn columns(&self) -> Result<Vec<(String, String)>, ConnectorError> {
-        let sql = format!(
-            "SELECT name, type FROM system.columns WHERE database = {} AND table = {}",
-            literal(self.table.database()),
-            literal(self.table.table())
-        );
+    /// Runs `sql` (a read of a system table, retried like any call) and returns
+    /// its `JSONEachRow` rows as `T`.
+    async fn system_rows<T: serde::de::DeserializeOwned>(
+        &self,
+        what: &str,
+        sql: &str,
+    ) -> Result<Vec<T>, ConnectorError> {
         let body = self
             .retry
-            .run("read table columns", classify, || async {
+            .run(what, classify, || async {
                 self.client
-                    .query_raw(&sql)
+                    .query_raw(sql)
                     .fetch_bytes("JSONEachRow")?
                     .collect()
                     .await
             })
             .await?
             .map_err(|(error_type, reason)| self.failed(error_type, reason))?;
+        serde_json::Deserializer::from_slice(&body)
+            .into_iter::<T>()
+            .collect::<Result<_, _>>()
+            .map_err(|e| self.failed(ErrorType::Failed, format!("{what}: {e}")))
+    }
+
+    /// `(name, type)` of every column; empty when the table is missing.
+    async fn columns(&self) -> Result<Vec<(String, String)>, ConnectorError> {
         #[derive(serde::Deserialize)]
         struct Column {
             name: String,
             r#type: String,
         }
-        serde_json::Deserializer::from_slice(&body)
-            .into_iter::<Column>()
-            .map(|c| c.map(|c| (c.name, c.r#type)))
-            .collect::<Result<_, _>>()
-            .map_err(|e| self.failed(ErrorType::Failed, format!("reading system.columns: {e}")))
+        let sql = format!(
+            "SELECT name, type FROM system.columns WHERE database = {} AND table = {}",
+            literal(self.table.database()),
+            literal(self.table.table())
+        );
+        let columns: Vec<Column> = self.system_rows("read table columns", &sql).await?;
+        Ok(columns.into_iter().map(|c| (c.name, c.r#type)).collect())
+    }
+
+    /// The table's engine and sorting key.
+    async fn engine(&self) -> Result<(String, String), ConnectorError> {
+        #[derive(serde::Deserialize)]
+        struct Table {
+            engine: String,
+            sorting_key: String,
+        }
+        let sql = UpsertKey::engine_query(&self.table);
+        let tables: Vec<Table> = self.system_rows("read the table engine", &sql).await?;
+        let table = tables
+            .into_iter()
+            .next()
+            .ok_or_else(|| self.failed(ErrorType::Failed, "the table is gone".into()))?;
+        Ok((table.engine, table.sorting_key))
     }
 
     fn failed(&self, error_type: ErrorType, reason: String) -> ConnectorError {
@@ -179,12 +245,19 @@ impl TableWriter {
 
     /// Appends `message` as one `JSONEachRow` line, or says why it cannot be one.
     fn row(&self, message: &Message, out: &mut Vec<u8>) -> Result<(), String> {
+        let key_values = match &self.upsert {
+            Some(key) => key.key_values(&message.payload)?,
+            None => Vec::new(),
+        };
         match self.layout {
             Layout::Data => {
                 let text = std::str::from_utf8(&message.payload)
                     .map_err(|e| format!("not UTF-8 text: {e}"))?;
                 out.extend_from_slice(b"{\"data\":");
                 serde_json::to_writer(&mut *out, text).map_err(|e| e.to_string())?;
+                if let Some(key) = &self.upsert {
+                    key.write_key_fields(&key_values, out);
+                }
                 out.extend_from_slice(b"}\n");
             }
             Layout::Columns => {
@@ -200,7 +273,14 @@ impl TableWriter {
 
     fn insert_statement(&self) -> String {
         match self.layout {
-            Layout::Data => format!("INSERT INTO {} (data) FORMAT JSONEachRow", self.table),
+            Layout::Data => match &self.upsert {
+                Some(key) => format!(
+                    "INSERT INTO {} (data, {}) FORMAT JSONEachRow",
+                    self.table,
+                    key.column_list()
+                ),
+                None => format!("INSERT INTO {} (data) FORMAT JSONEachRow", self.table),
+            },
             Layout::Columns => format!("INSERT INTO {} FORMAT JSONEachRow", self.table),
         }
     }
@@ -268,6 +348,7 @@ mod tests {
             client: Client::default(),
             table: TableName::parse("t", "default").unwrap_or_else(|| unreachable!()),
             layout,
+            upsert: None,
         }
     }
 

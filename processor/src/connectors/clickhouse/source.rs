@@ -268,12 +268,12 @@ impl Poller for ClickhousePoller {
 
     /// An `id` position must be an integer (it is written into the statement
     /// as a number); a `created_at` one must compare with the column.
-    async fn check_position(&mut self, position: &str) -> Result<(), String> {
+    async fn check_position(&mut self, position: &str) -> Result<String, String> {
         match self.cursor {
             None => Err("the source has no cursor column".into()),
             Some(Cursor::Id) => position
                 .parse::<i128>()
-                .map(drop)
+                .map(|id| id.to_string())
                 .map_err(|_| format!("{position:?} is not an integer id")),
             Some(Cursor::CreatedAt) => {
                 let sql = format!(
@@ -285,6 +285,7 @@ impl Poller for ClickhousePoller {
                     .query_raw(&sql)
                     .execute()
                     .await
+                    .map(|()| position.to_owned())
                     .map_err(|e| format!("{position:?} is not a created_at value: {e}"))
             }
         }

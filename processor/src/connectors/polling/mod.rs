@@ -64,9 +64,10 @@ pub trait Poller: Send {
     /// rows.
     async fn poll(&mut self, after: Option<&str>, max: usize) -> Result<Page, ConnectorError>;
 
-    /// Whether `position` (given by a user, not read from a row) is a value of
-    /// the cursor column; says why not.
-    async fn check_position(&mut self, position: &str) -> Result<(), String>;
+    /// Reads `position` (given by a user, not read from a row) as a value of the
+    /// cursor column and returns it as this poller's reads expect it; says why
+    /// it cannot be one.
+    async fn check_position(&mut self, position: &str) -> Result<String, String>;
 }
 
 /// A polling source: any [`Poller`] with a [`PositionStore`].
@@ -84,6 +85,8 @@ pub struct PollingSource {
     to_completion: bool,
     /// The pass is over: the next read ends the source.
     exhausted: bool,
+    /// Most rows one read asks for.
+    page_rows: usize,
 }
 
 impl PollingSource {
@@ -97,7 +100,7 @@ impl PollingSource {
         let saved = if poller.incremental() {
             store.load().await
         } else {
-            tracing::warn!(connector = %poller.name(), "no id or created_at column: every poll reads all rows again");
+            tracing::warn!(connector = %poller.name(), "no cursor column (id, created_at or changeTrackingColumn): every poll reads all rows again");
             None
         };
         if let Some(position) = &saved {
@@ -113,7 +116,17 @@ impl PollingSource {
             last_save: None,
             to_completion: false,
             exhausted: false,
+            page_rows: usize::MAX,
         }
+    }
+
+    /// Reads at most `rows` rows at a time (`readBatchSize`); unset, a read is
+    /// as large as the pipeline's batch.
+    pub fn with_page_rows(mut self, rows: Option<u32>) -> Self {
+        if let Some(rows) = rows {
+            self.page_rows = (rows as usize).max(1);
+        }
+        self
     }
 
     /// With `yes`, the source reads once to the end of what the table holds and
@@ -136,19 +149,23 @@ impl PollingSource {
         };
         if !self.poller.incremental() {
             return Err(refused(
-                "the source has no id or created_at column and reads every row on every poll"
+                "the source has no cursor column (id, created_at or changeTrackingColumn) and reads every row on every poll"
                     .into(),
             ));
         }
-        if let Some(cursor) = cursor {
-            self.poller.check_position(cursor).await.map_err(&refused)?;
-        }
-        self.store.replace(cursor).await.map_err(&refused)?;
+        let position = match cursor {
+            Some(cursor) => Some(self.poller.check_position(cursor).await.map_err(&refused)?),
+            None => None,
+        };
+        self.store
+            .replace(position.as_deref())
+            .await
+            .map_err(&refused)?;
         let before = self
             .read_after
             .take()
             .map_or_else(|| "the start".to_owned(), |p| format!("{p:?}"));
-        self.read_after = cursor.map(str::to_owned);
+        self.read_after = position;
         let detail = match cursor {
             Some(cursor) => {
                 format!("{name}: reading the rows after {cursor:?} (was after {before})")
@@ -183,7 +200,7 @@ impl Source for PollingSource {
         if self.exhausted {
             return Ok(None);
         }
-        let max = limit.messages.max(1);
+        let max = limit.messages.clamp(1, self.page_rows);
         let page = self.poller.poll(self.read_after.as_deref(), max).await?;
         let rows = page.rows();
         if self.to_completion && (rows < max || !self.poller.incremental()) {

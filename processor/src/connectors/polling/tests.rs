@@ -30,10 +30,10 @@ impl Poller for Numbers {
         true
     }
 
-    async fn check_position(&mut self, position: &str) -> Result<(), String> {
+    async fn check_position(&mut self, position: &str) -> Result<String, String> {
         position
             .parse::<u32>()
-            .map(drop)
+            .map(|n| n.to_string())
             .map_err(|e| format!("{position:?}: {e}"))
     }
 

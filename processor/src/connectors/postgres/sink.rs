@@ -19,6 +19,7 @@ use sqlx::{AssertSqlSafe, PgPool, Row};
 use super::errors::classify;
 use super::ident::{QualifiedName, quote};
 use crate::connectors::batching::{BatchWriter, BatchingSink, isolate_refused};
+use crate::connectors::raw_envelope::write_envelope;
 use crate::connectors::settings::required;
 use crate::connectors::{ConnectorError, Health, Rejected, Retry, Sink};
 use dataflow_api::ErrorType;
@@ -36,6 +37,9 @@ enum Layout {
     Data { jsonb: bool },
     /// Top-level fields onto the table's columns of the same name.
     Columns(Vec<String>),
+    /// `rawMode`: the message into `value`, its metadata into `_metadata`
+    /// (see [`write_envelope`]); the SQL types of those two columns.
+    Raw { value: String, metadata: String },
 }
 
 /// The table and how to write a batch into it.
@@ -79,8 +83,9 @@ pub async fn open(
         layout: Layout::Data { jsonb: true },
         conflict: None,
     };
+    let raw = spec.raw_mode == Some(true);
     if spec.auto_create_table == Some(true) {
-        sink.create_table().await?;
+        sink.create_table(raw).await?;
     }
     let columns = sink.columns().await?;
     if columns.is_empty() {
@@ -91,19 +96,36 @@ pub async fn open(
             ),
         });
     }
-    sink.layout = match columns.iter().find(|(name, _)| name == "data") {
-        Some((_, ty)) if ty == "jsonb" || ty == "json" => Layout::Data {
-            jsonb: ty == "jsonb",
-        },
-        _ => Layout::Columns(columns.into_iter().map(|(name, _)| name).collect()),
+    let json_column = |wanted: &str| {
+        columns
+            .iter()
+            .find(|(name, ty)| name == wanted && (ty == "jsonb" || ty == "json"))
+            .map(|(_, ty)| ty.clone())
+    };
+    sink.layout = if raw {
+        match (json_column("value"), json_column("_metadata")) {
+            (Some(value), Some(metadata)) => Layout::Raw { value, metadata },
+            _ => {
+                return Err(ConnectorError::Config {
+                    path: format!("{path}.rawMode"),
+                    reason: format!(
+                        "table {table_text} needs json or jsonb columns value and _metadata \
+                         (autoCreateTable: true makes them)"
+                    ),
+                });
+            }
+        }
+    } else {
+        match json_column("data") {
+            Some(ty) => Layout::Data {
+                jsonb: ty == "jsonb",
+            },
+            None => Layout::Columns(columns.into_iter().map(|(name, _)| name).collect()),
+        }
     };
     if spec.upsert_mode == Some(true) {
-        let keys = match spec
-            .conflict_key
-            .as_deref()
-            .filter(|k| !k.trim().is_empty())
-        {
-            Some(keys) => keys.split(',').map(|k| k.trim().to_owned()).collect(),
+        let keys = match &spec.conflict_key {
+            Some(keys) => keys.columns().to_vec(),
             None => sink.primary_key().await?,
         };
         if keys.is_empty() {
@@ -137,14 +159,23 @@ impl TableWriter {
         self.retry.run(what, classify, run).await
     }
 
-    async fn create_table(&self) -> Result<(), ConnectorError> {
+    /// `raw`: the `rawMode` table (`value`, `_metadata`), else one `data` column.
+    async fn create_table(&self, raw: bool) -> Result<(), ConnectorError> {
+        let (columns, indexed) = if raw {
+            (
+                "value JSONB NOT NULL, _metadata JSONB NOT NULL DEFAULT '{}'",
+                "value",
+            )
+        } else {
+            ("data JSONB NOT NULL", "data")
+        };
         let create = format!(
-            "CREATE TABLE IF NOT EXISTS {} (id BIGSERIAL PRIMARY KEY, data JSONB NOT NULL, created_at TIMESTAMPTZ NOT NULL DEFAULT now())",
+            "CREATE TABLE IF NOT EXISTS {} (id BIGSERIAL PRIMARY KEY, {columns}, created_at TIMESTAMPTZ NOT NULL DEFAULT now())",
             self.table
         );
         let index = format!(
-            "CREATE INDEX IF NOT EXISTS {} ON {} USING GIN (data)",
-            quote(&format!("{}_data_gin", self.table.name())),
+            "CREATE INDEX IF NOT EXISTS {} ON {} USING GIN ({indexed})",
+            quote(&format!("{}_{indexed}_gin", self.table.name())),
             self.table
         );
         for statement in [create, index] {
@@ -233,6 +264,14 @@ impl TableWriter {
                     );
                 }
             }
+            Layout::Raw { value, metadata } => {
+                let _ = write!(
+                    sql,
+                    "INSERT INTO {} (value, _metadata) SELECT (e.value->'value')::{value}, (e.value->'_metadata')::{metadata} \
+                     FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS e(value, n) ORDER BY e.n",
+                    self.table
+                );
+            }
             Layout::Columns(columns) => {
                 let used: Vec<&String> = columns
                     .iter()
@@ -306,6 +345,15 @@ impl TableWriter {
                 .map(|_| ())
                 .map_err(|e| format!("not valid JSON: {e}")),
             Layout::Columns(columns) => mark_columns(&message.payload, columns, used),
+            Layout::Raw { .. } => write_envelope(message, &mut Vec::new()),
+        }
+    }
+
+    /// The statement's one parameter: the batch as a JSON array.
+    fn batch_array(&self, messages: &[Message]) -> String {
+        match self.layout {
+            Layout::Raw { .. } => raw_array(messages),
+            _ => json_array(messages),
         }
     }
 
@@ -315,7 +363,7 @@ impl TableWriter {
         let mut rejected = Vec::new();
         let columns = match &self.layout {
             Layout::Columns(columns) => columns.len(),
-            Layout::Data { .. } => 0,
+            Layout::Data { .. } | Layout::Raw { .. } => 0,
         };
         let mut used = vec![false; columns];
         let messages = self.screen(messages, &mut used, &mut rejected);
@@ -341,7 +389,7 @@ impl TableWriter {
             self.retrying("copy", || self.copy(&rows)).await?
         } else {
             let sql = self.statement(&used);
-            let array = json_array(&messages);
+            let array = self.batch_array(&messages);
             self.retrying("insert", || {
                 sqlx::query(AssertSqlSafe(sql.as_str()))
                     .bind(array.as_str())
@@ -360,7 +408,7 @@ impl TableWriter {
                     return Ok((message, Err((ErrorType::InvalidData, reason))));
                 }
                 let sql = self.statement(&used);
-                let array = json_array(std::slice::from_ref(&message));
+                let array = self.batch_array(std::slice::from_ref(&message));
                 let outcome = self
                     .retrying("insert", || {
                         sqlx::query(AssertSqlSafe(sql.as_str()))
@@ -433,6 +481,25 @@ fn json_array(messages: &[Message]) -> String {
     out.push(b']');
     // A payload that is not UTF-8 (so not JSON) empties the text; the server refuses
     // it, and the row-by-row retry then names the bad message.
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// `[envelope1,...]`: each message as its raw envelope; a message that is not
+/// JSON (screened out before) is left out.
+fn raw_array(messages: &[Message]) -> String {
+    let size = messages.iter().map(|m| m.payload.len() + 64).sum::<usize>() + 2;
+    let mut out = Vec::with_capacity(size);
+    out.push(b'[');
+    for message in messages {
+        let start = out.len();
+        if start > 1 {
+            out.push(b',');
+        }
+        if write_envelope(message, &mut out).is_err() {
+            out.truncate(start);
+        }
+    }
+    out.push(b']');
     String::from_utf8(out).unwrap_or_default()
 }
 

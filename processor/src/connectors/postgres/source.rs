@@ -1,9 +1,12 @@
 //! The PostgreSQL poller.
 //!
-//! Reads a table (or the result of `query`). When the rows have an `id` column
-//! (integer or numeric) or else a `created_at` column (timestamp or date), reads
-//! are incremental: each asks for rows past the last one read, in that column's
-//! order, a page at a time. Rows become JSON on the server (`to_jsonb`).
+//! Reads a table (or the result of `query`). Reads are incremental when there is
+//! a cursor column: `changeTrackingColumn` when set, else an `id` column (integer
+//! or numeric), else a `created_at` column (timestamp or date). Each read asks for
+//! rows past the last one read, in that column's order (then `orderByColumn`'s,
+//! which breaks ties: the position then holds both values), a page at a time.
+//! Rows whose cursor column is NULL are not read. Rows become JSON on the server
+//! (`to_jsonb`).
 
 use async_trait::async_trait;
 use dataflow_api::connectors::{DEFAULT_POLL_INTERVAL_SECS, PostgresqlSourceSpec};
@@ -18,10 +21,18 @@ use crate::connectors::polling::{
 use crate::connectors::settings::{optional, required};
 use crate::connectors::{ConnectorError, Health, Retry};
 
-/// The column incremental reads follow, and the SQL type its text is cast to.
+/// A column reads follow, and the SQL type its text is cast back to.
+struct CursorColumn {
+    name: String,
+    sql_type: String,
+}
+
+/// The column(s) incremental reads follow.
 struct Cursor {
-    column: &'static str,
-    sql_type: &'static str,
+    tracking: CursorColumn,
+    /// Breaks ties of `tracking`; the position is then `[tracking, tie]` as a
+    /// JSON array of texts.
+    tie: Option<CursorColumn>,
 }
 
 /// Reads rows as JSON messages.
@@ -74,24 +85,63 @@ pub async fn open_source(
         cursor: None,
         raw_mode: spec.raw_mode.unwrap_or(false),
     };
-    poller.cursor = poller.find_cursor(path).await?;
+    poller.cursor = poller.find_cursor(path, spec).await?;
     let store: Box<dyn crate::connectors::polling::PositionStore> = match &poller.cursor {
-        Some(cursor) if persist => Box::new(
-            CursorStore::open(
-                poller.pool.clone(),
-                position_key(flow, &poller.relation, cursor.column),
-                poller.retry.connector(),
+        Some(cursor) if persist => {
+            let columns = match &cursor.tie {
+                Some(tie) => format!("{},{}", cursor.tracking.name, tie.name),
+                None => cursor.tracking.name.clone(),
+            };
+            Box::new(
+                CursorStore::open(
+                    poller.pool.clone(),
+                    position_key(flow, &poller.relation, &columns),
+                    poller.retry.connector(),
+                )
+                .await,
             )
-            .await,
-        ),
+        }
         _ => Box::new(crate::connectors::polling::MemoryStore),
     };
     let interval = spec.poll_interval.unwrap_or(DEFAULT_POLL_INTERVAL_SECS);
-    Ok(PollingSource::new(Box::new(poller), store, interval).await)
+    Ok(PollingSource::new(Box::new(poller), store, interval)
+        .await
+        .with_page_rows(spec.read_batch_size))
+}
+
+/// The SQL type a cursor column's text is cast back to, from the type the server
+/// reports; `None` for a type without a usable ordering (or a name that is not a
+/// plain type name).
+fn cursor_type(reported: &str) -> Option<String> {
+    let plain = reported
+        .trim_end_matches("[]")
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ' ');
+    let unordered = matches!(
+        reported,
+        "JSON" | "XML" | "POINT" | "LINE" | "LSEG" | "BOX" | "PATH" | "POLYGON" | "CIRCLE"
+    );
+    (plain && !unordered && !reported.is_empty()).then(|| reported.to_ascii_lowercase())
+}
+
+/// Whether the default cursor can follow a column of type `reported`: `id` must
+/// be an integer or numeric, `created_at` a timestamp or date.
+fn default_cursor_fits(column: &str, reported: &str) -> bool {
+    match column {
+        "id" => matches!(
+            reported,
+            "INT2" | "INT4" | "INT8" | "SMALLINT" | "INT" | "INTEGER" | "BIGINT" | "NUMERIC"
+        ),
+        _ => matches!(reported, "TIMESTAMPTZ" | "TIMESTAMP" | "DATE"),
+    }
 }
 
 impl PostgresPoller {
-    async fn find_cursor(&self, path: &str) -> Result<Option<Cursor>, ConnectorError> {
+    async fn find_cursor(
+        &self,
+        path: &str,
+        spec: &PostgresqlSourceSpec,
+    ) -> Result<Option<Cursor>, ConnectorError> {
         let probe = format!("SELECT * FROM {} LIMIT 0", self.relation);
         let described = self
             .retry
@@ -114,32 +164,44 @@ impl PostgresPoller {
                 .find(|c| c.name() == wanted)
                 .map(|c| c.type_info().name().to_ascii_uppercase())
         };
-        if let Some(ty) = type_of("id") {
-            let sql_type = match ty.as_str() {
-                "INT2" | "INT4" | "INT8" | "SMALLINT" | "INT" | "INTEGER" | "BIGINT" => {
-                    Some("bigint")
-                }
-                "NUMERIC" => Some("numeric"),
-                _ => None,
+        let named = |field: &str, name: &str| -> Result<CursorColumn, ConnectorError> {
+            let config = |reason: String| ConnectorError::Config {
+                path: format!("{path}.{field}"),
+                reason,
             };
-            if let Some(sql_type) = sql_type {
-                return Ok(Some(Cursor {
-                    column: "id",
-                    sql_type,
-                }));
-            }
+            let reported = type_of(name)
+                .ok_or_else(|| config(format!("{} has no column {name:?}", self.label)))?;
+            let sql_type = cursor_type(&reported).ok_or_else(|| {
+                config(format!(
+                    "column {name:?} is of type {reported}, which has no order to follow"
+                ))
+            })?;
+            Ok(CursorColumn {
+                name: name.to_owned(),
+                sql_type,
+            })
+        };
+        if let Some(name) = &spec.change_tracking_column {
+            let tie = match &spec.order_by_column {
+                Some(tie) => Some(named("orderByColumn", tie)?),
+                None => None,
+            };
+            return Ok(Some(Cursor {
+                tracking: named("changeTrackingColumn", name)?,
+                tie,
+            }));
         }
-        if let Some(ty) = type_of("created_at") {
-            let sql_type = match ty.as_str() {
-                "TIMESTAMPTZ" => Some("timestamptz"),
-                "TIMESTAMP" => Some("timestamp"),
-                "DATE" => Some("date"),
-                _ => None,
-            };
-            if let Some(sql_type) = sql_type {
+        for name in ["id", "created_at"] {
+            if let Some(reported) = type_of(name)
+                && default_cursor_fits(name, &reported)
+                && let Some(sql_type) = cursor_type(&reported)
+            {
                 return Ok(Some(Cursor {
-                    column: "created_at",
-                    sql_type,
+                    tracking: CursorColumn {
+                        name: name.to_owned(),
+                        sql_type,
+                    },
+                    tie: None,
                 }));
             }
         }
@@ -147,29 +209,57 @@ impl PostgresPoller {
     }
 
     fn select(&self, after: Option<&str>) -> String {
-        match &self.cursor {
-            Some(cursor) => {
-                let column = quote(cursor.column);
+        let Some(cursor) = &self.cursor else {
+            return format!(
+                "SELECT to_jsonb(q)::text, NULL::text FROM {}",
+                self.relation
+            );
+        };
+        let t = format!("q.{}", quote(&cursor.tracking.name));
+        let t_type = &cursor.tracking.sql_type;
+        let (position, filter, order) = match &cursor.tie {
+            None => {
                 let filter = if after.is_some() {
-                    format!(" WHERE q.{column} > $1::text::{}", cursor.sql_type)
+                    format!(" AND {t} > $1::text::{t_type}")
                 } else {
                     String::new()
                 };
-                format!(
-                    "SELECT to_jsonb(q)::text, q.{column}::text FROM {}{filter} ORDER BY q.{column} LIMIT $2",
-                    self.relation
+                (format!("{t}::text"), filter, t.clone())
+            }
+            Some(tie) => {
+                let o = format!("q.{}", quote(&tie.name));
+                let o_type = &tie.sql_type;
+                // A position of one element (a reset to a tracking value) reads
+                // every row past that value: `o > NULL` is never true.
+                let filter = if after.is_some() {
+                    format!(
+                        " AND ({t} > ($1::jsonb->>0)::{t_type} OR ({t} = ($1::jsonb->>0)::{t_type} AND {o} > ($1::jsonb->>1)::{o_type}))"
+                    )
+                } else {
+                    String::new()
+                };
+                (
+                    format!("jsonb_build_array({t}::text, {o}::text)::text"),
+                    filter,
+                    format!("{t}, {o}"),
                 )
             }
-            None => format!(
-                "SELECT to_jsonb(q)::text, NULL::text FROM {}",
-                self.relation
-            ),
-        }
+        };
+        format!(
+            "SELECT to_jsonb(q)::text, {position} FROM {} WHERE {t} IS NOT NULL{filter} ORDER BY {order} LIMIT $2",
+            self.relation
+        )
     }
 
     fn message(&self, document: &str, id: Option<&str>) -> dataflow_core::Message {
         // Only an integer or numeric `id` is metadata; its text is a JSON number.
-        let id = id.filter(|_| self.cursor.as_ref().is_some_and(|c| c.column == "id"));
+        let id = id.filter(|_| {
+            self.cursor.as_ref().is_some_and(|c| {
+                c.tracking.name == "id"
+                    && c.tie.is_none()
+                    && default_cursor_fits("id", &c.tracking.sql_type.to_ascii_uppercase())
+            })
+        });
         row_message(document.as_bytes(), &self.label, id, self.raw_mode)
     }
 }
@@ -184,21 +274,37 @@ impl Poller for PostgresPoller {
         self.cursor.is_some()
     }
 
-    /// Asks the server to read `position` as the cursor column's type.
-    async fn check_position(&mut self, position: &str) -> Result<(), String> {
+    /// Asks the server to read `position` as the cursor column's type. With a
+    /// tie-breaker, a position is either a JSON array of both values' texts (as
+    /// the source saves it) or one tracking value (read: every row past it).
+    async fn check_position(&mut self, position: &str) -> Result<String, String> {
         let Some(cursor) = &self.cursor else {
             return Err("the source has no cursor column".into());
         };
-        let sql = format!("SELECT $1::text::{}", cursor.sql_type);
+        let normalised = match &cursor.tie {
+            None => position.to_owned(),
+            Some(_) => match serde_json::from_str::<Vec<String>>(position) {
+                Ok(values) if (1..=2).contains(&values.len()) => position.to_owned(),
+                Ok(_) => return Err(format!("{position:?} must hold one or two values")),
+                Err(_) => serde_json::to_string(&[position]).map_err(|e| e.to_string())?,
+            },
+        };
+        let sql = match &cursor.tie {
+            None => format!("SELECT $1::text::{}", cursor.tracking.sql_type),
+            Some(tie) => format!(
+                "SELECT ($1::jsonb->>0)::{}, ($1::jsonb->>1)::{}",
+                cursor.tracking.sql_type, tie.sql_type
+            ),
+        };
         sqlx::query(AssertSqlSafe(sql.as_str()))
-            .bind(position)
+            .bind(&normalised)
             .execute(&self.pool)
             .await
-            .map(drop)
+            .map(|_| normalised.clone())
             .map_err(|e| {
                 format!(
                     "{position:?} is not a value of column {} ({}): {e}",
-                    cursor.column, cursor.sql_type
+                    cursor.tracking.name, cursor.tracking.sql_type
                 )
             })
     }

@@ -203,7 +203,7 @@ impl Poller for TrinoPoller {
         self.cursor.is_some()
     }
 
-    async fn check_position(&mut self, _position: &str) -> Result<(), String> {
+    async fn check_position(&mut self, _position: &str) -> Result<String, String> {
         Err("a Trino source keeps no position between runs".into())
     }
 
