@@ -67,6 +67,15 @@ pub fn parse(text: &str) -> Result<LoadedSpec, SpecError> {
                 .get("kind")
                 .and_then(Value::as_str)
                 .unwrap_or("DataFlow");
+            if kind == "DataFlowCron" {
+                return Err(SpecError::Parse(
+                    "kind: DataFlowCron (the Go original's scheduled flow) is not a kind here; \
+                     write kind: DataFlow with spec.execution.schedule, which runs the flow as \
+                     a CronJob whose runs never overlap (concurrencyPolicy: Forbid); triggers \
+                     run after a flow have no equivalent yet"
+                        .into(),
+                ));
+            }
             if kind != "DataFlow" {
                 return Err(SpecError::Parse(format!(
                     "kind: expected DataFlow, got {kind:?}"
@@ -411,6 +420,12 @@ mod tests {
         assert!(
             err.to_string().starts_with("kind: expected DataFlow"),
             "{err}"
+        );
+        let err = parse("kind: DataFlowCron\nspec: {schedule: \"* * * * *\"}\n").unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("kind: DataFlow with spec.execution.schedule"),
+            "a Go user is told what to write instead: {err}"
         );
     }
 
