@@ -33,6 +33,9 @@ struct Cursor {
     /// Breaks ties of `tracking`; the position is then `[tracking, tie]` as a
     /// JSON array of texts.
     tie: Option<CursorColumn>,
+    /// The tracking column is an integer or numeric `id` without a tie-breaker:
+    /// its text, a JSON number, becomes each message's `id` metadata.
+    id_is_metadata: bool,
 }
 
 /// Reads rows as JSON messages.
@@ -186,9 +189,14 @@ impl PostgresPoller {
                 Some(tie) => Some(named("orderByColumn", tie)?),
                 None => None,
             };
+            let tracking = named("changeTrackingColumn", name)?;
+            let id_is_metadata = tie.is_none()
+                && tracking.name == "id"
+                && type_of("id").is_some_and(|reported| default_cursor_fits("id", &reported));
             return Ok(Some(Cursor {
-                tracking: named("changeTrackingColumn", name)?,
+                tracking,
                 tie,
+                id_is_metadata,
             }));
         }
         for name in ["id", "created_at"] {
@@ -202,6 +210,7 @@ impl PostgresPoller {
                         sql_type,
                     },
                     tie: None,
+                    id_is_metadata: name == "id",
                 }));
             }
         }
@@ -252,14 +261,7 @@ impl PostgresPoller {
     }
 
     fn message(&self, document: &str, id: Option<&str>) -> dataflow_core::Message {
-        // Only an integer or numeric `id` is metadata; its text is a JSON number.
-        let id = id.filter(|_| {
-            self.cursor.as_ref().is_some_and(|c| {
-                c.tracking.name == "id"
-                    && c.tie.is_none()
-                    && default_cursor_fits("id", &c.tracking.sql_type.to_ascii_uppercase())
-            })
-        });
+        let id = id.filter(|_| self.cursor.as_ref().is_some_and(|c| c.id_is_metadata));
         row_message(document.as_bytes(), &self.label, id, self.raw_mode)
     }
 }
