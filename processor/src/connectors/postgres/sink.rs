@@ -338,9 +338,10 @@ impl TableWriter {
     /// inserted on its own.
     fn check(&self, message: &Message, single: bool, used: &mut [bool]) -> Result<(), String> {
         match &self.layout {
-            // Whole messages are checked by the server; a batch it refuses is
-            // retried row by row, where each message is checked here first.
-            Layout::Data { .. } if !single => Ok(()),
+            // Whole messages (and raw envelopes) are checked by the server; a
+            // batch it refuses is retried row by row, where each message is
+            // checked here first.
+            Layout::Data { .. } | Layout::Raw { .. } if !single => Ok(()),
             Layout::Data { .. } => serde_json::from_slice::<IgnoredAny>(&message.payload)
                 .map(|_| ())
                 .map_err(|e| format!("not valid JSON: {e}")),
@@ -484,19 +485,21 @@ fn json_array(messages: &[Message]) -> String {
     String::from_utf8(out).unwrap_or_default()
 }
 
-/// `[envelope1,...]`: each message as its raw envelope; a message that is not
-/// JSON (screened out before) is left out.
+/// `[envelope1,...]`: each message as its raw envelope. A message that is not
+/// JSON goes in as it is, so the server refuses the batch and the row-by-row
+/// retry names that message (as with whole messages in `data`).
 fn raw_array(messages: &[Message]) -> String {
     let size = messages.iter().map(|m| m.payload.len() + 64).sum::<usize>() + 2;
     let mut out = Vec::with_capacity(size);
     out.push(b'[');
-    for message in messages {
-        let start = out.len();
-        if start > 1 {
+    for (i, message) in messages.iter().enumerate() {
+        if i > 0 {
             out.push(b',');
         }
+        let start = out.len();
         if write_envelope(message, &mut out).is_err() {
             out.truncate(start);
+            out.extend_from_slice(&message.payload);
         }
     }
     out.push(b']');
