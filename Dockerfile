@@ -6,11 +6,16 @@
 FROM rust:1.95-bookworm AS build
 WORKDIR /src
 # rust:*-bookworm already has a C toolchain, make, perl, libssl-dev and zlib for
-# librdkafka; the Makefile adds the wasm32-wasip2 target.
+# librdkafka; the Makefile adds the wasm32-wasip2 target and fetches
+# componentize-py (into a virtualenv) for the Python runtime.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends python3-venv \
+ && rm -rf /var/lib/apt/lists/*
 COPY . .
 RUN make build \
- && mkdir -p /out \
- && cp target/release/dataflow-operator target/release/dataflow-processor /out/
+ && mkdir -p /out/runtimes \
+ && cp target/release/dataflow-operator target/release/dataflow-processor /out/ \
+ && cp target/release/runtimes/python.wasm target/release/runtimes/javascript.wasm /out/runtimes/
 
 # --- run ---------------------------------------------------------------------
 FROM debian:bookworm-slim
@@ -20,6 +25,8 @@ RUN apt-get update \
  && groupadd --gid 65532 dataflow \
  && useradd --uid 65532 --gid 65532 --no-create-home --shell /usr/sbin/nologin dataflow
 COPY --from=build /out/dataflow-operator /out/dataflow-processor /usr/local/bin/
+# The script runtimes, where the processor looks from /usr/local/bin.
+COPY --from=build /out/runtimes/ /usr/local/lib/dataflow/runtimes/
 # Compiled transforms are cached here; in a pod it is an emptyDir, since the root
 # filesystem is read-only.
 ENV DATAFLOW_CACHE_DIR=/var/cache/dataflow

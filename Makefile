@@ -18,7 +18,7 @@ space := $(empty) $(empty)
 BUILTIN_PACKAGES := $(foreach b,$(BUILTINS),-p dataflow-transform-$(b))
 BUILTIN_FEATURES := $(subst $(space),$(comma),$(foreach b,$(BUILTINS),dataflow-transform-$(b)/component))
 
-.PHONY: all setup wasm build test demo bench lint fmt clean services services-stop image crds fuzz chaos
+.PHONY: all setup wasm runtimes build test demo bench lint fmt clean services services-stop image crds fuzz chaos
 
 all: build
 
@@ -34,9 +34,23 @@ wasm: setup
 	$(CARGO) build --profile $(WASM_PROFILE) --target $(WASM_TARGET) $(BUILTIN_PACKAGES) --features $(BUILTIN_FEATURES)
 	$(CARGO) build --profile $(WASM_PROFILE) --target $(WASM_TARGET) -p pii-redact -p dataflow-test-components -p dataflow-plain-component
 
-## The processor binary (with the built-ins embedded).
-build: wasm
+## The script runtimes: the components that run `type: python` and
+## `type: javascript` steps, built with componentize-py and componentize-js
+## (fetched once from PyPI and npm into ~/.cache/dataflow-build).
+PYTHON_RUNTIME     := target/runtimes/python.wasm
+JAVASCRIPT_RUNTIME := target/runtimes/javascript.wasm
+runtimes: $(PYTHON_RUNTIME) $(JAVASCRIPT_RUNTIME)
+$(PYTHON_RUNTIME): wit/transform.wit $(wildcard transforms-wasm/python-runtime/*.py) scripts/build-runtimes.sh
+	scripts/build-runtimes.sh python $@
+$(JAVASCRIPT_RUNTIME): wit/transform.wit transforms-wasm/javascript-runtime/runtime.js scripts/build-runtimes.sh
+	scripts/build-runtimes.sh javascript $@
+
+## The binaries (the processor with the built-ins embedded), and the runtimes
+## beside them in target/release/runtimes, where the processor looks.
+build: wasm runtimes
 	$(CARGO) build --release --workspace --bins
+	mkdir -p target/release/runtimes
+	cp $(PYTHON_RUNTIME) $(JAVASCRIPT_RUNTIME) target/release/runtimes/
 
 ## The real servers the connector tests use (PostgreSQL, ClickHouse, Apache Kafka):
 ## installed when missing, started when not running; prints shell exports.

@@ -12,6 +12,7 @@ pub mod manifest;
 pub mod references;
 mod reset;
 mod resource;
+mod script_transform;
 mod secret;
 pub mod secrets;
 mod sink;
@@ -31,6 +32,9 @@ pub use reset::{
 pub use resource::{
     AckGranularity, DataFlow, DataFlowSpec, DataFlowStatus, MAX_CHANNEL_BUFFER_SIZE, Phase,
     PositionResetStatus,
+};
+pub use script_transform::{
+    DEFAULT_SCRIPT_MEMORY_MIB, MAX_SCRIPT_BYTES, ScriptLanguage, ScriptTransformSpec,
 };
 pub use secret::SecretRef;
 pub use sink::{AckPolicy, SinkSpec, SinkType};

@@ -105,14 +105,16 @@ pub fn secret_keys(spec: &DataFlowSpec, namespace: &str) -> BTreeSet<ObjectKey> 
         .collect()
 }
 
-/// The ConfigMaps holding custom transforms of a DataFlow in `namespace` (always
+/// The ConfigMaps holding custom transforms (components or Python sources) of a DataFlow in `namespace` (always
 /// the DataFlow's own namespace).
 pub fn transform_config_maps(spec: &DataFlowSpec, namespace: &str) -> BTreeSet<ObjectKey> {
     spec.transformations
         .iter()
         .filter_map(|t| match &t.spec {
             TransformationSpec::Wasm(wasm) => wasm.config_map_ref.as_ref(),
-            _ => None,
+            other => other
+                .script()
+                .and_then(|(_, script)| script.code_config_map_ref.as_ref()),
         })
         .map(|r| ObjectKey::new(namespace, r.name.clone()))
         .collect()

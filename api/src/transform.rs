@@ -1,5 +1,5 @@
-//! Transformations: the built-ins (one list, in the transform config crate) and
-//! user components.
+//! Transformations: the built-ins (one list, in the transform config crate), user
+//! components and Python functions.
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -34,6 +34,10 @@ macro_rules! transformation_types {
             )*
             /// A user-supplied WebAssembly component.
             Wasm = "wasm" (wasm: WasmTransformSpec),
+            /// A Python function, run by the Python runtime component.
+            Python = "python" (python: crate::ScriptTransformSpec),
+            /// A JavaScript or TypeScript function, run by the JavaScript runtime.
+            Javascript = "javascript" (javascript: crate::ScriptTransformSpec),
         }
 
         impl TransformationSpec {
@@ -41,7 +45,9 @@ macro_rules! transformation_types {
             pub fn builtin_config(&self) -> Option<&dyn dataflow_transform_config::BuiltinConfig> {
                 match self {
                     $( TransformationSpec::$variant(config) => Some(config), )*
-                    TransformationSpec::Wasm(_) => None,
+                    TransformationSpec::Wasm(_)
+                    | TransformationSpec::Python(_)
+                    | TransformationSpec::Javascript(_) => None,
                 }
             }
         }
@@ -96,7 +102,10 @@ impl JsonSchema for Transformation {
 impl TransformType {
     /// Whether this is one of the built-ins (run in the fused built-ins component).
     pub fn is_builtin(self) -> bool {
-        self != TransformType::Wasm
+        !matches!(
+            self,
+            TransformType::Wasm | TransformType::Python | TransformType::Javascript
+        )
     }
 }
 
@@ -115,12 +124,36 @@ impl TransformationSpec {
             TransformationSpec::Wasm(wasm) => {
                 wasm.config.clone().unwrap_or(serde_json::Value::Null)
             }
+            TransformationSpec::Python(script) | TransformationSpec::Javascript(script) => {
+                script.config.clone().unwrap_or(serde_json::Value::Null)
+            }
             other => match serde_json::to_value(TransformationSpecWire::from(other)) {
                 Ok(serde_json::Value::Object(mut wire)) => wire
                     .remove(other.kind().as_str())
                     .unwrap_or_else(|| serde_json::Value::Object(serde_json::Map::new())),
                 _ => serde_json::Value::Object(serde_json::Map::new()),
             },
+        }
+    }
+
+    /// A script step's language and settings.
+    pub fn script(&self) -> Option<(crate::ScriptLanguage, &crate::ScriptTransformSpec)> {
+        match self {
+            TransformationSpec::Python(script) => Some((crate::ScriptLanguage::Python, script)),
+            TransformationSpec::Javascript(script) => {
+                Some((crate::ScriptLanguage::Javascript, script))
+            }
+            _ => None,
+        }
+    }
+
+    /// A script step's settings, to change them.
+    pub fn script_mut(&mut self) -> Option<&mut crate::ScriptTransformSpec> {
+        match self {
+            TransformationSpec::Python(script) | TransformationSpec::Javascript(script) => {
+                Some(script)
+            }
+            _ => None,
         }
     }
 

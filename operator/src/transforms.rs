@@ -1,8 +1,10 @@
 //! Custom transforms shipped in ConfigMaps: where they are mounted in the
-//! processor pod, and the rewrite of `wasm.configMapRef` into `wasm.path`.
+//! processor pod, the rewrite of `wasm.configMapRef` into `wasm.path`, and of
+//! a script's `codeConfigMapRef` into the source inline (`code`).
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use dataflow_api::ScriptLanguage;
 use k8s_openapi::api::core::v1::ConfigMap;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -15,12 +17,12 @@ pub const TRANSFORMS_DIR: &str = "/etc/dataflow-transforms";
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TransformError {
     /// The ConfigMap does not exist.
-    #[error(
-        "spec.transformations[{index}].wasm.configMapRef: configmap {namespace}/{name} not found"
-    )]
+    #[error("spec.transformations[{index}].{field}: configmap {namespace}/{name} not found")]
     ConfigMapNotFound {
         /// Transformation index.
         index: usize,
+        /// The reference's field under the step.
+        field: &'static str,
         /// Namespace.
         namespace: String,
         /// ConfigMap name.
@@ -28,17 +30,33 @@ pub enum TransformError {
     },
     /// The ConfigMap exists without the key.
     #[error(
-        "spec.transformations[{index}].wasm.configMapRef: configmap {namespace}/{name} has no key {key:?} in binaryData or data"
+        "spec.transformations[{index}].{field}: configmap {namespace}/{name} has no key {key:?} in binaryData or data"
     )]
     KeyNotFound {
         /// Transformation index.
         index: usize,
+        /// The reference's field under the step.
+        field: &'static str,
         /// Namespace.
         namespace: String,
         /// ConfigMap name.
         name: String,
         /// Missing key.
         key: String,
+    },
+    /// The key holds no usable source.
+    #[error("spec.transformations[{index}].{field}: key {key:?} of configmap {name}: {reason}")]
+    BadSource {
+        /// Transformation index.
+        index: usize,
+        /// The reference's field under the step.
+        field: &'static str,
+        /// ConfigMap name.
+        name: String,
+        /// Key.
+        key: String,
+        /// Why.
+        reason: String,
     },
 }
 
@@ -81,6 +99,21 @@ pub fn plan(
         return Ok(TransformPlan::default());
     };
     for (index, transformation) in transformations.iter_mut().enumerate() {
+        for language in [ScriptLanguage::Python, ScriptLanguage::Javascript] {
+            if let Some(script) = transformation
+                .get_mut(language.field())
+                .and_then(Value::as_object_mut)
+            {
+                inline_source(
+                    script,
+                    language,
+                    index,
+                    namespace,
+                    config_maps,
+                    &mut digests,
+                )?;
+            }
+        }
         let Some(wasm) = transformation
             .get_mut("wasm")
             .and_then(Value::as_object_mut)
@@ -90,23 +123,15 @@ pub fn plan(
         let Some(reference) = wasm.get("configMapRef") else {
             continue;
         };
-        let name = reference["name"].as_str().unwrap_or_default().to_owned();
-        let key = reference["key"].as_str().unwrap_or_default().to_owned();
-        let config_map =
-            config_maps
-                .get(&name)
-                .ok_or_else(|| TransformError::ConfigMapNotFound {
-                    index,
-                    namespace: namespace.to_owned(),
-                    name: name.clone(),
-                })?;
-        let bytes =
-            component_bytes(config_map, &key).ok_or_else(|| TransformError::KeyNotFound {
-                index,
-                namespace: namespace.to_owned(),
-                name: name.clone(),
-                key: key.clone(),
-            })?;
+        let (name, key) = reference_parts(reference);
+        let bytes = referenced_bytes(
+            config_maps,
+            index,
+            "wasm.configMapRef",
+            namespace,
+            &name,
+            &key,
+        )?;
         digests.insert(format!("{name}/{key}"), hex::encode(Sha256::digest(bytes)));
         wasm.remove("configMapRef");
         wasm.insert(
@@ -126,6 +151,77 @@ pub fn plan(
         })
         .collect();
     Ok(TransformPlan { volumes, digests })
+}
+
+fn reference_parts(reference: &Value) -> (String, String) {
+    let part = |field: &str| reference[field].as_str().unwrap_or_default().to_owned();
+    (part("name"), part("key"))
+}
+
+/// The bytes a reference names, or which of ConfigMap and key is missing.
+fn referenced_bytes<'a>(
+    config_maps: &'a BTreeMap<String, ConfigMap>,
+    index: usize,
+    field: &'static str,
+    namespace: &str,
+    name: &str,
+    key: &str,
+) -> Result<&'a [u8], TransformError> {
+    let config_map = config_maps
+        .get(name)
+        .ok_or_else(|| TransformError::ConfigMapNotFound {
+            index,
+            field,
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+        })?;
+    component_bytes(config_map, key).ok_or_else(|| TransformError::KeyNotFound {
+        index,
+        field,
+        namespace: namespace.to_owned(),
+        name: name.to_owned(),
+        key: key.to_owned(),
+    })
+}
+
+/// Replaces a script's `codeConfigMapRef` by the source it names (`code`),
+/// so the processor's spec, and so the pod's hash, carries the source itself.
+fn inline_source(
+    script: &mut serde_json::Map<String, Value>,
+    language: ScriptLanguage,
+    index: usize,
+    namespace: &str,
+    config_maps: &BTreeMap<String, ConfigMap>,
+    digests: &mut BTreeMap<String, String>,
+) -> Result<(), TransformError> {
+    let Some(reference) = script.get("codeConfigMapRef") else {
+        return Ok(());
+    };
+    let (name, key) = reference_parts(reference);
+    let field = match language {
+        ScriptLanguage::Python => "python.codeConfigMapRef",
+        ScriptLanguage::Javascript => "javascript.codeConfigMapRef",
+    };
+    let bytes = referenced_bytes(config_maps, index, field, namespace, &name, &key)?;
+    let bad = |reason: String| TransformError::BadSource {
+        index,
+        field,
+        name: name.clone(),
+        key: key.clone(),
+        reason,
+    };
+    if bytes.len() > dataflow_api::MAX_SCRIPT_BYTES {
+        return Err(bad(format!(
+            "it is {} bytes; at most {} are accepted",
+            bytes.len(),
+            dataflow_api::MAX_SCRIPT_BYTES
+        )));
+    }
+    let code = std::str::from_utf8(bytes).map_err(|_| bad("it is not UTF-8 text".into()))?;
+    digests.insert(format!("{name}/{key}"), hex::encode(Sha256::digest(bytes)));
+    script.remove("codeConfigMapRef");
+    script.insert("code".into(), Value::String(code.to_owned()));
+    Ok(())
 }
 
 /// The bytes stored under `key`: `binaryData` first (where `kubectl create
@@ -206,5 +302,45 @@ mod tests {
         let maps = [("pii".to_owned(), config_map("x.wasm", b"x"))].into();
         let err = plan(&mut spec, "team", &maps).unwrap_err();
         assert!(err.to_string().contains("has no key \"pii.wasm\""), "{err}");
+    }
+
+    #[test]
+    fn a_python_source_is_inlined_and_checked() {
+        let source = "def transform(doc, ctx):\n    return doc\n";
+        let mut spec = json!({"transformations": [
+            {"type": "python", "python": {"codeConfigMapRef": {"name": "team-code", "key": "t.py"}, "config": {"a": 1}}}
+        ]});
+        let cm = ConfigMap {
+            data: Some([("t.py".to_owned(), source.to_owned())].into()),
+            ..ConfigMap::default()
+        };
+        let maps = [("team-code".to_owned(), cm)].into();
+        let planned = plan(&mut spec, "team", &maps).unwrap();
+        assert_eq!(
+            spec["transformations"][0]["python"],
+            json!({"code": source, "config": {"a": 1}})
+        );
+        assert!(planned.volumes.is_empty(), "a source needs no volume");
+        assert_eq!(
+            planned.digests["team-code/t.py"],
+            hex::encode(Sha256::digest(source.as_bytes()))
+        );
+
+        let mut spec = json!({"transformations": [
+            {"type": "python", "python": {"codeConfigMapRef": {"name": "team-code", "key": "t.py"}}}
+        ]});
+        let maps = [("team-code".to_owned(), config_map("t.py", &[0xff, 0xfe]))].into();
+        let err = plan(&mut spec, "team", &maps).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "spec.transformations[0].python.codeConfigMapRef: key \"t.py\" of configmap team-code: it is not UTF-8 text"
+        );
+        let err = plan(&mut spec, "team", &BTreeMap::new())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("spec.transformations[0].python.codeConfigMapRef: configmap"),
+            "{err}"
+        );
     }
 }

@@ -56,8 +56,30 @@ fn dockerfile_copies_what_the_build_makes() {
             "the Dockerfile copies {path}, which the build does not make"
         );
     }
-    let names: Vec<&str> = built.iter().filter_map(|p| p.rsplit('/').next()).collect();
+    let names: Vec<&str> = built
+        .iter()
+        .filter(|p| !p.starts_with("target/release/runtimes/"))
+        .filter_map(|p| p.rsplit('/').next())
+        .collect();
     assert_eq!(names, ["dataflow-operator", "dataflow-processor"]);
+    let runtimes: Vec<&str> = built
+        .iter()
+        .filter_map(|p| p.strip_prefix("target/release/runtimes/"))
+        .collect();
+    assert_eq!(
+        runtimes,
+        [
+            dataflow_wasm_host::PYTHON_RUNTIME,
+            dataflow_wasm_host::JAVASCRIPT_RUNTIME
+        ]
+    );
+    // They go where the processor looks from /usr/local/bin (../lib/dataflow/runtimes).
+    assert!(
+        steps
+            .iter()
+            .any(|s| s == "COPY --from=build /out/runtimes/ /usr/local/lib/dataflow/runtimes/"),
+        "the runtimes are not copied where the processor looks"
+    );
 
     // The runtime stage takes exactly those from /out into /usr/local/bin.
     let copy = steps

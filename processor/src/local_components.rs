@@ -1,20 +1,26 @@
-//! Components a manifest names by ConfigMap (`wasm.configMapRef`), found on
-//! local disk: outside a cluster no operator resolves the reference, so
-//! `validate` and `run` take `--transform-dir` and read the component from
-//! `<dir>/<configmap>/<key>` or `<dir>/<key>`.
+//! Components and sources a manifest names by ConfigMap (`wasm.configMapRef`,
+//! `python.codeConfigMapRef`, `javascript.codeConfigMapRef`), found on local disk: outside a cluster no operator
+//! resolves the reference, so `validate` and `run` take `--transform-dir` and read
+//! the file `<dir>/<configmap>/<key>` or `<dir>/<key>`.
 
 use std::path::{Path, PathBuf};
 
-use dataflow_api::{DataFlowSpec, TransformationSpec};
+use dataflow_api::{
+    ConfigMapKeyRef, DataFlowSpec, MAX_SCRIPT_BYTES, ScriptLanguage, TransformationSpec,
+};
 
-/// A ConfigMap component that cannot be found locally.
+/// A ConfigMap component or source that cannot be found locally.
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "spec.transformations[{index}].wasm.configMapRef: {name}/{key} is resolved by the operator in a cluster; locally, pass --transform-dir with the component at {tried}"
+    "spec.transformations[{index}].{field}: {name}/{key} is resolved by the operator in a cluster; locally, pass --transform-dir with the {what} at {tried}"
 )]
 pub struct MissingComponent {
     /// Index of the step.
     pub index: usize,
+    /// The reference's field under the step (`wasm.configMapRef`, ...).
+    pub field: &'static str,
+    /// What the ConfigMap holds: `component` or `source`.
+    pub what: &'static str,
     /// ConfigMap name.
     pub name: String,
     /// ConfigMap key.
@@ -24,45 +30,102 @@ pub struct MissingComponent {
 }
 
 /// Gives every `configMapRef` step without a `path` the path of its component
-/// under `dir`. Returns the steps that could not be given one.
+/// under `dir`, and every `codeConfigMapRef` step the source read from there.
+/// Returns the steps that could not be given one.
 pub fn locate(spec: &mut DataFlowSpec, dir: Option<&Path>) -> Vec<MissingComponent> {
     let mut missing = Vec::new();
     for (index, step) in spec.transformations.iter_mut().enumerate() {
-        let TransformationSpec::Wasm(wasm) = &mut step.spec else {
-            continue;
-        };
-        let Some(reference) = wasm.config_map_ref.as_ref().filter(|_| wasm.path.is_none()) else {
-            continue;
-        };
-        let candidates: Vec<PathBuf> = match dir {
-            Some(dir) => vec![
-                dir.join(&reference.name).join(&reference.key),
-                dir.join(&reference.key),
-            ],
-            None => Vec::new(),
-        };
-        match candidates.iter().find(|p| p.is_file()) {
-            Some(found) => wasm.path = Some(found.to_string_lossy().into_owned()),
-            None => missing.push(MissingComponent {
-                index,
-                name: reference.name.clone(),
-                key: reference.key.clone(),
-                tried: if candidates.is_empty() {
-                    format!(
-                        "<dir>/{}/{} or <dir>/{}",
-                        reference.name, reference.key, reference.key
-                    )
-                } else {
-                    candidates
-                        .iter()
-                        .map(|p| p.display().to_string())
-                        .collect::<Vec<_>>()
-                        .join(" or ")
-                },
-            }),
+        match &mut step.spec {
+            TransformationSpec::Wasm(wasm) => {
+                let Some(reference) = wasm.config_map_ref.as_ref().filter(|_| wasm.path.is_none())
+                else {
+                    continue;
+                };
+                match find(dir, reference) {
+                    Ok(found) => wasm.path = Some(found.to_string_lossy().into_owned()),
+                    Err(tried) => missing.push(MissingComponent {
+                        index,
+                        field: "wasm.configMapRef",
+                        what: "component",
+                        name: reference.name.clone(),
+                        key: reference.key.clone(),
+                        tried,
+                    }),
+                }
+            }
+            other => {
+                let field = match other.script() {
+                    Some((ScriptLanguage::Python, _)) => "python.codeConfigMapRef",
+                    Some((ScriptLanguage::Javascript, _)) => "javascript.codeConfigMapRef",
+                    None => continue,
+                };
+                let Some(script) = other.script_mut() else {
+                    continue;
+                };
+                let Some(reference) = script
+                    .code_config_map_ref
+                    .as_ref()
+                    .filter(|_| script.code.is_none())
+                else {
+                    continue;
+                };
+                match find(dir, reference).and_then(|file| read_source(&file)) {
+                    Ok(code) => script.code = Some(code),
+                    Err(tried) => missing.push(MissingComponent {
+                        index,
+                        field,
+                        what: "source",
+                        name: reference.name.clone(),
+                        key: reference.key.clone(),
+                        tried,
+                    }),
+                }
+            }
         }
     }
     missing
+}
+
+/// The file for `reference` under `dir`, or what was looked at.
+fn find(dir: Option<&Path>, reference: &ConfigMapKeyRef) -> Result<PathBuf, String> {
+    let candidates: Vec<PathBuf> = match dir {
+        Some(dir) => vec![
+            dir.join(&reference.name).join(&reference.key),
+            dir.join(&reference.key),
+        ],
+        None => Vec::new(),
+    };
+    if let Some(found) = candidates.iter().find(|p| p.is_file()) {
+        return Ok(found.clone());
+    }
+    Err(if candidates.is_empty() {
+        format!(
+            "<dir>/{}/{} or <dir>/{}",
+            reference.name, reference.key, reference.key
+        )
+    } else {
+        candidates
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(" or ")
+    })
+}
+
+/// A source file: UTF-8, at most [`MAX_SCRIPT_BYTES`].
+fn read_source(file: &Path) -> Result<String, String> {
+    use std::io::Read as _;
+    let shown = file.display();
+    let opened = std::fs::File::open(file).map_err(|e| format!("{shown} ({e})"))?;
+    let mut bytes = Vec::new();
+    opened
+        .take(MAX_SCRIPT_BYTES as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("{shown} ({e})"))?;
+    if bytes.len() > MAX_SCRIPT_BYTES {
+        return Err(format!("{shown} (larger than {MAX_SCRIPT_BYTES} bytes)"));
+    }
+    String::from_utf8(bytes).map_err(|_| format!("{shown} (not UTF-8 text)"))
 }
 
 /// Takes the steps in `missing` out of `spec`, so that the rest can be checked.
@@ -139,5 +202,34 @@ transformations:
         let rest = without(&spec, &missing);
         assert_eq!(rest.transformations.len(), 2);
         assert_eq!(path(&rest, 1).unwrap(), "/elsewhere/x.wasm");
+    }
+
+    #[test]
+    fn a_python_source_is_read_from_the_directory_and_bounded() {
+        let yaml = "source: {type: stdin}\nsink: {type: stdout}\ntransformations:\n  - {type: python, python: {codeConfigMapRef: {name: team, key: t.py}}}\n";
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("team")).unwrap();
+        let source = "def transform(doc, ctx):\n    return doc\n";
+        std::fs::write(dir.path().join("team/t.py"), source).unwrap();
+        let mut spec: DataFlowSpec = serde_norway::from_str(yaml).unwrap();
+        assert!(locate(&mut spec, Some(dir.path())).is_empty());
+        let TransformationSpec::Python(script) = &spec.transformations[0].spec else {
+            panic!("not a python step");
+        };
+        assert_eq!(script.code.as_deref(), Some(source));
+
+        std::fs::write(
+            dir.path().join("team/t.py"),
+            vec![b'#'; MAX_SCRIPT_BYTES + 1],
+        )
+        .unwrap();
+        let mut spec: DataFlowSpec = serde_norway::from_str(yaml).unwrap();
+        let missing = locate(&mut spec, Some(dir.path()));
+        let text = missing[0].to_string();
+        assert!(
+            text.starts_with("spec.transformations[0].python.codeConfigMapRef: team/t.py")
+                && text.contains("larger than"),
+            "{text}"
+        );
     }
 }

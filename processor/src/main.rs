@@ -14,7 +14,7 @@ use dataflow_core::Message;
 use dataflow_processor::builtins::BUILTINS_COMPONENT;
 use dataflow_processor::pipeline::PipelineConfig;
 use dataflow_processor::{local_components, spec_file};
-use dataflow_wasm_host::{TransformChain, WasmRuntime};
+use dataflow_wasm_host::{ScriptRuntimes, TransformChain, WasmRuntime};
 
 /// Runs one DataFlow: source -> WebAssembly transforms -> sinks.
 #[derive(Parser)]
@@ -164,7 +164,12 @@ pub(crate) fn load(args: &SpecArg) -> anyhow::Result<(LoadedSpec, TransformChain
         anyhow::bail!("{missing}");
     }
     let runtime = WasmRuntime::new()?;
-    let chain = TransformChain::build(&runtime, &loaded.spec, BUILTINS_COMPONENT)?;
+    let chain = TransformChain::build(
+        &runtime,
+        &loaded.spec,
+        BUILTINS_COMPONENT,
+        &ScriptRuntimes::installed(),
+    )?;
     Ok((loaded, chain))
 }
 
@@ -179,11 +184,12 @@ fn validate(args: &SpecArg) -> anyhow::Result<ExitCode> {
         &runtime,
         &local_components::without(&loaded.spec, &missing),
         BUILTINS_COMPONENT,
+        &ScriptRuntimes::installed(),
     )?;
     for step in &missing {
         println!(
-            "note: spec.transformations[{}]: the component in ConfigMap {}/{} was not loaded; the operator's webhook checks it in the cluster, or pass --transform-dir to check it here",
-            step.index, step.name, step.key
+            "note: spec.transformations[{}]: the {} in ConfigMap {}/{} was not loaded; the operator's webhook checks it in the cluster, or pass --transform-dir to check it here",
+            step.index, step.what, step.name, step.key
         );
     }
     println!("ok");

@@ -8,6 +8,7 @@ pub mod fake_nessie;
 pub mod fake_status;
 pub mod fake_trino;
 pub mod jobs;
+pub mod script_steps;
 pub mod services;
 
 use std::path::{Path, PathBuf};

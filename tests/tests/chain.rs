@@ -9,7 +9,7 @@ use dataflow_core::Message;
 use dataflow_processor::builtins::BUILTINS_COMPONENT;
 use dataflow_tests::component;
 use dataflow_transform_sdk::{Outcome, Transform, process_batch};
-use dataflow_wasm_host::{TransformChain, WasmRuntime};
+use dataflow_wasm_host::{ScriptRuntimes, TransformChain, WasmRuntime};
 use serde_json::{Value, json};
 
 fn chain(yaml: &str) -> TransformChain {
@@ -18,6 +18,7 @@ fn chain(yaml: &str) -> TransformChain {
         &WasmRuntime::new().unwrap(),
         &loaded.spec,
         BUILTINS_COMPONENT,
+        &ScriptRuntimes::default(),
     )
     .unwrap()
 }

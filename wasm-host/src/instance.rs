@@ -9,6 +9,7 @@ use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 
 use crate::abi::{Entry, Failed};
 use crate::bindings::TransformComponent;
+use crate::component_log::ComponentLog;
 use crate::engine::ComponentPre;
 use crate::epoch::deadline_ticks;
 use crate::state::{HostState, Limits, MemoryLimiter};
@@ -124,6 +125,7 @@ impl TransformInstance {
         let stderr = MemoryOutputPipe::new(STDERR_CAPTURE);
         let wasi = WasiCtx::builder()
             .stderr(stderr.clone())
+            .stdout(ComponentLog::new(&self.name))
             .allow_tcp(false)
             .allow_udp(false)
             .allow_ip_name_lookup(false)

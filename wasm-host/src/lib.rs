@@ -10,10 +10,12 @@ mod abi;
 mod cache;
 mod chain;
 mod clock;
+mod component_log;
 mod engine;
 mod epoch;
 mod failure;
 mod instance;
+mod runtimes;
 mod state;
 
 pub use chain::{
@@ -23,6 +25,7 @@ pub use chain::{
 pub use engine::{ComponentPre, MAX_COMPONENT_BYTES, WasmRuntime};
 pub use failure::{CallFailure, FailureKind};
 pub use instance::TransformInstance;
+pub use runtimes::{JAVASCRIPT_RUNTIME, PYTHON_RUNTIME, ScriptRuntimes};
 pub use state::Limits;
 
 /// Host bindings of the `dataflow:transform` world.

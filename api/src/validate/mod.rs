@@ -7,7 +7,10 @@ mod resources;
 
 use std::fmt;
 
-use crate::{DataFlowSpec, TransformType, TransformationSpec, WasmTransformSpec};
+use crate::{
+    DataFlowSpec, MAX_SCRIPT_BYTES, ScriptTransformSpec, TransformType, TransformationSpec,
+    WasmLimits, WasmTransformSpec,
+};
 
 /// One problem in a spec.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -134,6 +137,9 @@ impl Validator {
         if let TransformationSpec::Wasm(wasm) = t {
             self.wasm(&format!("{path}.wasm"), wasm);
         }
+        if let Some((language, script)) = t.script() {
+            self.script(&format!("{path}.{}", language.field()), script);
+        }
         // Built-ins: the same checks the transform runs when it is created.
         if let Some(config) = t.builtin_config()
             && let Err(e) = config.validate()
@@ -162,7 +168,31 @@ impl Validator {
                 "must be 64 hexadecimal characters",
             );
         }
-        if let Some(limits) = &w.limits {
+        self.limits(path, w.limits.as_ref());
+    }
+
+    fn script(&mut self, path: &str, s: &ScriptTransformSpec) {
+        match (&s.code, &s.code_config_map_ref) {
+            (None, None) => self.fail(path, "set code (the source inline) or codeConfigMapRef"),
+            (Some(_), Some(_)) => self.fail(path, "set code or codeConfigMapRef, not both"),
+            (Some(code), None) if code.len() > MAX_SCRIPT_BYTES => self.fail(
+                &format!("{path}.code"),
+                format!(
+                    "is {} bytes; at most {MAX_SCRIPT_BYTES} are accepted",
+                    code.len()
+                ),
+            ),
+            (Some(code), None) if !code.contains("transform") => self.fail(
+                &format!("{path}.code"),
+                "defines no function transform(doc, ctx)",
+            ),
+            _ => {}
+        }
+        self.limits(path, s.limits.as_ref());
+    }
+
+    fn limits(&mut self, path: &str, limits: Option<&WasmLimits>) {
+        if let Some(limits) = limits {
             if limits.memory_mib == Some(0) {
                 self.fail(&format!("{path}.limits.memoryMiB"), "must be at least 1");
             }

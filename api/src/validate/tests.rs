@@ -432,3 +432,40 @@ errors: {type: trino, trino: {serverURL: "http://t", catalog: c, schema: s, tabl
         );
     }
 }
+
+#[test]
+fn python_steps_need_one_source_of_bounded_size() {
+    let big = format!(
+        "{}def transform(doc, ctx): return doc",
+        "#".repeat(MAX_SCRIPT_BYTES)
+    );
+    let p = problems(&format!(
+        r#"
+source: {{type: stdin}}
+sink: {{type: stdout}}
+transformations:
+  - {{type: python, python: {{code: "def transform(doc, ctx): return doc", config: {{a: [1]}}}}}}
+  - {{type: python, python: {{codeConfigMapRef: {{name: code, key: t.py}}, limits: {{memoryMiB: 0}}}}}}
+  - {{type: python, python: {{}}}}
+  - {{type: python, python: {{code: "x = 1", codeConfigMapRef: {{name: code, key: t.py}}}}}}
+  - {{type: python, python: {{code: "x = 1"}}}}
+  - {{type: python, python: {{code: "{big}"}}}}
+  - {{type: javascript, javascript: {{codeConfigMapRef: {{name: code, key: t.ts}}}}}}
+  - {{type: javascript, javascript: {{config: {{a: 1}}}}}}
+"#
+    ));
+    assert_eq!(
+        p,
+        [
+            "spec.transformations[1].python.limits.memoryMiB: must be at least 1",
+            "spec.transformations[2].python: set code (the source inline) or codeConfigMapRef",
+            "spec.transformations[3].python: set code or codeConfigMapRef, not both",
+            "spec.transformations[4].python.code: defines no function transform(doc, ctx)",
+            &format!(
+                "spec.transformations[5].python.code: is {} bytes; at most {MAX_SCRIPT_BYTES} are accepted",
+                big.len()
+            ),
+            "spec.transformations[7].javascript: set code (the source inline) or codeConfigMapRef",
+        ]
+    );
+}

@@ -11,11 +11,11 @@
 //! call's output per transformation (itself bounded by the component's memory
 //! limit) plus one part, however many outputs a transform makes per message.
 
+mod custom;
 mod run;
 
 pub use run::{CALL_PAYLOAD_BYTES, PART_BYTES, call_chunks};
 
-use std::path::Path;
 use std::time::Duration;
 
 use dataflow_api::{DataFlowSpec, ErrorRecord, ErrorType, SinkType, Stage, TransformationSpec};
@@ -23,7 +23,8 @@ use dataflow_core::condition::Condition;
 use dataflow_core::{Message, StepCount};
 
 use crate::engine::ComponentPre;
-use crate::{Limits, TransformInstance, WasmError, WasmRuntime};
+use crate::{Limits, ScriptRuntimes, TransformInstance, WasmError, WasmRuntime};
+use custom::{PreparedScripts, UserStep, wasm_step};
 
 /// Limits of the fused built-ins instance (our own code, so generous).
 const BUILTIN_LIMITS: Limits = Limits {
@@ -142,7 +143,9 @@ impl TransformChain {
         runtime: &WasmRuntime,
         spec: &DataFlowSpec,
         builtins: &[u8],
+        runtimes: &ScriptRuntimes,
     ) -> Result<Self, ChainError> {
+        let mut scripts = PreparedScripts::new(runtimes);
         let mut groups = Vec::new();
         let mut pending: Vec<(usize, serde_json::Value)> = Vec::new();
         let mut fused = Fused {
@@ -152,14 +155,18 @@ impl TransformChain {
         for (index, t) in spec.transformations.iter().enumerate() {
             let path = format!("spec.transformations[{index}]");
             let config = t.spec.component_config();
-            let TransformationSpec::Wasm(wasm) = &t.spec else {
-                let mut step =
-                    serde_json::json!({"type": t.spec.kind().as_str(), "config": config});
-                if let Some(when) = &t.when {
-                    step["when"] = serde_json::Value::String(when.clone());
+            let user_step = match (&t.spec, t.spec.script()) {
+                (TransformationSpec::Wasm(wasm), _) => UserStep::Wasm(wasm),
+                (_, Some((language, script))) => UserStep::Script(language, script),
+                (builtin, None) => {
+                    let mut step =
+                        serde_json::json!({"type": builtin.kind().as_str(), "config": config});
+                    if let Some(when) = &t.when {
+                        step["when"] = serde_json::Value::String(when.clone());
+                    }
+                    pending.push((index, step));
+                    continue;
                 }
-                pending.push((index, step));
-                continue;
             };
             let when = t
                 .when
@@ -171,32 +178,18 @@ impl TransformChain {
                     error: WasmError::Config(e.to_string()),
                 })?;
             flush_builtins(runtime, &mut fused, &mut pending, &mut groups)?;
-            let file = wasm.path.as_deref().ok_or_else(|| ChainError {
-                path: format!("{path}.wasm.path"),
-                error: WasmError::Config(
-                    "required to run locally (configMapRef is resolved by the operator)".into(),
-                ),
-            })?;
-            let fail = |source| ChainError {
-                path: format!("{path}.wasm"),
-                error: source,
-            };
-            let pre = runtime
-                .prepare_file(Path::new(file), wasm.sha256.as_deref())
-                .map_err(fail)?;
-            let limits = wasm.limits.clone().unwrap_or_default();
-            let limits = Limits {
-                memory_bytes: usize::try_from(limits.memory_mib()).unwrap_or(usize::MAX)
-                    * 1024
-                    * 1024,
-                timeout_ms: u64::from(limits.timeout_ms()),
-            };
-            let config_text = match &config {
-                serde_json::Value::Null => String::new(),
-                other => other.to_string(),
+            let custom = match user_step {
+                UserStep::Script(language, script) => {
+                    scripts.script_step(runtime, &path, index, language, script)?
+                }
+                UserStep::Wasm(wasm) => wasm_step(runtime, &path, wasm, &config)?,
             };
             let instance =
-                TransformInstance::create(file, pre, config_text, limits).map_err(fail)?;
+                TransformInstance::create(&custom.name, custom.pre, custom.config, custom.limits)
+                    .map_err(|source| ChainError {
+                    path: custom.path,
+                    error: source,
+                })?;
             groups.push(Group {
                 instance,
                 first_index: index,

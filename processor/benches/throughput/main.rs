@@ -4,6 +4,8 @@
 //!
 //! usage: cargo bench -p dataflow-processor --bench throughput -- <corpus.jsonl>
 
+mod user_transforms;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -99,6 +101,8 @@ fn main() {
     let chain_rate = report("chain", &runtime, &chain, &plain);
     println!();
     end_to_end(Path::new(&corpus), lines.len(), chain_rate);
+    println!();
+    user_transforms::report(&plain);
 }
 
 /// The corpus as messages carrying `metadata`.
@@ -280,12 +284,7 @@ transformations:
     .expect("write spec");
     let run = |with_metrics: bool| {
         let _ = std::fs::remove_file(&out);
-        let mut command = Command::new(processor_binary());
-        command
-            .args(["run", "--spec"])
-            .arg(&spec)
-            .env("LOG_LEVEL", "warn")
-            .stderr(std::process::Stdio::null());
+        let mut command = processor_run(&spec);
         if with_metrics {
             command.args(["--metrics-addr", "127.0.0.1:0"]);
         }
@@ -320,8 +319,29 @@ transformations:
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-fn processor_binary() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/release/dataflow-processor")
+/// The shortest wall time of `runs` runs of the command `make` builds, seconds.
+fn fastest_run(runs: usize, make: &dyn Fn() -> Command) -> f64 {
+    let mut best = f64::MAX;
+    for _ in 0..runs {
+        let start = Instant::now();
+        let status = make().status().expect("run processor");
+        assert!(status.success(), "processor failed");
+        best = best.min(start.elapsed().as_secs_f64());
+    }
+    best
+}
+
+/// `dataflow-processor run --spec <spec>`, quiet.
+fn processor_run(spec: &Path) -> Command {
+    let mut command = Command::new(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/release/dataflow-processor"),
+    );
+    command
+        .args(["run", "--spec"])
+        .arg(spec)
+        .env("LOG_LEVEL", "warn")
+        .stderr(std::process::Stdio::null());
+    command
 }
 
 /// Peak resident set of one run of `command`, MiB, from the child's own `VmHWM`,
