@@ -6,10 +6,11 @@
 FROM rust:1.95-bookworm AS build
 WORKDIR /src
 # rust:*-bookworm already has a C toolchain, make, perl, libssl-dev and zlib for
-# librdkafka; the Makefile adds the wasm32-wasip2 target and fetches
-# componentize-py (into a virtualenv) for the Python runtime.
+# librdkafka; the Makefile adds the wasm32-wasip2 target and fetches the runtime
+# builders: componentize-py (into a virtualenv) and componentize-js (with npm).
+# componentize-js is tested here on Node 20; bookworm's nodejs is 18.
 RUN apt-get update \
- && apt-get install -y --no-install-recommends python3-venv \
+ && apt-get install -y --no-install-recommends python3-venv nodejs npm \
  && rm -rf /var/lib/apt/lists/*
 COPY . .
 RUN make build \

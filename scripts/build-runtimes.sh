@@ -36,6 +36,9 @@ case "$runtime" in
     echo "built $out ($(stat -c %s "$out") bytes)" >&2
     ;;
   javascript)
+    for tool in node npm; do
+      command -v "$tool" >/dev/null || { echo "building the JavaScript runtime needs $tool (Node 20 with npm)" >&2; exit 1; }
+    done
     tools="$cache/js-tools-$COMPONENTIZE_JS_VERSION-$ESBUILD_VERSION-$SUCRASE_VERSION"
     if [ ! -x "$tools/node_modules/.bin/esbuild" ] || [ ! -f "$tools/node_modules/@bytecodealliance/componentize-js/src/cli.js" ]; then
       echo "installing componentize-js $COMPONENTIZE_JS_VERSION, esbuild, sucrase into $tools" >&2
