@@ -99,8 +99,14 @@ def transform(doc, ctx):
     for (hostile, expected) in [
         ("loop", "time limit"),
         ("memory", "memory"),
-        ("file", "FileNotFoundError (line 12): [Errno 44] No such file"),
-        ("socket", "ModuleNotFoundError (line 14): No module named 'socket'"),
+        (
+            "file",
+            "FileNotFoundError (line 12): [Errno 44] No such file",
+        ),
+        (
+            "socket",
+            "ModuleNotFoundError (line 14): No module named 'socket'",
+        ),
         (
             "subprocess",
             "ModuleNotFoundError (line 17): No module named 'subprocess'",

@@ -108,7 +108,7 @@ pub struct GroupRun {
     pub first_index: usize,
     /// How many transformations the group runs (1 for a custom component).
     pub steps: usize,
-    /// Whether this is a user component (`type: wasm`).
+    /// Whether this is a user step (`type: wasm`, `python` or `javascript`).
     pub custom: bool,
     /// Messages handed to the group.
     pub received: u64,
@@ -138,7 +138,8 @@ pub struct TransformChain {
 impl TransformChain {
     /// Builds the chain: compiles components, creates every instance with its
     /// configuration (so config errors surface here, before any message is read).
-    /// `builtins` is the fused built-ins component.
+    /// `builtins` is the fused built-ins component; `runtimes` finds the components
+    /// that run `python` and `javascript` steps.
     pub fn build(
         runtime: &WasmRuntime,
         spec: &DataFlowSpec,
