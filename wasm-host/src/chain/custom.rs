@@ -22,8 +22,11 @@ pub(super) struct CustomStep {
     pub name: String,
     /// Spec path that errors creating the instance point at.
     pub path: String,
+    /// The component (the user's, or the language's runtime), prepared.
     pub pre: ComponentPre,
+    /// The configuration text handed to its constructor.
     pub config: String,
+    /// Its memory and time limits.
     pub limits: Limits,
 }
 
