@@ -32,6 +32,15 @@ impl ScriptLanguage {
             ScriptLanguage::Javascript => "javascript",
         }
     }
+
+    /// The path of the step's source reference under the step, for errors:
+    /// `python.codeConfigMapRef` or `javascript.codeConfigMapRef`.
+    pub fn code_ref_field(self) -> &'static str {
+        match self {
+            ScriptLanguage::Python => "python.codeConfigMapRef",
+            ScriptLanguage::Javascript => "javascript.codeConfigMapRef",
+        }
+    }
 }
 
 /// A function `transform(doc, ctx)` and its settings.

@@ -198,10 +198,7 @@ fn inline_source(
         return Ok(());
     };
     let (name, key) = reference_parts(reference);
-    let field = match language {
-        ScriptLanguage::Python => "python.codeConfigMapRef",
-        ScriptLanguage::Javascript => "javascript.codeConfigMapRef",
-    };
+    let field = language.code_ref_field();
     let bytes = referenced_bytes(config_maps, index, field, namespace, &name, &key)?;
     let bad = |reason: String| TransformError::BadSource {
         index,

@@ -5,9 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use dataflow_api::{
-    ConfigMapKeyRef, DataFlowSpec, MAX_SCRIPT_BYTES, ScriptLanguage, TransformationSpec,
-};
+use dataflow_api::{ConfigMapKeyRef, DataFlowSpec, MAX_SCRIPT_BYTES, TransformationSpec};
 
 /// A ConfigMap component or source that cannot be found locally.
 #[derive(Debug, thiserror::Error)]
@@ -54,11 +52,10 @@ pub fn locate(spec: &mut DataFlowSpec, dir: Option<&Path>) -> Vec<MissingCompone
                 }
             }
             other => {
-                let field = match other.script() {
-                    Some((ScriptLanguage::Python, _)) => "python.codeConfigMapRef",
-                    Some((ScriptLanguage::Javascript, _)) => "javascript.codeConfigMapRef",
-                    None => continue,
+                let Some((language, _)) = other.script() else {
+                    continue;
                 };
+                let field = language.code_ref_field();
                 let Some(script) = other.script_mut() else {
                     continue;
                 };
