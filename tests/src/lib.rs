@@ -4,10 +4,12 @@
 //! The tests expect `make build` to have run (`make test` does): they use the release
 //! processor binary and the components under `target/wasm32-wasip2/wasm/`.
 
+pub mod cluster;
 pub mod fake_nessie;
 pub mod fake_status;
 pub mod fake_trino;
 pub mod jobs;
+pub mod kubelet;
 pub mod script_steps;
 pub mod services;
 

@@ -12,7 +12,8 @@ use rdkafka::{ClientConfig, Message};
 
 use crate::{processor_bin, workspace};
 
-fn service_env(name: &str) -> String {
+/// The value of a variable `scripts/services.sh start` exports; panics naming it when unset.
+pub(crate) fn service_env(name: &str) -> String {
     match std::env::var(name) {
         Ok(value) if !value.is_empty() => value,
         _ => panic!(
