@@ -76,7 +76,7 @@ install_kube() {
 
 kube_certificates() {
     local dir="$KUBE_DIR/pki"
-    if [ -s "$dir/admin.key" ]; then return; fi
+    if [ -s "$dir/admin-client.key" ]; then return; fi
     mkdir -p "$dir"
     (
         cd "$dir"
@@ -85,13 +85,15 @@ kube_certificates() {
         openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj "/CN=kube-apiserver" 2>/dev/null
         openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem \
             -days 3650 -extfile <(printf 'subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes.default.svc,IP:10.96.0.1') 2>/dev/null
-        openssl req -newkey rsa:2048 -nodes -keyout admin.key.tmp -out admin.csr \
+        # Extensions make it an X.509 v3 certificate; rustls refuses v1.
+        openssl req -newkey rsa:2048 -nodes -keyout admin-client.key.tmp -out admin.csr \
             -subj "/O=system:masters/CN=dataflow-test-admin" 2>/dev/null
-        openssl x509 -req -in admin.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out admin.pem -days 3650 2>/dev/null
+        openssl x509 -req -in admin.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out admin-client.pem \
+            -days 3650 -extfile <(printf 'extendedKeyUsage=clientAuth') 2>/dev/null
         openssl genrsa -out sa.key 2048 2>/dev/null
         openssl rsa -in sa.key -pubout -out sa.pub 2>/dev/null
         rm -f ./*.csr
-        mv admin.key.tmp admin.key
+        mv admin-client.key.tmp admin-client.key
     )
 }
 
@@ -107,8 +109,8 @@ clusters:
 users:
   - name: admin
     user:
-      client-certificate: $KUBE_DIR/pki/admin.pem
-      client-key: $KUBE_DIR/pki/admin.key
+      client-certificate: $KUBE_DIR/pki/admin-client.pem
+      client-key: $KUBE_DIR/pki/admin-client.key
 contexts:
   - name: dataflow-test
     context: {cluster: dataflow-test, user: admin}
@@ -169,7 +171,7 @@ start_kube_apiserver() {
         >"$KUBE_DIR/apiserver.log" 2>&1 &
     echo $! >"$STATE/kube-apiserver.pid"
     for _ in $(seq 1 240); do
-        if curl -sf --cacert "$pki/ca.pem" --cert "$pki/admin.pem" --key "$pki/admin.key" \
+        if curl -sf --cacert "$pki/ca.pem" --cert "$pki/admin-client.pem" --key "$pki/admin-client.key" \
             "https://127.0.0.1:$KUBE_PORT/readyz" >/dev/null 2>&1; then
             return
         fi

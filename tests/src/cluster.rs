@@ -76,12 +76,14 @@ impl Cluster {
         self.try_run(&["apply", "-n", namespace, "-f", "-"], Some(yaml))
     }
 
-    /// One object as JSON, or None when it does not exist.
+    /// One object as JSON, or None when it does not exist (`namespace` empty for
+    /// a cluster-scoped object).
     pub fn get(&self, namespace: &str, resource: &str, name: &str) -> Option<Value> {
-        let output = self.run(
-            &["get", "-n", namespace, resource, name, "-o", "json"],
-            None,
-        );
+        let mut args = vec!["get", resource, name, "-o", "json"];
+        if !namespace.is_empty() {
+            args.extend(["-n", namespace]);
+        }
+        let output = self.run(&args, None);
         if output.status.success() {
             serde_json::from_slice(&output.stdout).ok()
         } else {
@@ -130,6 +132,63 @@ impl Cluster {
             kubectl: self.kubectl.clone(),
             kubeconfig: path.to_owned(),
         }
+    }
+}
+
+/// A namespace for one test's DataFlows: `prefix-<pid>`, created when missing.
+pub fn test_namespace(cluster: &Cluster, prefix: &str) -> String {
+    let name = format!("{prefix}-{}", std::process::id());
+    if cluster.get("", "namespace", &name).is_none() {
+        cluster.ok(&["create", "namespace", &name]);
+    }
+    name
+}
+
+impl Cluster {
+    /// Installs the chart's DataFlow CRD (server-side apply: it is too large for
+    /// the annotation a client-side apply keeps) and waits until it is served.
+    pub fn install_crd(&self) {
+        let crd = crate::workspace()
+            .join("charts/dataflow-operator/crds/dataflows.dataflow.dataflow.io.yaml");
+        self.ok(&[
+            "apply",
+            "--server-side",
+            "--force-conflicts",
+            "--field-manager=dataflow-tests",
+            "-f",
+            &crd.to_string_lossy(),
+        ]);
+        self.ok(&[
+            "wait",
+            "--for=condition=Established",
+            "--timeout=60s",
+            "crd/dataflows.dataflow.dataflow.io",
+        ]);
+    }
+
+    /// Creates DataFlow `namespace/name` with `spec`, then gives it `status`
+    /// through the status subresource, as the operator would.
+    pub fn create_dataflow(&self, namespace: &str, name: &str, spec: &Value, status: &Value) {
+        let object = serde_json::json!({
+            "apiVersion": "dataflow.dataflow.io/v1",
+            "kind": "DataFlow",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": spec,
+        });
+        self.try_run(&["create", "-f", "-"], Some(&object.to_string()))
+            .unwrap_or_else(|e| panic!("create DataFlow {namespace}/{name}: {e}"));
+        let patch = serde_json::json!({ "status": status }).to_string();
+        self.ok(&[
+            "patch",
+            "-n",
+            namespace,
+            "dataflow",
+            name,
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            &patch,
+        ]);
     }
 }
 

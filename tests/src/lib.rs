@@ -6,7 +6,6 @@
 
 pub mod cluster;
 pub mod fake_nessie;
-pub mod fake_status;
 pub mod fake_trino;
 pub mod jobs;
 pub mod kubelet;

@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::Duration;
 
-use dataflow_tests::fake_status::FakeStatus;
+use dataflow_tests::cluster::{Cluster, test_namespace};
 use dataflow_tests::jobs::{job_ids, kafka_job, postgres_job, run_job};
 use dataflow_tests::services::{
     Running, cdc_slot_created, ch_query, clickhouse_url, committed_total, create_topic_with,
@@ -258,16 +258,16 @@ fn a_reset_is_recorded_in_the_status_and_the_same_request_is_not_applied_again()
          INSERT INTO {table} (note) SELECT 'row ' || n FROM generate_series(1, 10) n"
     )));
     let dir = tempfile::tempdir().unwrap();
-    let (fake, kubeconfig) = FakeStatus::serve(
-        &runtime,
-        json!({
-            "apiVersion": "dataflow.dataflow.io/v1", "kind": "DataFlow",
-            "metadata": {"name": "orders", "namespace": "team"},
-            "spec": {"source": {"type": "stdin"}, "sink": {"type": "stdout"}},
-            "status": {"phase": "Running", "positionReset": {"requested": "cursor:4#1"}}
-        }),
-        dir.path(),
+    let admin = Cluster::admin();
+    admin.install_crd();
+    let namespace = test_namespace(&admin, "reset");
+    admin.create_dataflow(
+        &namespace,
+        "orders",
+        &json!({"source": {"type": "stdin"}, "sink": {"type": "stdout"}}),
+        &json!({"phase": "Running", "positionReset": {"requested": "cursor:4#1"}}),
     );
+    let status = || admin.get(&namespace, "dataflow", "orders").unwrap()["status"].clone();
     let output = dir.path().join("out.jsonl");
     let spec = write_file(
         dir.path(),
@@ -281,9 +281,9 @@ fn a_reset_is_recorded_in_the_status_and_the_same_request_is_not_applied_again()
     let run_as = |name: &str| {
         let output = std::process::Command::new(dataflow_tests::processor_bin())
             .args(["run", "--spec", spec.to_str().unwrap(), "--name", name])
-            .args(["--namespace", "team", "--reset-position", "cursor:4#1"])
+            .args(["--namespace", &namespace, "--reset-position", "cursor:4#1"])
             .args(["--report-status", "true", "--status-interval-seconds", "1"])
-            .env("KUBECONFIG", &kubeconfig)
+            .env("KUBECONFIG", admin.kubeconfig())
             .env("LOG_LEVEL", "info")
             .output()
             .unwrap();
@@ -296,9 +296,9 @@ fn a_reset_is_recorded_in_the_status_and_the_same_request_is_not_applied_again()
         log
     };
 
-    // A status that cannot be read: whether the reset was applied is unknown,
+    // A status that cannot be read (no such DataFlow): whether the reset was applied is unknown,
     // so the processor does not start (and moves nothing).
-    let (ok, log) = run_as("not-served");
+    let (ok, log) = run_as("missing");
     assert!(!ok);
     assert!(log.contains("the DataFlow status cannot be read"), "{log}");
     assert!(!output.exists(), "nothing was read");
@@ -309,7 +309,7 @@ fn a_reset_is_recorded_in_the_status_and_the_same_request_is_not_applied_again()
         .map(|l| l["id"].as_i64().unwrap())
         .collect();
     assert_eq!(ids, (5..=10).collect::<Vec<_>>(), "{log}");
-    let reset = fake.status()["positionReset"].clone();
+    let reset = status()["positionReset"].clone();
     assert_eq!(
         reset["requested"], "cursor:4#1",
         "the operator's field is kept"

@@ -1,27 +1,23 @@
-//! The processor publishes its counts in its DataFlow's status.
-//!
-//! The processor binary talks over real HTTP (a kubeconfig pointing at
-//! 127.0.0.1) to the status stand-in of `dataflow_tests::fake_status`; the test
-//! checks what the processor sent.
+//! The processor publishes its counts in its DataFlow's status, through the real
+//! API server of `make services`: the processor binary runs with a kubeconfig, as
+//! it runs in a pod, and the test reads back what the server stored.
 
-use dataflow_tests::fake_status::FakeStatus;
+use dataflow_tests::cluster::{Cluster, test_namespace};
 use serde_json::json;
 
 #[test]
 fn counts_reach_the_dataflow_status() {
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let (fake, kubeconfig) = FakeStatus::serve(
-        &runtime,
-        json!({
-            "apiVersion": "dataflow.dataflow.io/v1", "kind": "DataFlow",
-            "metadata": {"name": "orders", "namespace": "team"},
-            "spec": {"source": {"type": "stdin"}, "sink": {"type": "stdout"}},
-            // Counts from before a restart, and a field the operator owns.
-            "status": {"phase": "Running", "processedCount": 100, "errorCount": 1}
-        }),
-        dir.path(),
+    let admin = Cluster::admin();
+    admin.install_crd();
+    let namespace = test_namespace(&admin, "status");
+    // Counts from before a restart, and a field the operator owns.
+    admin.create_dataflow(
+        &namespace,
+        "orders",
+        &json!({"source": {"type": "stdin"}, "sink": {"type": "stdout"}}),
+        &json!({"phase": "Running", "processedCount": 100, "errorCount": 1}),
     );
+    let dir = tempfile::tempdir().unwrap();
     let spec = dir.path().join("spec.yaml");
     std::fs::write(
         &spec,
@@ -33,17 +29,10 @@ fn counts_reach_the_dataflow_status() {
     let output = {
         use std::io::Write;
         let mut child = std::process::Command::new(dataflow_tests::processor_bin())
-            .args([
-                "run",
-                "--spec",
-                spec.to_str().unwrap(),
-                "--name",
-                "orders",
-                "--namespace",
-                "team",
-            ])
+            .args(["run", "--spec", spec.to_str().unwrap(), "--name", "orders"])
+            .args(["--namespace", &namespace])
             .args(["--report-status", "true", "--status-interval-seconds", "1"])
-            .env("KUBECONFIG", &kubeconfig)
+            .env("KUBECONFIG", admin.kubeconfig())
             .env("LOG_LEVEL", "warn")
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
@@ -62,17 +51,39 @@ fn counts_reach_the_dataflow_status() {
     assert!(output.status.success(), "{stderr}");
     assert!(stderr.contains("processed=4"), "{stderr}");
 
-    let patches = fake.patches.lock().unwrap().clone();
-    let (content_type, query, last) = patches.last().expect("at least one status patch").clone();
-    assert_eq!(content_type, "application/merge-patch+json");
-    assert!(query.contains("fieldManager=dataflow-processor"), "{query}");
-    let status = last["status"].as_object().unwrap();
-    assert_eq!(status["processedCount"], 104);
-    assert_eq!(status["errorCount"], 2);
+    let dataflow: serde_json::Value = serde_json::from_str(&admin.ok(&[
+        "get",
+        "-n",
+        &namespace,
+        "dataflow",
+        "orders",
+        "-o",
+        "json",
+        "--show-managed-fields",
+    ]))
+    .unwrap();
+    let status = &dataflow["status"];
+    assert_eq!(status["processedCount"], 104, "{status}\n{stderr}");
+    assert_eq!(status["errorCount"], 2, "{status}");
     let time = status["lastProcessedTime"].as_str().unwrap();
     assert!(time.ends_with('Z') && time.len() == 20, "{time}");
-    // Only the processor's fields: phase and conditions stay the operator's.
-    let keys: Vec<_> = status.keys().map(String::as_str).collect();
-    assert_eq!(keys, ["processedCount", "errorCount", "lastProcessedTime"]);
-    assert_eq!(fake.object.lock().unwrap()["status"]["phase"], "Running");
+    // The operator's fields stay as they were.
+    assert_eq!(status["phase"], "Running");
+    // The processor's patches own exactly its three fields, under its own name.
+    let managed = dataflow["metadata"]["managedFields"].as_array().unwrap();
+    let processor = managed
+        .iter()
+        .find(|m| m["manager"] == "dataflow-processor")
+        .unwrap_or_else(|| panic!("no dataflow-processor entry: {managed:?}"));
+    assert_eq!(processor["subresource"], "status");
+    let fields: Vec<_> = processor["fieldsV1"]["f:status"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        fields,
+        ["f:errorCount", "f:lastProcessedTime", "f:processedCount"]
+    );
 }
