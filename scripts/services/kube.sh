@@ -1,5 +1,5 @@
 # A Kubernetes control plane for the tests, sourced by scripts/services.sh (which
-# defines log, alive, pidof_file, STATE and CACHE).
+# defines log, alive, pidof_file, stop_by_pid_file, STATE and CACHE).
 #
 # etcd and kube-apiserver (with kubectl beside them) are built once from the Go
 # module proxy and cached under $CACHE/kube-<version>/:
@@ -190,17 +190,8 @@ start_kube() {
 }
 
 stop_kube() {
-    local pid name
-    for name in kube-apiserver etcd; do
-        pid="$(pidof_file "$STATE/$name.pid")"
-        if alive "$pid"; then
-            log "stopping $name ($pid)"
-            kill "$pid"
-            for _ in $(seq 1 120); do alive "$pid" || break; sleep 0.25; done
-            alive "$pid" && kill -9 "$pid"
-        fi
-        rm -f "$STATE/$name.pid"
-    done
+    stop_by_pid_file kube-apiserver
+    stop_by_pid_file etcd
 }
 
 kube_env() {

@@ -1,14 +1,13 @@
-//! An in-process stand-in for a Trino coordinator and a Keycloak realm, for the
-//! Trino connector tests (neither server can run on the build machine).
+//! An in-process stand-in for a Trino coordinator, for the Trino connector tests:
+//! a real Trino server does not fit the test budget here (README, "Test servers").
 //!
-//! It speaks the real wire protocols: Trino's statement protocol (`POST
+//! It speaks the real wire protocol: Trino's statement protocol (`POST
 //! /v1/statement` answers QUEUED with a `nextUri`; each `GET` of it returns the next
 //! page of `columns`/`data`, three rows a page, until a page has no `nextUri`;
 //! failures come as Trino's `error` object with `errorName`/`errorType`; 401 without
-//! a valid bearer token; 503 when told to be busy) and Keycloak's token endpoint
-//! (`/realms/<realm>/protocol/openid-connect/token`, form-encoded password,
-//! client-credentials and refresh-token grants, answers and `invalid_grant` errors
-//! shaped as Keycloak's).
+//! a valid bearer token; 503 when told to be busy). Bearer tokens are checked as a
+//! Trino behind Keycloak would: against the real Keycloak of `make services`, by
+//! token introspection, until they expire.
 //!
 //! Its SQL is only what the connector sends: `CREATE TABLE IF NOT EXISTS`, the
 //! `information_schema.columns` lookup, `INSERT ... (data) VALUES (...)`, and
@@ -17,14 +16,13 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Form, Json, Router};
+use axum::{Json, Router};
 use regex::Regex;
 use serde_json::{Value, json};
 
@@ -44,7 +42,7 @@ pub struct Script {
     pub failing_inserts: Vec<(String, String)>,
     /// The next this-many protocol `GET`s answer 503.
     pub busy_pages: u32,
-    /// After this many successful INSERTs, every issued access token stops working.
+    /// After this many successful INSERTs, every token seen so far stops working.
     pub revoke_after_inserts: Option<usize>,
 }
 
@@ -54,20 +52,18 @@ struct Inner {
     pending: HashMap<String, Vec<Value>>,
     statements: Vec<String>,
     authorizations: Vec<String>,
-    valid_tokens: HashMap<String, Instant>,
+    /// Tokens Keycloak called active, with their expiry (seconds since the epoch).
+    active_tokens: HashMap<String, u64>,
+    revoked_tokens: HashSet<String>,
     unauthorized: usize,
-    refresh_tokens: HashSet<String>,
-    grants: Vec<String>,
     inserts: usize,
     script: Script,
 }
 
 struct Shared {
     base: String,
-    users: Vec<(String, String)>,
-    client: (String, String),
-    token_lifetime: u64,
     auth_required: bool,
+    http: reqwest::Client,
     next: AtomicU64,
     inner: Mutex<Inner>,
 }
@@ -79,33 +75,23 @@ pub struct FakeTrino {
 }
 
 impl FakeTrino {
-    /// Starts the fake on a free port. With `auth_required`, Trino accepts only
-    /// unexpired tokens its Keycloak issued (or `static-token`). Keycloak knows user `alice`
-    /// (password `wonderland`) and client `dataflow` (secret `s3cret`); access tokens
-    /// live `token_lifetime` seconds.
-    pub async fn start(auth_required: bool, token_lifetime: u64) -> Self {
+    /// Starts the fake on a free port. With `auth_required`, it accepts only
+    /// bearer tokens the test Keycloak calls active, until they expire.
+    pub async fn start(auth_required: bool) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind the fake trino");
         let base = format!("http://{}", listener.local_addr().expect("local address"));
-        let mut inner = Inner::default();
-        inner.valid_tokens.insert(
-            "static-token".into(),
-            Instant::now() + Duration::from_secs(86_400),
-        );
         let shared = Arc::new(Shared {
             base,
-            users: vec![("alice".into(), "wonderland".into())],
-            client: ("dataflow".into(), "s3cret".into()),
-            token_lifetime,
             auth_required,
+            http: reqwest::Client::new(),
             next: AtomicU64::new(1),
-            inner: Mutex::new(inner),
+            inner: Mutex::new(Inner::default()),
         });
         let app = Router::new()
             .route("/v1/statement", post(statement))
             .route("/v1/statement/executing/{id}/{page}", get(page))
-            .route("/realms/{realm}/protocol/openid-connect/token", post(token))
             .with_state(shared.clone());
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
@@ -113,7 +99,7 @@ impl FakeTrino {
         Self { shared }
     }
 
-    /// `http://127.0.0.1:<port>`, both Trino and Keycloak.
+    /// `http://127.0.0.1:<port>`.
     pub fn url(&self) -> String {
         self.shared.base.clone()
     }
@@ -160,11 +146,6 @@ impl FakeTrino {
     /// How many statements Trino refused for a missing, expired or revoked token.
     pub fn unauthorized(&self) -> usize {
         self.inner().unauthorized
-    }
-
-    /// The grant types Keycloak served, in order.
-    pub fn grants(&self) -> Vec<String> {
-        self.inner().grants.clone()
     }
 }
 
@@ -227,19 +208,14 @@ async fn statement(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: 
         "20261123_{:06}_fake",
         shared.next.fetch_add(1, Ordering::Relaxed)
     );
-    let mut inner = shared.inner.lock().unwrap_or_else(|e| e.into_inner());
-    inner.authorizations.push(authorization.clone());
-    if shared.auth_required {
-        let token = authorization.strip_prefix("Bearer ").unwrap_or_default();
-        if inner
-            .valid_tokens
-            .get(token)
-            .is_none_or(|until| *until < Instant::now())
-        {
-            inner.unauthorized += 1;
-            return (StatusCode::UNAUTHORIZED, "Unauthorized").into_response();
-        }
+    if shared.auth_required && !authorized(&shared, &authorization).await {
+        let mut inner = shared.inner.lock().unwrap_or_else(|e| e.into_inner());
+        inner.authorizations.push(authorization);
+        inner.unauthorized += 1;
+        return (StatusCode::UNAUTHORIZED, "Unauthorized").into_response();
     }
+    let mut inner = shared.inner.lock().unwrap_or_else(|e| e.into_inner());
+    inner.authorizations.push(authorization);
     inner.statements.push(sql.clone());
     let pages = run(&mut inner, &id, &sql);
     inner.pending.insert(id.clone(), pages);
@@ -322,7 +298,8 @@ fn run(inner: &mut Inner, id: &str, sql: &str) -> Vec<Value> {
             .extend(values.into_iter().map(|v| vec![Value::String(v)]));
         inner.inserts += 1;
         if inner.script.revoke_after_inserts == Some(inner.inserts) {
-            inner.valid_tokens.retain(|t, _| t == "static-token");
+            let seen: Vec<String> = inner.active_tokens.drain().map(|(t, _)| t).collect();
+            inner.revoked_tokens.extend(seen);
         }
         return done(
             Some(json!([{"name": "rows", "type": "bigint"}])),
@@ -396,56 +373,30 @@ async fn page(State(shared): State<Arc<Shared>>, Path((id, n)): Path<(String, us
     Json(body).into_response()
 }
 
-async fn token(
-    State(shared): State<Arc<Shared>>,
-    Path(_realm): Path<String>,
-    Form(form): Form<HashMap<String, String>>,
-) -> Response {
-    let field = |k: &str| form.get(k).cloned().unwrap_or_default();
-    let mut inner = shared.inner.lock().unwrap_or_else(|e| e.into_inner());
-    let grant = field("grant_type");
-    let client_ok =
-        field("client_id") == shared.client.0 && field("client_secret") == shared.client.1;
-    let ok = client_ok
-        && match grant.as_str() {
-            "password" => shared
-                .users
-                .iter()
-                .any(|(u, p)| *u == field("username") && *p == field("password")),
-            "client_credentials" => true,
-            "refresh_token" => inner.refresh_tokens.contains(&field("refresh_token")),
-            _ => false,
-        };
-    inner.grants.push(grant.clone());
-    if !ok {
-        let description = if grant == "password" {
-            "Invalid user credentials"
-        } else {
-            "Invalid client or Invalid client credentials"
-        };
-        return (
-            StatusCode::UNAUTHORIZED,
-            Json(json!({"error": if client_ok { "invalid_grant" } else { "invalid_client" }, "error_description": description})),
-        )
-            .into_response();
-    }
-    let n = shared.next.fetch_add(1, Ordering::Relaxed);
-    let access = format!("access-{n}");
-    let refresh = format!("refresh-{n}");
-    inner.valid_tokens.insert(
-        access.clone(),
-        Instant::now() + Duration::from_secs(shared.token_lifetime),
-    );
-    inner.refresh_tokens.insert(refresh.clone());
-    Json(json!({
-        "access_token": access,
-        "expires_in": shared.token_lifetime,
-        "refresh_expires_in": 1800,
-        "refresh_token": refresh,
-        "token_type": "Bearer",
-        "not-before-policy": 0,
-        "session_state": format!("session-{n}"),
-        "scope": "profile email",
-    }))
-    .into_response()
+/// Whether `authorization` carries a bearer token Keycloak called active, not
+/// revoked by the script and not expired.
+async fn authorized(shared: &Shared, authorization: &str) -> bool {
+    let Some(token) = authorization.strip_prefix("Bearer ") else {
+        return false;
+    };
+    let now = crate::keycloak::now_ms() / 1000;
+    let known = {
+        let inner = shared.inner.lock().unwrap_or_else(|e| e.into_inner());
+        if inner.revoked_tokens.contains(token) {
+            return false;
+        }
+        inner.active_tokens.get(token).copied()
+    };
+    let expiry = match known {
+        Some(expiry) => expiry,
+        None => match crate::keycloak::introspect(&shared.http, token).await {
+            Some(expiry) => {
+                let mut inner = shared.inner.lock().unwrap_or_else(|e| e.into_inner());
+                inner.active_tokens.insert(token.to_owned(), expiry);
+                expiry
+            }
+            None => return false,
+        },
+    };
+    now < expiry
 }

@@ -8,6 +8,7 @@ pub mod cluster;
 pub mod fake_nessie;
 pub mod fake_trino;
 pub mod jobs;
+pub mod keycloak;
 pub mod kubelet;
 pub mod script_steps;
 pub mod services;

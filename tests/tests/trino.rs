@@ -1,13 +1,15 @@
-//! Trino as sink and source with the processor binary. No Trino or Keycloak can run
-//! on the build machine, so these tests run against `dataflow_tests::fake_trino`,
-//! an in-process server that speaks Trino's statement protocol (paged results
-//! behind `nextUri`, Trino's error JSON, 401 and 503) and Keycloak's token endpoint
-//! (password, client-credentials and refresh-token grants).
+//! Trino as sink and source with the processor binary, its tokens from the real
+//! Keycloak of `make services` (password, client-credentials and refresh-token
+//! grants, read back from Keycloak's login events). Trino itself is
+//! `dataflow_tests::fake_trino`, an in-process server that speaks Trino's statement
+//! protocol (paged results behind `nextUri`, Trino's error JSON, 401 and 503) and
+//! checks each bearer token with Keycloak.
 
 use std::path::Path;
 use std::time::Duration;
 
 use dataflow_tests::fake_trino::{FakeTrino, Script, Table};
+use dataflow_tests::keycloak::{client_token, grants_since, keycloak_url, now_ms};
 use dataflow_tests::services::{Running, eventually};
 use dataflow_tests::{file_json_lines, run_spec_to_end, write_file};
 use serde_json::json;
@@ -38,7 +40,7 @@ sink:
 /// busy for a while, and later refuses the token (the sink gets a new one).
 #[tokio::test(flavor = "multi_thread")]
 async fn file_to_trino_with_keycloak_survives_failures() {
-    let trino = FakeTrino::start(true, 300).await;
+    let trino = FakeTrino::start(true).await;
     trino.script(Script {
         failing_inserts: vec![(
             "INSUFFICIENT_RESOURCES".into(),
@@ -54,8 +56,9 @@ async fn file_to_trino_with_keycloak_survives_failures() {
     let input = write_file(dir.path(), "in.jsonl", &documents.join("\n"));
     let keycloak = format!(
         r#"{{serverURL: "{}", realm: lake, clientID: dataflow, clientSecret: s3cret, username: alice, password: wonderland}}"#,
-        trino.url()
+        keycloak_url()
     );
+    let started = now_ms();
     let spec = write_file(
         dir.path(),
         "flow.yaml",
@@ -80,17 +83,13 @@ async fn file_to_trino_with_keycloak_survives_failures() {
         "every message once, in order, as written"
     );
     assert_eq!(
-        trino.grants(),
+        grants_since("dataflow", started).await,
         ["password", "refresh_token"],
         "one grant, one refresh"
     );
     assert_eq!(trino.unauthorized(), 1, "the revoked token, once");
-    assert!(
-        trino
-            .authorizations()
-            .iter()
-            .all(|a| a.starts_with("Bearer access-"))
-    );
+    let tokens: std::collections::BTreeSet<_> = trino.authorizations().into_iter().collect();
+    assert_eq!(tokens.len(), 2, "the first token, then the refreshed one");
     assert!(
         trino.statements()[0].starts_with(r#"CREATE TABLE IF NOT EXISTS "lake"."raw"."orders""#)
     );
@@ -99,12 +98,12 @@ async fn file_to_trino_with_keycloak_survives_failures() {
 /// Wrong credentials stop the flow with Keycloak's reason, naming nothing secret.
 #[tokio::test(flavor = "multi_thread")]
 async fn refused_credentials_stop_the_flow() {
-    let trino = FakeTrino::start(true, 300).await;
+    let trino = FakeTrino::start(true).await;
     let dir = tempfile::tempdir().unwrap();
     let input = write_file(dir.path(), "in.jsonl", "{\"a\":1}\n");
     let keycloak = format!(
-        r#"{{serverURL: "{}", realm: lake, clientID: dataflow, clientSecret: s3cret, username: alice, password: wrong}}"#,
-        trino.url()
+        r#"{{serverURL: "{}", realm: lake, clientID: dataflow-refused, clientSecret: s3cret, username: alice, password: wrong}}"#,
+        keycloak_url()
     );
     let spec = write_file(
         dir.path(),
@@ -127,7 +126,7 @@ async fn refused_credentials_stop_the_flow() {
 /// read, later polls ask only for rows past the last id, and new rows arrive.
 #[tokio::test(flavor = "multi_thread")]
 async fn trino_source_reads_pages_and_then_only_new_rows() {
-    let trino = FakeTrino::start(true, 300).await;
+    let trino = FakeTrino::start(true).await;
     let row = |i: i64| vec![json!(i), json!(format!("e{i}"))];
     trino.put_table(
         "lake.raw.events",
@@ -141,6 +140,7 @@ async fn trino_source_reads_pages_and_then_only_new_rows() {
     );
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out.jsonl");
+    let token = client_token("dataflow", "s3cret").await;
     let spec = write_file(
         dir.path(),
         "flow.yaml",
@@ -148,7 +148,7 @@ async fn trino_source_reads_pages_and_then_only_new_rows() {
             r#"
 source:
   type: trino
-  trino: {{serverURL: "{url}", catalog: lake, schema: raw, table: events, pollInterval: 1, rawMode: true, keycloak: {{token: static-token}}}}
+  trino: {{serverURL: "{url}", catalog: lake, schema: raw, table: events, pollInterval: 1, rawMode: true, keycloak: {{token: "{token}"}}}}
 sink: {{type: file, file: {{path: {out}}}}}
 "#,
             url = trino.url(),
@@ -195,15 +195,15 @@ sink: {{type: file, file: {{path: {out}}}}}
         trino
             .authorizations()
             .iter()
-            .all(|a| a == "Bearer static-token")
+            .all(|a| *a == format!("Bearer {token}"))
     );
 }
 
-/// Client credentials with 2-second tokens: the source refreshes each token before
-/// it expires, so Trino never has to refuse one.
+/// Client credentials with 3-second tokens (client `dataflow-short`): the source
+/// refreshes each token before it expires, so Trino never has to refuse one.
 #[tokio::test(flavor = "multi_thread")]
 async fn tokens_are_refreshed_before_they_expire() {
-    let trino = FakeTrino::start(true, 2).await;
+    let trino = FakeTrino::start(true).await;
     trino.put_table(
         "lake.raw.events",
         Table {
@@ -226,17 +226,19 @@ source:
     schema: raw
     table: events
     pollInterval: 1
-    keycloak: {{serverURL: "{url}", realm: lake, clientID: dataflow, clientSecret: s3cret}}
+    keycloak: {{serverURL: "{keycloak}", realm: lake, clientID: dataflow-short, clientSecret: s3cret}}
 sink: {{type: file, file: {{path: {out}}}}}
 "#,
             url = trino.url(),
+            keycloak = keycloak_url(),
             out = out.display()
         ),
     );
+    let started = now_ms();
     let running = Running::start(&spec);
-    tokio::time::sleep(Duration::from_secs(6)).await;
+    tokio::time::sleep(Duration::from_secs(8)).await;
     running.stop();
-    let grants = trino.grants();
+    let grants = grants_since("dataflow-short", started).await;
     assert_eq!(grants[0], "client_credentials");
     assert!(grants.len() >= 3, "refreshed as tokens aged: {grants:?}");
     assert!(
