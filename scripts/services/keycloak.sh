@@ -1,5 +1,5 @@
 # Keycloak for the tests, sourced by scripts/services.sh (which defines log, alive,
-# pidof_file, stop_by_pid_file, apt_install, STATE and CACHE).
+# pidof_file, stop_by_pid_file, java_home_21, apt_install, STATE and CACHE).
 #
 # The Quarkus distribution from Maven Central, run in dev mode on
 # 127.0.0.1:$KEYCLOAK_PORT with an in-memory database, importing the realm
@@ -28,21 +28,6 @@ install_keycloak() {
     rm -rf "$dir"
 }
 
-# A Java home whose major version is at least 21: $JAVA_HOME, then /usr/lib/jvm/*.
-keycloak_java_home() {
-    local home major
-    for home in "${JAVA_HOME:-}" /usr/lib/jvm/*; do
-        [ -x "$home/bin/java" ] || continue
-        major="$("$home/bin/java" -version 2>&1 | sed -n '1s/.*version "\([0-9]*\).*/\1/p')"
-        if [ -n "$major" ] && [ "$major" -ge 21 ]; then
-            echo "$home"
-            return
-        fi
-    done
-    log "Keycloak $KEYCLOAK_VERSION needs Java 21 or newer; none under \$JAVA_HOME or /usr/lib/jvm"
-    exit 1
-}
-
 start_keycloak() {
     if alive "$(pidof_file "$STATE/keycloak.pid")"; then
         log "Keycloak already running"
@@ -50,7 +35,7 @@ start_keycloak() {
     fi
     install_keycloak
     local java_home log_file="$STATE/keycloak.log"
-    java_home="$(keycloak_java_home)"
+    java_home="$(java_home_21 "Keycloak $KEYCLOAK_VERSION")"
     mkdir -p "$KEYCLOAK_HOME/data/import"
     cp "$ROOT/scripts/services/keycloak-realm.json" "$KEYCLOAK_HOME/data/import/lake.json"
     log "starting Keycloak $KEYCLOAK_VERSION on 127.0.0.1:$KEYCLOAK_PORT"

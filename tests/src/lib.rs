@@ -10,6 +10,7 @@ pub mod fake_trino;
 pub mod jobs;
 pub mod keycloak;
 pub mod kubelet;
+pub mod nessie_server;
 pub mod script_steps;
 pub mod services;
 

@@ -26,6 +26,6 @@ pub use kafka::{
     SchemaRegistry, default_consumer_group,
 };
 pub use local::{FileSpec, GENERATOR_TEMPLATES, GeneratorSpec};
-pub use nessie::{NessieBasicAuth, NessieSinkSpec, NessieSourceSpec};
+pub use nessie::{NessieBasicAuth, NessieS3, NessieSinkSpec, NessieSourceSpec};
 pub use sql::{ClickhouseSinkSpec, ClickhouseSourceSpec, PostgresqlSinkSpec, PostgresqlSourceSpec};
 pub use trino::{Keycloak, TrinoSinkSpec, TrinoSourceSpec};

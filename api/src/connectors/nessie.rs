@@ -17,6 +17,39 @@ pub struct NessieBasicAuth {
     pub password: Option<String>,
 }
 
+/// The object store holding a table's files, as the processor reaches it. Needed
+/// when the catalog hands out neither credentials nor signed requests (Nessie's
+/// default for S3 is to sign requests, which this client does not use); the
+/// catalog's own `s3.endpoint` and `s3.path-style-access`, when it sends them,
+/// take precedence over these.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NessieS3 {
+    /// Access key id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_key_id: Option<String>,
+    /// Access key id from a Secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_key_id_secret_ref: Option<SecretRef>,
+    /// Secret access key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_access_key: Option<String>,
+    /// Secret access key from a Secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_access_key_secret_ref: Option<SecretRef>,
+    /// Endpoint of an S3-compatible store (MinIO, s3proxy, Ceph), e.g.
+    /// `http://minio:9000`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    /// Region (e.g. `us-east-1`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// Address buckets by path (`endpoint/bucket/key`), as most S3-compatible
+    /// stores need.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path_style_access: Option<bool>,
+}
+
 /// Nessie (Iceberg REST catalog) source.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -64,6 +97,9 @@ pub struct NessieSourceSpec {
     /// Basic authentication.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub basic_auth: Option<NessieBasicAuth>,
+    /// The object store's credentials and address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub s3: Option<NessieS3>,
 }
 
 /// Nessie (Iceberg REST catalog) sink.
@@ -116,4 +152,7 @@ pub struct NessieSinkSpec {
     /// Basic authentication.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub basic_auth: Option<NessieBasicAuth>,
+    /// The object store's credentials and address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub s3: Option<NessieS3>,
 }

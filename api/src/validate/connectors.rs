@@ -4,8 +4,8 @@
 use crate::connectors::{
     CdcSnapshotMode, ClickhouseSinkSpec, ClickhouseSourceSpec, FileSpec, GENERATOR_TEMPLATES,
     GeneratorSpec, KafkaSasl, KafkaSecurityProtocol, KafkaSinkSpec, KafkaSourceSpec, KafkaTls,
-    Keycloak, NessieSinkSpec, NessieSourceSpec, PostgresqlCdcSourceSpec, PostgresqlSinkSpec,
-    PostgresqlSourceSpec, TrinoSinkSpec, TrinoSourceSpec, is_cdc_name,
+    Keycloak, NessieS3, NessieSinkSpec, NessieSourceSpec, PostgresqlCdcSourceSpec,
+    PostgresqlSinkSpec, PostgresqlSourceSpec, TrinoSinkSpec, TrinoSourceSpec, is_cdc_name,
 };
 use crate::{SecretRef, SinkSpec, SourceSpec};
 
@@ -458,6 +458,7 @@ impl Validator {
         );
         self.required(path, "table", c.table.as_ref(), c.table_secret_ref.as_ref());
         self.poll_interval(path, c.poll_interval);
+        self.nessie_s3(path, c.s3.as_ref());
     }
 
     fn nessie_sink(&mut self, path: &str, c: &NessieSinkSpec) {
@@ -475,6 +476,20 @@ impl Validator {
         );
         self.required(path, "table", c.table.as_ref(), c.table_secret_ref.as_ref());
         self.batching(path, c.batch_size, c.batch_flush_interval_seconds);
+        self.nessie_s3(path, c.s3.as_ref());
+    }
+
+    /// An access key needs its secret and the other way round.
+    fn nessie_s3(&mut self, path: &str, s3: Option<&NessieS3>) {
+        let Some(s3) = s3 else { return };
+        let id = s3.access_key_id.is_some() || s3.access_key_id_secret_ref.is_some();
+        let secret = s3.secret_access_key.is_some() || s3.secret_access_key_secret_ref.is_some();
+        if id != secret {
+            self.fail(
+                &format!("{path}.s3"),
+                "set accessKeyId and secretAccessKey together (or their SecretRefs)",
+            );
+        }
     }
 
     fn file(&mut self, path: &str, c: &FileSpec) {

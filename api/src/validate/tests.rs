@@ -469,3 +469,28 @@ transformations:
         ]
     );
 }
+
+#[test]
+fn a_nessie_s3_key_needs_its_secret() {
+    let flow = |s3: &str| {
+        format!(
+            "source: {{type: stdin}}\nsink: {{type: nessie, nessie: {{baseURL: \"http://n:19120\", namespace: a, table: t, s3: {s3}}}}}\n"
+        )
+    };
+    assert_eq!(
+        problems(&flow("{accessKeyId: AKIA, region: us-east-1}")),
+        ["spec.sink.nessie.s3: set accessKeyId and secretAccessKey together (or their SecretRefs)"]
+    );
+    assert!(
+        problems(&flow(
+            "{accessKeyId: AKIA, secretAccessKeySecretRef: {name: s3, key: secret}}"
+        ))
+        .is_empty()
+    );
+    assert!(
+        problems(&flow(
+            "{endpoint: \"http://minio:9000\", pathStyleAccess: true}"
+        ))
+        .is_empty()
+    );
+}

@@ -26,7 +26,6 @@ use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use futures::TryStreamExt;
 use iceberg::io::FileIO;
 use iceberg::spec::{Schema, TableMetadata, TableMetadataBuilder, UnboundPartitionSpec};
 use iceberg::table::StaticTable;
@@ -244,31 +243,7 @@ impl FakeNessie {
         let table = StaticTable::from_metadata_file(&location, ident, self.shared.file_io.clone())
             .await
             .expect("open the table");
-        if table.metadata().current_snapshot().is_none() {
-            return Vec::new();
-        }
-        let batches: Vec<arrow_array::RecordBatch> = table
-            .scan()
-            .build()
-            .expect("plan the scan")
-            .to_arrow()
-            .await
-            .expect("scan")
-            .try_collect()
-            .await
-            .expect("read the batches");
-        let mut text = Vec::new();
-        let mut writer = arrow_json::LineDelimitedWriter::new(&mut text);
-        for batch in &batches {
-            writer.write(batch).expect("rows as JSON");
-        }
-        writer.finish().expect("rows as JSON");
-        drop(writer);
-        String::from_utf8(text)
-            .expect("UTF-8")
-            .lines()
-            .map(|line| serde_json::from_str(line).expect("JSON row"))
-            .collect()
+        crate::nessie_server::rows_of(&table).await
     }
 
     /// Appends rows to a table the way another engine would: its own REST client,

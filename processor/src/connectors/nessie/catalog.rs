@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use base64::Engine;
-use dataflow_api::connectors::{NessieBasicAuth, NessieSinkSpec, NessieSourceSpec};
+use dataflow_api::connectors::{NessieBasicAuth, NessieS3, NessieSinkSpec, NessieSourceSpec};
 use iceberg::{CatalogBuilder, NamespaceIdent, TableIdent};
 use iceberg_catalog_rest::{RestCatalog, RestCatalogBuilder};
 use iceberg_storage_opendal::OpenDalResolvingStorageFactory;
@@ -29,6 +29,7 @@ pub(super) struct Settings<'a> {
     bearer_token: Option<&'a str>,
     token_ref: Option<&'a dataflow_api::SecretRef>,
     basic_auth: Option<&'a NessieBasicAuth>,
+    s3: Option<&'a NessieS3>,
 }
 
 /// The shared settings of a source or sink spec (both have the same fields).
@@ -47,6 +48,7 @@ macro_rules! settings_of {
             bearer_token: s.bearer_token.as_deref(),
             token_ref: s.token_secret_ref.as_ref(),
             basic_auth: s.basic_auth.as_ref(),
+            s3: s.s3.as_ref(),
         }
     }};
 }
@@ -119,6 +121,9 @@ pub(super) async fn connect(path: &str, s: Settings<'_>) -> Result<Connection, C
         }
         (None, None) => {}
     }
+    if let Some(s3) = s.s3 {
+        props.extend(s3_properties(s3));
+    }
     let catalog = RestCatalogBuilder::default()
         .with_storage_factory(Arc::new(OpenDalResolvingStorageFactory::new()))
         .load("nessie", props)
@@ -142,6 +147,28 @@ fn rest_uri(base_url: &str, branch: &str) -> String {
     format!("{base}/iceberg/{branch}")
 }
 
+/// The Iceberg FileIO properties for the spec's `s3` block (its SecretRefs are
+/// already resolved into the plain fields).
+fn s3_properties(s3: &NessieS3) -> Vec<(String, String)> {
+    let text = |key: &str, value: Option<&String>| {
+        value
+            .map(|v| v.trim())
+            .filter(|v| !v.is_empty())
+            .map(|v| (key.to_owned(), v.to_owned()))
+    };
+    [
+        text("s3.access-key-id", s3.access_key_id.as_ref()),
+        text("s3.secret-access-key", s3.secret_access_key.as_ref()),
+        text("s3.endpoint", s3.endpoint.as_ref()),
+        text("s3.region", s3.region.as_ref()),
+        s3.path_style_access
+            .map(|on| ("s3.path-style-access".to_owned(), on.to_string())),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
 fn basic_header(basic: &NessieBasicAuth) -> Result<String, String> {
     let user = basic.username.as_deref().unwrap_or_default();
     if user.is_empty() {
@@ -155,6 +182,27 @@ fn basic_header(basic: &NessieBasicAuth) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn s3_settings_become_file_io_properties() {
+        let s3 = NessieS3 {
+            access_key_id: Some("AKIA".into()),
+            secret_access_key: Some("secret".into()),
+            endpoint: Some(" http://minio:9000 ".into()),
+            region: Some(String::new()),
+            path_style_access: Some(true),
+            ..NessieS3::default()
+        };
+        assert_eq!(
+            s3_properties(&s3),
+            [
+                ("s3.access-key-id".to_owned(), "AKIA".to_owned()),
+                ("s3.secret-access-key".to_owned(), "secret".to_owned()),
+                ("s3.endpoint".to_owned(), "http://minio:9000".to_owned()),
+                ("s3.path-style-access".to_owned(), "true".to_owned()),
+            ]
+        );
+    }
 
     #[test]
     fn branch_goes_into_the_rest_address() {

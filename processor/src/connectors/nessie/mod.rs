@@ -11,6 +11,7 @@
 mod catalog;
 mod errors;
 mod sink;
+mod snapshots;
 mod source;
 
 pub use sink::open as open_sink;

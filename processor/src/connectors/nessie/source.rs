@@ -1,11 +1,12 @@
 //! The Nessie (Iceberg) source.
 //!
-//! Every `pollInterval` seconds it loads the table on the branch and walks the
-//! current snapshot's ancestry back to the last snapshot it finished reading. Each
-//! newer snapshot, oldest first, is read from the data files it added: an
-//! `append` (or `overwrite`) snapshot yields the rows it brought in, and
-//! compaction (`replace`) and `delete` snapshots yield nothing. So nothing is
-//! read twice while the processor runs. The position is kept in memory (a source
+//! Every `pollInterval` seconds it loads the table on the branch and reads what
+//! was added since the last snapshot it finished reading (see `snapshots`): each
+//! newer snapshot, oldest first, from the data files it added (an `append` or
+//! `overwrite` yields the rows it brought in; compaction and deletes yield
+//! nothing), or, where the metadata no longer holds those snapshots (Nessie
+//! serves only the current one), the live files newer than the last one read.
+//! So nothing is read twice while the processor runs. The position is kept in memory (a source
 //! should not write to the table it reads), so a restarted processor starts again
 //! from the first snapshot: duplicates, never loss. A snapshot whose data files
 //! cannot be read for a passing reason (storage unreachable, throttled) is read
@@ -17,7 +18,6 @@
 //! table}}`. Messages carry `namespace`, `table` and `snapshot_id` metadata.
 
 use std::collections::VecDeque;
-use std::sync::Arc;
 
 use arrow_array::RecordBatch;
 use arrow_array::cast::AsArray;
@@ -25,13 +25,13 @@ use async_trait::async_trait;
 use dataflow_api::connectors::{DEFAULT_NESSIE_POLL_INTERVAL_SECS, NessieSourceSpec};
 use futures::StreamExt;
 use iceberg::Catalog;
-use iceberg::scan::{ArrowRecordBatchStream, FileScanTask};
-use iceberg::spec::{DataContentType, ManifestContentType, ManifestStatus, Operation, SnapshotRef};
+use iceberg::scan::ArrowRecordBatchStream;
 use iceberg::table::Table;
 use iceberg_catalog_rest::RestCatalog;
 
 use super::catalog::{Connection, connect};
 use super::errors::classify;
+use super::snapshots::{self, Pending, ReadUpTo};
 use crate::connectors::polling::PollTimer;
 use crate::connectors::retry::{Failure, LogThrottle};
 use crate::connectors::{
@@ -43,9 +43,9 @@ use dataflow_core::Message;
 /// The column the sink writes messages to.
 const DATA_COLUMN: &str = "data";
 
-/// The snapshot being read.
+/// The files being read.
 struct Reading {
-    snapshot: SnapshotRef,
+    pending: Pending,
     snapshot_id: i64,
     rows: ArrowRecordBatchStream,
     /// Messages decoded from the last record batch and not yet handed out.
@@ -63,9 +63,9 @@ pub struct NessieSource {
     raw_mode: bool,
     timer: PollTimer,
     /// The last snapshot read to the end.
-    last: Option<i64>,
-    /// Snapshots found by the last poll and not read yet, oldest first.
-    pending: VecDeque<SnapshotRef>,
+    last: Option<ReadUpTo>,
+    /// What the last poll found and is not read yet, oldest first.
+    pending: VecDeque<Pending>,
     loaded: Option<Table>,
     reading: Option<Reading>,
     /// Paces restarts of a snapshot whose data files could not be read.
@@ -140,7 +140,7 @@ impl NessieSource {
             })
             .await?
             .map_err(|e| self.failed("load the table", e))?;
-        self.pending = new_snapshots(&table, self.last);
+        self.pending = snapshots::pending(&table, self.last);
         if !self.pending.is_empty() {
             tracing::debug!(connector = %self.retry.connector(), snapshots = self.pending.len(), "new snapshots");
         }
@@ -153,23 +153,20 @@ impl NessieSource {
         let Some(table) = self.loaded.clone() else {
             return Ok(false);
         };
-        while let Some(snapshot) = self.pending.pop_front() {
-            if !matches!(
-                snapshot.summary().operation,
-                Operation::Append | Operation::Overwrite
-            ) {
-                self.last = Some(snapshot.snapshot_id());
+        while let Some(pending) = self.pending.pop_front() {
+            if !pending.may_add_rows() {
+                self.last = Some(ReadUpTo::of(pending.snapshot()));
                 continue;
             }
             let tasks = self
                 .retry
                 .run("list the added files", classify, || {
-                    added_files(&table, &snapshot)
+                    snapshots::files(&table, &pending)
                 })
                 .await?
                 .map_err(|e| self.failed("list the added files", e))?;
             if tasks.is_empty() {
-                self.last = Some(snapshot.snapshot_id());
+                self.last = Some(ReadUpTo::of(pending.snapshot()));
                 continue;
             }
             let stream = futures::stream::iter(tasks.into_iter().map(Ok)).boxed();
@@ -182,8 +179,8 @@ impl NessieSource {
                 })?
                 .stream();
             self.reading = Some(Reading {
-                snapshot_id: snapshot.snapshot_id(),
-                snapshot,
+                snapshot_id: pending.snapshot().snapshot_id(),
+                pending,
                 rows,
                 ready: VecDeque::new(),
                 rejected: Vec::new(),
@@ -282,74 +279,6 @@ fn rows_as_json(batch: &RecordBatch) -> Result<Vec<Vec<u8>>, String> {
         .collect())
 }
 
-/// The snapshots in the current snapshot's ancestry after `last`, oldest first.
-/// When `last` is no longer an ancestor (the table was rolled back or its history
-/// expired), the whole remaining ancestry is new.
-fn new_snapshots(table: &Table, last: Option<i64>) -> VecDeque<SnapshotRef> {
-    let metadata = table.metadata();
-    let mut newer = VecDeque::new();
-    let mut at = metadata.current_snapshot().cloned();
-    while let Some(snapshot) = at {
-        if Some(snapshot.snapshot_id()) == last {
-            return newer;
-        }
-        at = snapshot
-            .parent_snapshot_id()
-            .and_then(|parent| metadata.snapshot_by_id(parent).cloned());
-        newer.push_front(snapshot);
-    }
-    if last.is_some() {
-        tracing::warn!(table = %table.identifier(), "the last snapshot read is gone from the table's history; reading the whole history again");
-    }
-    newer
-}
-
-/// Scan tasks for the data files `snapshot` added.
-async fn added_files(table: &Table, snapshot: &SnapshotRef) -> iceberg::Result<Vec<FileScanTask>> {
-    let metadata = table.metadata();
-    let schema = snapshot.schema(metadata)?;
-    let field_ids: Vec<i32> = schema.as_struct().fields().iter().map(|f| f.id).collect();
-    let manifests = table.manifest_list_reader(snapshot).load().await?;
-    let mut tasks = Vec::new();
-    for manifest_file in manifests.entries() {
-        if manifest_file.content != ManifestContentType::Data
-            || manifest_file.added_snapshot_id != snapshot.snapshot_id()
-        {
-            continue;
-        }
-        let manifest = manifest_file.load_manifest(table.file_io()).await?;
-        let spec = metadata
-            .partition_spec_by_id(manifest_file.partition_spec_id)
-            .cloned();
-        for entry in manifest.entries() {
-            if entry.status() != ManifestStatus::Added
-                || entry.content_type() != DataContentType::Data
-                || entry
-                    .snapshot_id()
-                    .is_some_and(|id| id != snapshot.snapshot_id())
-            {
-                continue;
-            }
-            tasks.push(
-                FileScanTask::builder()
-                    .with_file_size_in_bytes(entry.file_size_in_bytes())
-                    .with_start(0)
-                    .with_length(entry.file_size_in_bytes())
-                    .with_record_count(Some(entry.record_count()))
-                    .with_data_file_path(entry.file_path().to_owned())
-                    .with_data_file_format(entry.file_format())
-                    .with_schema(schema.clone())
-                    .with_project_field_ids(field_ids.clone())
-                    .with_partition(Some(entry.data_file().partition().clone()))
-                    .with_partition_spec(spec.clone().map(Arc::unwrap_or_clone).map(Arc::new))
-                    .with_case_sensitive(true)
-                    .build(),
-            );
-        }
-    }
-    Ok(tasks)
-}
-
 #[async_trait]
 impl Source for NessieSource {
     async fn next_batch(
@@ -377,7 +306,7 @@ impl Source for NessieSource {
                                 if self.throttle.should_log() {
                                     tracing::warn!(connector = %self.retry.connector(), failures = self.throttle.take_count(), %reason, "reading a snapshot failed; reading it again");
                                 }
-                                self.pending.push_front(reading.snapshot);
+                                self.pending.push_front(reading.pending);
                                 self.backoff.wait().await;
                                 continue 'poll;
                             }
@@ -397,7 +326,7 @@ impl Source for NessieSource {
                 let finished = reading.ready.is_empty() && messages.len() < max;
                 if finished {
                     // Every record batch was pulled (the loop ended below `max`).
-                    self.last = Some(reading.snapshot_id);
+                    self.last = Some(ReadUpTo::of(reading.pending.snapshot()));
                 } else {
                     self.reading = Some(reading);
                 }
