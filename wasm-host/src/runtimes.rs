@@ -2,7 +2,9 @@
 //! `type: javascript` steps) are:
 //! `DATAFLOW_RUNTIME_DIR` when set, else `runtimes/` beside the executable (how
 //! `make build` lays them out under `target/release`), else
-//! `../lib/dataflow/runtimes/` from it (how the image installs them).
+//! `../lib/dataflow/runtimes/` from it (how the image installs them), and last
+//! the image's own `/usr/local/lib/dataflow/runtimes/` (for when the executable's
+//! path cannot be read, e.g. without `/proc`).
 
 use std::path::{Path, PathBuf};
 
@@ -15,6 +17,9 @@ pub const PYTHON_RUNTIME: &str = "python.wasm";
 
 /// File name of the JavaScript runtime component.
 pub const JAVASCRIPT_RUNTIME: &str = "javascript.wasm";
+
+/// Where the image installs the runtimes.
+pub const IMAGE_RUNTIME_DIR: &str = "/usr/local/lib/dataflow/runtimes";
 
 /// The directories searched for script runtimes, in order.
 #[derive(Debug, Clone, Default)]
@@ -38,11 +43,11 @@ impl ScriptRuntimes {
         let exe_dir = std::env::current_exe()
             .ok()
             .and_then(|exe| exe.parent().map(Path::to_path_buf));
-        Self {
-            dirs: exe_dir
-                .map(|dir| vec![dir.join("runtimes"), dir.join("../lib/dataflow/runtimes")])
-                .unwrap_or_default(),
-        }
+        let mut dirs: Vec<PathBuf> = exe_dir
+            .map(|dir| vec![dir.join("runtimes"), dir.join("../lib/dataflow/runtimes")])
+            .unwrap_or_default();
+        dirs.push(PathBuf::from(IMAGE_RUNTIME_DIR));
+        Self { dirs }
     }
 
     /// The file of the runtime for `language`.
