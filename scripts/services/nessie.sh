@@ -1,5 +1,5 @@
 # Nessie on S3 for the tests, sourced by scripts/services.sh (which defines log,
-# alive, pidof_file, stop_by_pid_file, java_home_21, apt_install, STATE and CACHE).
+# alive, pidof_file, stop_by_pid_file, java_home_at_least, apt_install, STATE and CACHE).
 #
 #   s3proxy  127.0.0.1:$S3_PORT     S3 API (AWS signatures, one access key) over a
 #                                   local directory; bucket `$S3_BUCKET`
@@ -80,7 +80,7 @@ start_nessie_server() {
         return
     fi
     local java_home log_file="$STATE/nessie.log"
-    java_home="$(java_home_21 "Nessie $NESSIE_VERSION")"
+    java_home="$(java_home_at_least 21 "Nessie $NESSIE_VERSION")"
     log "starting Nessie $NESSIE_VERSION on 127.0.0.1:$NESSIE_PORT"
     # The S3 key reaches Nessie as a Quarkus property that a secret URN names.
     nohup "$java_home/bin/java" -Xmx512m \

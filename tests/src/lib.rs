@@ -13,6 +13,7 @@ pub mod kubelet;
 pub mod nessie_server;
 pub mod script_steps;
 pub mod services;
+pub mod trino_client;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -407,6 +407,11 @@ impl Running {
 
     /// Like [`Running::start`], with more arguments for `run`.
     pub fn start_with(spec: &Path, args: &[&str]) -> Self {
+        Self::start_with_env(spec, args, &[])
+    }
+
+    /// Like [`Running::start_with`], with more environment variables.
+    pub fn start_with_env(spec: &Path, args: &[&str], env: &[(&str, &str)]) -> Self {
         let log = spec.with_extension(format!("{}.log", std::process::id()));
         let out = std::fs::OpenOptions::new()
             .create(true)
@@ -419,6 +424,7 @@ impl Running {
             .arg(spec)
             .args(args)
             .env("LOG_LEVEL", "info")
+            .envs(env.iter().copied())
             .stdout(Stdio::from(out))
             .stderr(Stdio::from(err))
             .spawn()

@@ -25,6 +25,9 @@ pub(super) struct TrinoClient {
     pub catalog: String,
     /// Schema sent with every query.
     pub schema: String,
+    /// `X-Trino-User`, sent only without a token: an authenticated Trino takes
+    /// the user from the token, and reads a different `X-Trino-User` as a request
+    /// to impersonate it (refused unless allowed).
     user: String,
     tokens: Option<TokenSource>,
 }
@@ -204,15 +207,16 @@ impl TrinoClient {
                 Some(sql) => self
                     .http
                     .post(url)
-                    .header("X-Trino-User", &self.user)
                     .header("X-Trino-Source", "dataflow")
                     .header("X-Trino-Catalog", &self.catalog)
                     .header("X-Trino-Schema", &self.schema)
                     .body(sql.to_owned()),
                 None => self.http.get(url),
             };
-            if let Some(tokens) = &self.tokens {
-                request = request.bearer_auth(tokens.token(stale_token).await?);
+            match &self.tokens {
+                Some(tokens) => request = request.bearer_auth(tokens.token(stale_token).await?),
+                None if sql.is_some() => request = request.header("X-Trino-User", &self.user),
+                None => {}
             }
             let response = request
                 .send()
