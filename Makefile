@@ -64,7 +64,7 @@ services-stop:
 ## Every test: unit, golden (native and Wasm), chains, hostile components, CLI end to
 ## end, connectors against the real servers; formatting and clippy first.
 test: build lint
-	eval "$$(scripts/services.sh start)" && $(CARGO) test --release --workspace --no-fail-fast
+	services_env="$$(scripts/services.sh start)" && eval "$$services_env" && $(CARGO) test --release --workspace --no-fail-fast
 
 ## A local DataFlow: generator -> built-in chain -> stdout, with an error sink.
 demo: build
@@ -77,7 +77,7 @@ bench: build
 	mkdir -p bench-out
 	python3 $(SHARED)/bench/corpus.py $(CORPUS_SIZE) > bench-out/corpus.jsonl
 	$(CARGO) bench -p dataflow-processor --bench throughput -- $(CURDIR)/bench-out/corpus.jsonl
-	eval "$$(scripts/services.sh start)" && $(CARGO) bench -p dataflow-tests --bench kafka_sinks -- $(CURDIR)/bench-out/corpus.jsonl
+	services_env="$$(scripts/services.sh start)" && eval "$$services_env" && $(CARGO) bench -p dataflow-tests --bench kafka_sinks -- $(CURDIR)/bench-out/corpus.jsonl
 
 ## The chaos test at full size: a million Kafka messages into PostgreSQL through
 ## ten SIGKILLs, a PostgreSQL outage and a broker restart (`make test` runs it small).
@@ -85,7 +85,7 @@ CHAOS_MESSAGES ?= 1000000
 CHAOS_KILLS ?= 10
 CHAOS_RATE ?= 10000
 chaos: build
-	eval "$$(scripts/services.sh start)" && DATAFLOW_CHAOS_MESSAGES=$(CHAOS_MESSAGES) DATAFLOW_CHAOS_KILLS=$(CHAOS_KILLS) DATAFLOW_CHAOS_RATE=$(CHAOS_RATE) \
+	services_env="$$(scripts/services.sh start)" && eval "$$services_env" && DATAFLOW_CHAOS_MESSAGES=$(CHAOS_MESSAGES) DATAFLOW_CHAOS_KILLS=$(CHAOS_KILLS) DATAFLOW_CHAOS_RATE=$(CHAOS_RATE) \
 		$(CARGO) test --release -p dataflow-tests --test chaos -- --nocapture
 
 ## Coverage-guided fuzzing of the parsers (spec, JSON, paths and conditions, the

@@ -128,13 +128,17 @@ XML
     log "starting ClickHouse on 127.0.0.1:$CH_HTTP_PORT"
     nohup clickhouse-server --config-file="$dir/config.xml" >"$dir/log/stdout.log" 2>&1 &
     echo $! >"$STATE/clickhouse.pid"
-    for _ in $(seq 1 120); do
+    # Up to 2 minutes: a data directory holding many test runs' tables loads slowly.
+    for _ in $(seq 1 480); do
         if curl -sf "http://127.0.0.1:$CH_HTTP_PORT/" --data-binary 'SELECT 1' >/dev/null 2>&1; then
             return
         fi
+        alive "$(pidof_file "$STATE/clickhouse.pid")" || break
         sleep 0.25
     done
-    log "ClickHouse did not come up; see $dir/log"; exit 1
+    log "ClickHouse did not come up; the end of $dir/log/error.log:"
+    tail -20 "$dir/log/error.log" >&2 || true
+    exit 1
 }
 
 # A Java home whose major version is at least $1 ($JAVA_HOME, then

@@ -46,10 +46,16 @@ pub fn component(name: &str) -> PathBuf {
 
 /// Runs the processor with `args`, feeding `stdin`.
 pub fn processor(args: &[&str], stdin: impl AsRef<[u8]>) -> Output {
+    processor_with_env(args, stdin, &[])
+}
+
+/// [`processor`], with more environment variables.
+pub fn processor_with_env(args: &[&str], stdin: impl AsRef<[u8]>, env: &[(&str, &str)]) -> Output {
     use std::io::Write;
     let mut child = Command::new(processor_bin())
         .args(args)
         .env("LOG_LEVEL", "warn")
+        .envs(env.iter().copied())
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -76,9 +82,19 @@ pub fn file_json_lines(path: &Path) -> Vec<Value> {
 /// Runs `dataflow-processor run --spec <spec>` to its end, off the async runtime;
 /// returns whether it succeeded, and its standard error.
 pub async fn run_spec_to_end(spec: &Path) -> (bool, String) {
+    run_spec_to_end_with_env(spec, &[]).await
+}
+
+/// [`run_spec_to_end`], with more environment variables.
+pub async fn run_spec_to_end_with_env(spec: &Path, env: &[(&str, &str)]) -> (bool, String) {
     let spec = spec.to_owned();
+    let env: Vec<(String, String)> = env
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
     let output = tokio::task::spawn_blocking(move || {
-        processor(&["run", "--spec", &spec.to_string_lossy()], "")
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        processor_with_env(&["run", "--spec", &spec.to_string_lossy()], "", &env)
     })
     .await
     .expect("the processor run finishes");

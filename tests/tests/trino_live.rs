@@ -10,26 +10,12 @@ use std::time::Duration;
 use dataflow_tests::keycloak::keycloak_url;
 use dataflow_tests::services::{Running, eventually, unique};
 use dataflow_tests::trino_client::{execute, query, trino_ca, trino_url};
-use dataflow_tests::{file_json_lines, processor_bin, write_file};
+use dataflow_tests::{file_json_lines, run_spec_to_end_with_env, write_file};
 use serde_json::{Value, json};
 
-/// Runs the flow in `spec` to its end, trusting the test Trino's CA; returns
-/// whether it succeeded, and its log.
+/// Runs the flow in `spec` to its end, trusting the test Trino's CA.
 async fn run_to_end(spec: &std::path::Path) -> (bool, String) {
-    let mut command = std::process::Command::new(processor_bin());
-    command
-        .args(["run", "--spec"])
-        .arg(spec)
-        .env("LOG_LEVEL", "warn")
-        .env("SSL_CERT_FILE", trino_ca());
-    let output = tokio::task::spawn_blocking(move || command.output())
-        .await
-        .expect("the processor run finishes")
-        .expect("the processor runs");
-    (
-        output.status.success(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
+    run_spec_to_end_with_env(spec, &[("SSL_CERT_FILE", &trino_ca())]).await
 }
 
 async fn schema() -> &'static str {
