@@ -4,6 +4,7 @@
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 use crate::transform::{ConfigMapKeyRef, WasmLimits};
 
@@ -54,6 +55,10 @@ pub struct ScriptTransformSpec {
     /// from `--transform-dir`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub code_config_map_ref: Option<ConfigMapKeyRef>,
+    /// Expected SHA-256 of the source's UTF-8 bytes (hex), as `dataflow transform
+    /// package` prints it; the step fails to load when the source differs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
     /// Any JSON, handed to the function as `ctx.config`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("x-kubernetes-preserve-unknown-fields" = true))]
@@ -64,6 +69,21 @@ pub struct ScriptTransformSpec {
 }
 
 impl ScriptTransformSpec {
+    /// Checks `source` against the pinned `sha256`, if any: the reason when they differ.
+    pub fn check_sha256(&self, source: &[u8]) -> Result<(), String> {
+        let Some(expected) = &self.sha256 else {
+            return Ok(());
+        };
+        let actual = hex::encode(Sha256::digest(source));
+        if actual.eq_ignore_ascii_case(expected) {
+            Ok(())
+        } else {
+            Err(format!(
+                "the source has sha256 {actual}, expected {expected}"
+            ))
+        }
+    }
+
     /// The runtime's configuration for step `index`: the source, the user's
     /// config and the step index. `None` while the source is still a reference.
     pub fn runtime_config(&self, index: usize) -> Option<serde_json::Value> {

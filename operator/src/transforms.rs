@@ -215,6 +215,12 @@ fn inline_source(
         )));
     }
     let code = std::str::from_utf8(bytes).map_err(|_| bad("it is not UTF-8 text".into()))?;
+    if let Some(expected) = script.get("sha256").and_then(Value::as_str) {
+        let actual = hex::encode(Sha256::digest(bytes));
+        if !actual.eq_ignore_ascii_case(expected) {
+            return Err(bad(format!("it has sha256 {actual}, expected {expected}")));
+        }
+    }
     digests.insert(format!("{name}/{key}"), hex::encode(Sha256::digest(bytes)));
     script.remove("codeConfigMapRef");
     script.insert("code".into(), Value::String(code.to_owned()));
@@ -338,6 +344,36 @@ mod tests {
         assert!(
             err.starts_with("spec.transformations[0].python.codeConfigMapRef: configmap"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn a_pinned_source_must_have_its_digest() {
+        let source = "export function transform(doc) { return doc; }\n";
+        let digest = hex::encode(Sha256::digest(source.as_bytes()));
+        let cm = ConfigMap {
+            data: Some([("t.ts".to_owned(), source.to_owned())].into()),
+            ..ConfigMap::default()
+        };
+        let maps = [("code".to_owned(), cm)].into();
+        let step = |sha: &str| {
+            json!({"transformations": [
+                {"type": "javascript", "javascript": {"codeConfigMapRef": {"name": "code", "key": "t.ts"}, "sha256": sha}}
+            ]})
+        };
+        let mut spec = step(&digest);
+        plan(&mut spec, "team", &maps).unwrap();
+        assert_eq!(spec["transformations"][0]["javascript"]["code"], source);
+
+        let pinned = "0".repeat(64);
+        let err = plan(&mut step(&pinned), "team", &maps)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            format!(
+                "spec.transformations[0].javascript.codeConfigMapRef: key \"t.ts\" of configmap code: it has sha256 {digest}, expected {pinned}"
+            )
         );
     }
 }

@@ -160,15 +160,23 @@ impl Validator {
             }
             _ => {}
         }
-        if let Some(sha) = &w.sha256
-            && (sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()))
-        {
-            self.fail(
-                &format!("{path}.sha256"),
-                "must be 64 hexadecimal characters",
-            );
-        }
+        self.sha256(path, w.sha256.as_deref());
         self.limits(path, w.limits.as_ref());
+    }
+
+    /// Checks a pinned digest's form; whether it is there and well formed.
+    fn sha256(&mut self, path: &str, sha: Option<&str>) -> bool {
+        match sha {
+            Some(sha) if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) => {
+                self.fail(
+                    &format!("{path}.sha256"),
+                    "must be 64 hexadecimal characters",
+                );
+                false
+            }
+            Some(_) => true,
+            None => false,
+        }
     }
 
     fn script(&mut self, path: &str, s: &ScriptTransformSpec) {
@@ -187,6 +195,12 @@ impl Validator {
                 "defines no function transform(doc, ctx)",
             ),
             _ => {}
+        }
+        if self.sha256(path, s.sha256.as_deref())
+            && let Some(code) = &s.code
+            && let Err(reason) = s.check_sha256(code.as_bytes())
+        {
+            self.fail(&format!("{path}.sha256"), reason);
         }
         self.limits(path, s.limits.as_ref());
     }

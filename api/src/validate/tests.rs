@@ -471,6 +471,33 @@ transformations:
 }
 
 #[test]
+fn a_pinned_script_digest_must_match_the_inline_source() {
+    let code = "def transform(doc, ctx): return doc";
+    // The digest of some other source.
+    let other = "0a4b5ed5e0d7b3c1d2e8c8a3de0bd5f3fa1bfd4b5cc8a0e1d3c9b5e34c3c9f15";
+    let flow = |sha: &str| {
+        format!(
+            "source: {{type: stdin}}\nsink: {{type: stdout}}\ntransformations:\n  - {{type: python, python: {{code: \"{code}\", sha256: \"{sha}\"}}}}\n"
+        )
+    };
+    let actual = {
+        use sha2::Digest as _;
+        hex::encode(sha2::Sha256::digest(code.as_bytes()))
+    };
+    assert_eq!(problems(&flow(&actual)), Vec::<String>::new());
+    assert_eq!(
+        problems(&flow(other)),
+        [format!(
+            "spec.transformations[0].python.sha256: the source has sha256 {actual}, expected {other}"
+        )]
+    );
+    assert_eq!(
+        problems(&flow("abc")),
+        ["spec.transformations[0].python.sha256: must be 64 hexadecimal characters"]
+    );
+}
+
+#[test]
 fn a_nessie_s3_key_needs_its_secret() {
     let flow = |s3: &str| {
         format!(

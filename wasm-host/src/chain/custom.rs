@@ -105,6 +105,14 @@ impl<'a> PreparedScripts<'a> {
                 "codeConfigMapRef is resolved by the operator in a cluster; locally, pass --transform-dir with the source".into(),
             ))
         })?;
+        if let Some(code) = &script.code {
+            script
+                .check_sha256(code.as_bytes())
+                .map_err(|reason| ChainError {
+                    path: format!("{at}.sha256"),
+                    error: WasmError::Config(reason),
+                })?;
+        }
         let prepared = match language {
             ScriptLanguage::Python => &mut self.python,
             ScriptLanguage::Javascript => &mut self.javascript,
