@@ -61,7 +61,11 @@ pub fn build(dir: &Path) -> anyhow::Result<PathBuf> {
             let Ok(message) = serde_json::from_str::<CargoMessage>(&line) else {
                 continue;
             };
-            let ours = message.manifest_path.as_deref() == Some(own_manifest.as_path());
+            // Compared canonical, so a project reached through a symlink is still found.
+            let ours = message
+                .manifest_path
+                .as_deref()
+                .is_some_and(|m| m.canonicalize().is_ok_and(|m| m == own_manifest));
             let cdylib = message
                 .target
                 .as_ref()
