@@ -14,9 +14,10 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 COPY . .
 RUN make build \
- && mkdir -p /out/runtimes \
+ && mkdir -p /out/runtimes /out/precompiled \
  && cp target/release/dataflow-operator target/release/dataflow-processor /out/ \
- && cp target/release/runtimes/python.wasm target/release/runtimes/javascript.wasm /out/runtimes/
+ && cp target/release/runtimes/python.wasm target/release/runtimes/javascript.wasm /out/runtimes/ \
+ && cp target/release/precompiled/*.cwasm /out/precompiled/
 
 # --- run ---------------------------------------------------------------------
 FROM debian:bookworm-slim
@@ -28,6 +29,10 @@ RUN apt-get update \
 COPY --from=build /out/dataflow-operator /out/dataflow-processor /usr/local/bin/
 # The script runtimes, where the processor looks from /usr/local/bin.
 COPY --from=build /out/runtimes/ /usr/local/lib/dataflow/runtimes/
+# The built-ins and the runtimes compiled at build time, so a new pod does not
+# spend seconds compiling them (used when the node's CPU matches the build's;
+# otherwise they are compiled into the cache as before).
+COPY --from=build /out/precompiled/ /usr/local/lib/dataflow/precompiled/
 # Compiled transforms are cached here; in a pod it is an emptyDir, since the root
 # filesystem is read-only.
 ENV DATAFLOW_CACHE_DIR=/var/cache/dataflow

@@ -51,6 +51,15 @@ build: wasm runtimes
 	$(CARGO) build --release --workspace --bins
 	mkdir -p target/release/runtimes
 	cp $(PYTHON_RUNTIME) $(JAVASCRIPT_RUNTIME) target/release/runtimes/
+	$(MAKE) --no-print-directory $(PRECOMPILED)/.done
+
+## The built-ins and the runtimes compiled for this machine, where the processor
+## takes them instead of compiling at start (the image ships this set).
+PRECOMPILED := target/release/precompiled
+$(PRECOMPILED)/.done: $(PROCESSOR) $(PYTHON_RUNTIME) $(JAVASCRIPT_RUNTIME)
+	rm -rf $(PRECOMPILED)
+	$(PROCESSOR) precompile --out $(PRECOMPILED) >/dev/null
+	touch $@
 
 ## The real servers the connector tests use (PostgreSQL, ClickHouse, Apache Kafka):
 ## installed when missing, started when not running; prints shell exports.
@@ -109,7 +118,8 @@ fmt:
 
 ## The chart's CRD, regenerated from api/ (a test fails when it is stale).
 crds: build
-	./target/release/dataflow-operator crd > charts/dataflow-operator/crds/dataflows.dataflow.dataflow.io.yaml
+	./target/release/dataflow-operator crd --kind DataFlow > charts/dataflow-operator/crds/dataflows.dataflow.dataflow.io.yaml
+	./target/release/dataflow-operator crd --kind DataFlowCron > charts/dataflow-operator/crds/dataflowcrons.dataflow.dataflow.io.yaml
 
 ## The container image (operator + processor); needs a Docker engine.
 IMAGE ?= dataflow:dev

@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Builds the script runtimes: components that run a user's function.
 #   scripts/build-runtimes.sh python|javascript OUT.wasm
+# and, for the tests, a JavaScript module written against wit/transform.wit as a
+# stock componentize-js component (every feature on, so it imports wasi:http):
+#   scripts/build-runtimes.sh javascript-component OUT.wasm MODULE.js
 # The tools are fetched once into a cache outside the clone (DATAFLOW_BUILD_CACHE,
 # default ~/.cache/dataflow-build): componentize-py from PyPI into a virtualenv;
 # componentize-js, esbuild and sucrase from npm.
@@ -19,6 +22,22 @@ work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 mkdir -p "$(dirname "$out")"
 
+js_tools() {
+    for tool in node npm; do
+      command -v "$tool" >/dev/null || { echo "building JavaScript components needs $tool (Node 20 with npm)" >&2; exit 1; }
+    done
+    tools="$cache/js-tools-$COMPONENTIZE_JS_VERSION-$ESBUILD_VERSION-$SUCRASE_VERSION"
+    if [ ! -x "$tools/node_modules/.bin/esbuild" ] || [ ! -f "$tools/node_modules/@bytecodealliance/componentize-js/src/cli.js" ]; then
+      echo "installing componentize-js $COMPONENTIZE_JS_VERSION, esbuild, sucrase into $tools" >&2
+      rm -rf "$tools"
+      mkdir -p "$tools"
+      echo '{"name": "dataflow-js-tools", "private": true}' > "$tools/package.json"
+      (cd "$tools" && npm install --no-audit --no-fund --loglevel=error \
+          "@bytecodealliance/componentize-js@$COMPONENTIZE_JS_VERSION" \
+          "esbuild@$ESBUILD_VERSION" "sucrase@$SUCRASE_VERSION" >&2)
+    fi
+}
+
 case "$runtime" in
   python)
     venv="$cache/componentize-py-$COMPONENTIZE_PY_VERSION"
@@ -36,19 +55,7 @@ case "$runtime" in
     echo "built $out ($(stat -c %s "$out") bytes)" >&2
     ;;
   javascript)
-    for tool in node npm; do
-      command -v "$tool" >/dev/null || { echo "building the JavaScript runtime needs $tool (Node 20 with npm)" >&2; exit 1; }
-    done
-    tools="$cache/js-tools-$COMPONENTIZE_JS_VERSION-$ESBUILD_VERSION-$SUCRASE_VERSION"
-    if [ ! -x "$tools/node_modules/.bin/esbuild" ] || [ ! -f "$tools/node_modules/@bytecodealliance/componentize-js/src/cli.js" ]; then
-      echo "installing componentize-js $COMPONENTIZE_JS_VERSION, esbuild, sucrase into $tools" >&2
-      rm -rf "$tools"
-      mkdir -p "$tools"
-      echo '{"name": "dataflow-js-tools", "private": true}' > "$tools/package.json"
-      (cd "$tools" && npm install --no-audit --no-fund --loglevel=error \
-          "@bytecodealliance/componentize-js@$COMPONENTIZE_JS_VERSION" \
-          "esbuild@$ESBUILD_VERSION" "sucrase@$SUCRASE_VERSION" >&2)
-    fi
+    js_tools
     # One module: the runtime with sucrase (the TypeScript type stripper) bundled in.
     NODE_PATH="$tools/node_modules" "$tools/node_modules/.bin/esbuild" \
         "$root/transforms-wasm/javascript-runtime/runtime.js" --bundle --format=esm \
@@ -61,8 +68,16 @@ case "$runtime" in
     mv "$work/runtime.wasm" "$out"
     echo "built $out ($(stat -c %s "$out") bytes)" >&2
     ;;
+  javascript-component)
+    module="${3:?usage: build-runtimes.sh javascript-component OUT.wasm MODULE.js}"
+    js_tools
+    node "$tools/node_modules/@bytecodealliance/componentize-js/src/cli.js" "$module" \
+        --wit "$root/wit" --world-name transform-component --out "$work/component.wasm" >&2
+    mv "$work/component.wasm" "$out"
+    echo "built $out ($(stat -c %s "$out") bytes)" >&2
+    ;;
   *)
-    echo "unknown runtime $runtime (known: python, javascript)" >&2
+    echo "unknown runtime $runtime (known: python, javascript, javascript-component)" >&2
     exit 2
     ;;
 esac

@@ -8,7 +8,8 @@
 # RUN ...                   run as written, chrooted into it, as root
 # COPY --from=build /out/X  the same files from this checkout's build:
 #                           /out/<binary> is target/release/<binary>,
-#                           /out/runtimes/ is target/release/runtimes/
+#                           /out/runtimes/ is target/release/runtimes/,
+#                           /out/precompiled/ is target/release/precompiled/
 # ENV, USER                 written to OUT_DIR.env (NAME=value lines, and
 #                           USER=uid:gid) for whoever runs commands in it
 # The rest (EXPOSE, ENTRYPOINT, CMD) does not change the files.
@@ -88,6 +89,7 @@ while IFS= read -r instruction; do
             for source in "${@:1:$#-1}"; do
                 case "$source" in
                     /out/runtimes/) local_path="$ROOT/target/release/runtimes/." ;;
+                    /out/precompiled/) local_path="$ROOT/target/release/precompiled/." ;;
                     /out/*) local_path="$ROOT/target/release/${source#/out/}" ;;
                     *) log "cannot map $source to this checkout's build"; exit 1 ;;
                 esac

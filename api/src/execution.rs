@@ -5,7 +5,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// `spec.execution`: whether the flow streams forever or runs to completion.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ExecutionSpec {
     /// `stream` (default; a Deployment that runs until deleted) or `job` (a
@@ -20,7 +20,64 @@ pub struct ExecutionSpec {
     /// Retries of a failed job run before it is marked failed (default 2).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backoff_limit: Option<i32>,
+    /// With a schedule, what a run due while the previous one still runs does:
+    /// `Forbid` (default: it is skipped), `Replace` (the previous run is stopped)
+    /// or `Allow` (both run; they read the same positions, so only for sources
+    /// that need none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub concurrency_policy: Option<ConcurrencyPolicy>,
+    /// Containers run one after another once the flow has written everything
+    /// and exited 0, in the same pod (the Go original's DataFlowCron triggers),
+    /// e.g. to start the job that reads what the flow wrote. A failing trigger
+    /// fails the run, which is retried as a whole.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub triggers: Vec<TriggerSpec>,
 }
+
+/// What a scheduled run does when the previous run has not ended (a CronJob's
+/// `concurrencyPolicy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum ConcurrencyPolicy {
+    /// Skip the new run.
+    Forbid,
+    /// Stop the running one and start the new one.
+    Replace,
+    /// Run both.
+    Allow,
+}
+
+impl ConcurrencyPolicy {
+    /// The CronJob field's value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConcurrencyPolicy::Forbid => "Forbid",
+            ConcurrencyPolicy::Replace => "Replace",
+            ConcurrencyPolicy::Allow => "Allow",
+        }
+    }
+}
+
+/// A container run after the flow.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TriggerSpec {
+    /// Container name (a DNS label, unique among the triggers).
+    pub name: String,
+    /// Container image.
+    pub image: String,
+    /// Entrypoint (the image's when empty).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub command: Vec<String>,
+    /// Arguments.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<String>,
+    /// Environment variables.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env: Vec<k8s_openapi::api::core::v1::EnvVar>,
+}
+
+/// Most triggers one flow may have.
+pub const MAX_TRIGGERS: usize = 16;
 
 /// The two ways a flow runs.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

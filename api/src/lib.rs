@@ -5,6 +5,7 @@
 //! check a spec the same way. No I/O happens here.
 
 pub mod connectors;
+mod cron;
 mod error_record;
 mod execution;
 mod failure;
@@ -20,10 +21,13 @@ mod source;
 mod tagged;
 mod transform;
 mod validate;
+mod wasm_image;
 
+pub use cron::{DataFlowCron, DataFlowCronSpec, DataFlowCronStatus, dataflow_spec_of_cron};
 pub use error_record::{ErrorRecord, MAX_EMBEDDED_DEPTH, fallback_record};
 pub use execution::{
-    DEFAULT_BACKOFF_LIMIT, ExecutionMode, ExecutionSpec, MAX_BACKOFF_LIMIT, check_schedule,
+    ConcurrencyPolicy, DEFAULT_BACKOFF_LIMIT, ExecutionMode, ExecutionSpec, MAX_BACKOFF_LIMIT,
+    MAX_TRIGGERS, TriggerSpec, check_schedule,
 };
 pub use failure::{ErrorType, Stage};
 pub use reset::{
@@ -44,3 +48,4 @@ pub use transform::{
     WasmLimits, WasmTransformSpec,
 };
 pub use validate::{FieldError, ValidationErrors, validate};
+pub use wasm_image::{MAX_IMAGE_REFERENCE_BYTES, WASM_LAYER_MEDIA_TYPE, WasmImageSpec};

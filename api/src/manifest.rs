@@ -67,18 +67,9 @@ pub fn parse(text: &str) -> Result<LoadedSpec, SpecError> {
                 .get("kind")
                 .and_then(Value::as_str)
                 .unwrap_or("DataFlow");
-            if kind == "DataFlowCron" {
-                return Err(SpecError::Parse(
-                    "kind: DataFlowCron (the Go original's scheduled flow) is not a kind here; \
-                     write kind: DataFlow with spec.execution.schedule, which runs the flow as \
-                     a CronJob whose runs never overlap (concurrencyPolicy: Forbid); triggers \
-                     run after a flow have no equivalent yet"
-                        .into(),
-                ));
-            }
-            if kind != "DataFlow" {
+            if kind != "DataFlow" && kind != "DataFlowCron" {
                 return Err(SpecError::Parse(format!(
-                    "kind: expected DataFlow, got {kind:?}"
+                    "kind: expected DataFlow or DataFlowCron, got {kind:?}"
                 )));
             }
             let meta = |key: &str| {
@@ -91,6 +82,11 @@ pub fn parse(text: &str) -> Result<LoadedSpec, SpecError> {
                 .get("spec")
                 .cloned()
                 .ok_or_else(|| SpecError::Parse("spec: required".into()))?;
+            let spec = if kind == "DataFlowCron" {
+                crate::dataflow_spec_of_cron(&spec).map_err(SpecError::Parse)?
+            } else {
+                spec
+            };
             let reset = map
                 .get("metadata")
                 .and_then(|m| m.get("annotations"))
@@ -167,7 +163,8 @@ fn documents(text: &str) -> Result<Vec<Value>, SpecError> {
     Ok(documents)
 }
 
-/// The one DataFlow among several documents, and the Secrets beside it.
+/// The one DataFlow (or DataFlowCron) among several documents, and the Secrets
+/// beside it.
 fn pick_dataflow(documents: &[Value]) -> Result<(&Value, Vec<&Value>), SpecError> {
     let kind = |document: &Value| -> Option<String> {
         match document {
@@ -185,7 +182,7 @@ fn pick_dataflow(documents: &[Value]) -> Result<(&Value, Vec<&Value>), SpecError
     let mut kinds = Vec::new();
     for (index, document) in documents.iter().enumerate() {
         match kind(document).as_deref() {
-            Some("DataFlow") => dataflows.push(document),
+            Some("DataFlow" | "DataFlowCron") => dataflows.push(document),
             Some("Secret") => secrets.push(document),
             Some(other) => kinds.push(other.to_owned()),
             None => {
@@ -421,11 +418,16 @@ mod tests {
             err.to_string().starts_with("kind: expected DataFlow"),
             "{err}"
         );
-        let err = parse("kind: DataFlowCron\nspec: {schedule: \"* * * * *\"}\n").unwrap_err();
+        let loaded = parse(
+            "kind: DataFlowCron\nspec: {schedule: \"0 * * * *\", source: {type: generator, generator: {count: 1}}, sink: {type: stdout}}\n",
+        )
+        .unwrap();
+        let execution = loaded.spec.execution.unwrap();
+        assert_eq!(execution.schedule.as_deref(), Some("0 * * * *"));
+        let err = parse("kind: DataFlowCron\nspec: {schedule: \"0 * * * *\", source: {type: stdin}, sink: {type: stdout}, sechdule: x}\n").unwrap_err();
         assert!(
-            err.to_string()
-                .contains("kind: DataFlow with spec.execution.schedule"),
-            "a Go user is told what to write instead: {err}"
+            err.to_string().contains("sechdule"),
+            "a typo is named: {err}"
         );
     }
 

@@ -4,8 +4,8 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::SinkSpec;
 use crate::tagged::tagged_connector;
+use crate::{SinkSpec, WasmImageSpec};
 
 /// The settings types the built-in list names. `router` takes its routes' sinks
 /// here, so the API's router spec stands in for the component's config.
@@ -201,6 +201,10 @@ pub struct WasmTransformSpec {
     /// ConfigMap key holding the component (in cluster).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config_map_ref: Option<ConfigMapKeyRef>,
+    /// OCI artifact holding the component, pulled by the processor when the flow
+    /// starts and cached in the pod; needs `sha256`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<WasmImageSpec>,
     /// Expected SHA-256 of the component (hex); loading fails on mismatch.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sha256: Option<String>,

@@ -6,13 +6,16 @@
 //!   the DataFlows that reference the changed object.
 //! - The operator's own Deployment: when its images change, every DataFlow is
 //!   reconciled so processors move to the new processor image.
+//!
+//! Beside it runs the DataFlowCron controller (`cron`), which keeps a DataFlow
+//! for each DataFlowCron.
 
 use std::collections::BTreeSet;
 use std::future::Future;
 use std::sync::Arc;
 
 use dataflow_api::{DataFlow, DataFlowSpec};
-use futures::{Stream, StreamExt, future};
+use futures::{FutureExt, Stream, StreamExt, future};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
@@ -131,16 +134,17 @@ pub async fn run(
             .filter_map(|event| future::ready(event.ok()));
         controller = controller.reconcile_all_on(image_changes(deployments));
     }
-    controller
-        .graceful_shutdown_on(shutdown)
+    let shutdown = shutdown.shared();
+    let dataflows = controller
+        .graceful_shutdown_on(shutdown.clone())
         .run(reconcile::reconcile, reconcile::error_policy, ctx)
         .for_each(|result| {
             if let Err(error) = result {
                 tracing::debug!(%error, "controller event");
             }
             future::ready(())
-        })
-        .await;
+        });
+    future::join(dataflows, crate::cron::run(client, shutdown)).await;
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 //! The CustomResourceDefinition, generated from the `api` crate's types.
 
-use dataflow_api::DataFlow;
+use dataflow_api::{DataFlow, DataFlowCron};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
     CustomResourceDefinition, JSONSchemaProps,
 };
@@ -13,7 +13,15 @@ const INTEGER_FORMATS: [&str; 2] = ["int32", "int64"];
 
 /// The DataFlow CRD, its schema holding only formats the API server knows.
 pub fn crd() -> CustomResourceDefinition {
-    let mut crd = DataFlow::crd();
+    cleaned(DataFlow::crd())
+}
+
+/// The DataFlowCron CRD (the Go original's scheduled flow), cleaned the same way.
+pub fn cron_crd() -> CustomResourceDefinition {
+    cleaned(DataFlowCron::crd())
+}
+
+fn cleaned(mut crd: CustomResourceDefinition) -> CustomResourceDefinition {
     for version in &mut crd.spec.versions {
         if let Some(schema) = version
             .schema
@@ -58,6 +66,11 @@ pub fn crd_yaml() -> Result<String, serde_norway::Error> {
     serde_norway::to_string(&crd())
 }
 
+/// The DataFlowCron CRD as a YAML document.
+pub fn cron_crd_yaml() -> Result<String, serde_norway::Error> {
+    serde_norway::to_string(&cron_crd())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -86,6 +99,36 @@ mod tests {
             .map(|c| c.name.as_str())
             .collect();
         assert_eq!(columns, ["Phase", "Processed", "Errors", "Age"]);
+    }
+
+    #[test]
+    fn the_cron_crd_holds_a_dataflow_spec_beside_its_schedule() {
+        let crd = cron_crd();
+        assert_eq!(
+            crd.metadata.name.as_deref(),
+            Some("dataflowcrons.dataflow.dataflow.io")
+        );
+        assert_eq!(crd.spec.names.short_names, Some(vec!["dfc".to_owned()]));
+        let schema = serde_json::to_value(&crd.spec.versions[0].schema).unwrap();
+        let spec = &schema["openAPIV3Schema"]["properties"]["spec"];
+        for field in [
+            "schedule",
+            "concurrencyPolicy",
+            "triggers",
+            "source",
+            "sink",
+        ] {
+            assert!(spec["properties"][field].is_object(), "{field}: {spec:#}");
+        }
+        let required: Vec<&str> = spec["required"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|v| v.as_str())
+            .collect();
+        for field in ["schedule", "source", "sink"] {
+            assert!(required.contains(&field), "{required:?}");
+        }
     }
 
     /// `kubectl explain dataflow.spec.source.kafka` reads the descriptions from the
@@ -128,9 +171,16 @@ mod tests {
                 }
             }
         }
-        let schema = serde_json::to_value(&crd().spec.versions[0].schema).unwrap();
         let mut found = Vec::new();
-        walk(&schema["openAPIV3Schema"], "", &check, &mut found);
+        for crd in [crd(), cron_crd()] {
+            let schema = serde_json::to_value(&crd.spec.versions[0].schema).unwrap();
+            walk(
+                &schema["openAPIV3Schema"],
+                &crd.spec.names.kind,
+                &check,
+                &mut found,
+            );
+        }
         found
     }
 

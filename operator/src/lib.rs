@@ -9,6 +9,7 @@
 
 pub mod controller;
 pub mod crd;
+pub mod cron;
 pub mod desired;
 pub mod leader;
 pub mod rbac;

@@ -30,8 +30,13 @@ struct Cli {
 enum Command {
     /// Run the controller (and, when configured, the webhook).
     Run(Box<RunArgs>),
-    /// Print the DataFlow CustomResourceDefinition as YAML.
-    Crd,
+    /// Print the CustomResourceDefinitions as YAML: DataFlow and DataFlowCron
+    /// (two documents), or the one `--kind` names.
+    Crd {
+        /// Only this kind's CRD.
+        #[arg(long, value_parser = ["DataFlow", "DataFlowCron"])]
+        kind: Option<String>,
+    },
 }
 
 #[derive(Args)]
@@ -72,7 +77,7 @@ struct RunArgs {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Crd => match crd::crd_yaml() {
+        Command::Crd { kind } => match crds_yaml(kind.as_deref()) {
             Ok(yaml) => {
                 print!("{yaml}");
                 ExitCode::SUCCESS
@@ -99,6 +104,19 @@ fn main() -> ExitCode {
                 }
             }
         }
+    }
+}
+
+/// The CRD of `kind`, or both as two YAML documents.
+fn crds_yaml(kind: Option<&str>) -> Result<String, serde_norway::Error> {
+    match kind {
+        Some("DataFlow") => crd::crd_yaml(),
+        Some(_) => crd::cron_crd_yaml(),
+        None => Ok(format!(
+            "{}---\n{}",
+            crd::crd_yaml()?,
+            crd::cron_crd_yaml()?
+        )),
     }
 }
 

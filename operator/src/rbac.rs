@@ -21,10 +21,26 @@ const OWNED: &[&str] = &["get", "create", "patch", "delete"];
 
 /// What the operator needs.
 pub const REQUIRED: &[Permission] = &[
+    // Created (by server-side apply) for each DataFlowCron.
     Permission {
         group: "dataflow.dataflow.io",
         resource: "dataflows",
-        verbs: &["get", "list", "watch", "patch"],
+        verbs: &["get", "list", "watch", "create", "patch"],
+    },
+    Permission {
+        group: "dataflow.dataflow.io",
+        resource: "dataflowcrons",
+        verbs: &["get", "list", "watch"],
+    },
+    Permission {
+        group: "dataflow.dataflow.io",
+        resource: "dataflowcrons/status",
+        verbs: &["get", "patch"],
+    },
+    Permission {
+        group: "dataflow.dataflow.io",
+        resource: "dataflowcrons/finalizers",
+        verbs: &["update"],
     },
     // Patched by the operator; the processor's own Role grants get/patch on it, which
     // Kubernetes allows only to a creator that holds the same.

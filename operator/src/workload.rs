@@ -6,9 +6,9 @@
 //! run again), a changed spec, Secret or component starts a new run, and the
 //! operator deletes the Jobs of older hashes.
 
-use dataflow_api::{DEFAULT_BACKOFF_LIMIT, DataFlow};
+use dataflow_api::{ConcurrencyPolicy, DEFAULT_BACKOFF_LIMIT, DataFlow, TriggerSpec};
 use k8s_openapi::api::batch::v1::{CronJob, CronJobSpec, Job, JobSpec, JobTemplateSpec};
-use k8s_openapi::api::core::v1::PodTemplateSpec;
+use k8s_openapi::api::core::v1::{Container, PodTemplateSpec, SecurityContext};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use crate::desired::{
@@ -31,7 +31,9 @@ pub fn cron_job_name(dataflow: &str) -> String {
 }
 
 /// The processor pod of a run: it is not restarted in place; a failed run is
-/// retried as a new pod, up to `backoffLimit` times.
+/// retried as a new pod, up to `backoffLimit` times. With triggers, the
+/// processor is the pod's init container and the triggers its containers, so
+/// they start only after the flow has exited 0.
 fn run_template(
     dataflow: &DataFlow,
     settings: &ProcessorSettings,
@@ -39,16 +41,44 @@ fn run_template(
     hash: &str,
 ) -> Result<(PodTemplateSpec, i32), DesiredError> {
     let mut template = pod_template(dataflow, settings, plan, hash)?;
+    let execution = dataflow.spec.execution.as_ref();
     if let Some(pod) = &mut template.spec {
         pod.restart_policy = Some("Never".to_owned());
+        let triggers = execution.map(|e| e.triggers.as_slice()).unwrap_or_default();
+        if !triggers.is_empty() {
+            let mut flow = std::mem::take(&mut pod.containers);
+            // An init container may not have probes (the API server refuses
+            // them), so with triggers no liveness probe restarts a stalled run.
+            for container in &mut flow {
+                container.liveness_probe = None;
+                container.readiness_probe = None;
+            }
+            pod.init_containers = Some(flow);
+            pod.containers = triggers.iter().map(trigger_container).collect();
+        }
     }
-    let backoff = dataflow
-        .spec
-        .execution
-        .as_ref()
+    let backoff = execution
         .and_then(|e| e.backoff_limit)
         .unwrap_or(DEFAULT_BACKOFF_LIMIT);
     Ok((template, backoff))
+}
+
+/// A trigger as a container: its image, command, arguments and environment,
+/// with nothing of the processor's mounts or privileges.
+fn trigger_container(trigger: &TriggerSpec) -> Container {
+    let non_empty = |v: &Vec<String>| (!v.is_empty()).then(|| v.clone());
+    Container {
+        name: trigger.name.clone(),
+        image: Some(trigger.image.clone()),
+        command: non_empty(&trigger.command),
+        args: non_empty(&trigger.args),
+        env: (!trigger.env.is_empty()).then(|| trigger.env.clone()),
+        security_context: Some(SecurityContext {
+            allow_privilege_escalation: Some(false),
+            ..SecurityContext::default()
+        }),
+        ..Container::default()
+    }
 }
 
 /// The Job that runs the flow once.
@@ -85,8 +115,18 @@ pub fn cron_job(
         metadata: metadata(&owned, cron_job_name(&owned.name)),
         spec: CronJobSpec {
             schedule: schedule.to_owned(),
-            // Two runs of one flow would read the same positions.
-            concurrency_policy: Some("Forbid".to_owned()),
+            // By default runs never overlap: two runs of one flow would read the
+            // same positions.
+            concurrency_policy: Some(
+                dataflow
+                    .spec
+                    .execution
+                    .as_ref()
+                    .and_then(|e| e.concurrency_policy)
+                    .unwrap_or(ConcurrencyPolicy::Forbid)
+                    .as_str()
+                    .to_owned(),
+            ),
             job_template: JobTemplateSpec {
                 metadata: Some(ObjectMeta {
                     labels: Some(labels(&owned.name)),
@@ -173,6 +213,46 @@ spec:
                 .name,
             Some("dataflow-backfill-0123456789".into()),
             "a new spec is a new run"
+        );
+    }
+
+    #[test]
+    fn triggers_run_after_the_flow_in_its_pod() {
+        let df = dataflow(
+            "{schedule: '*/10 * * * *', concurrencyPolicy: Replace, triggers: [{name: start-spark, image: 'bitnami/kubectl:latest', command: [kubectl], args: [apply, -f, /m.yaml]}]}",
+        );
+        let cron = cron_job(
+            &df,
+            &settings(),
+            &TransformPlan::default(),
+            "abc",
+            "*/10 * * * *",
+        )
+        .unwrap();
+        assert_eq!(cron.spec.concurrency_policy.as_deref(), Some("Replace"));
+        let pod = cron.spec.job_template.spec.unwrap().template.spec.unwrap();
+        let init = pod.init_containers.unwrap();
+        assert_eq!(
+            init.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(),
+            ["processor"],
+            "the flow runs first, to its end"
+        );
+        assert!(
+            init[0].liveness_probe.is_none() && init[0].readiness_probe.is_none(),
+            "the API server refuses probes on init containers"
+        );
+        assert_eq!(pod.containers.len(), 1);
+        let trigger = &pod.containers[0];
+        assert_eq!(trigger.name, "start-spark");
+        assert_eq!(trigger.image.as_deref(), Some("bitnami/kubectl:latest"));
+        assert_eq!(
+            trigger.command.as_deref(),
+            Some(&["kubectl".to_owned()][..])
+        );
+        assert_eq!(trigger.args.as_ref().unwrap().len(), 3);
+        assert!(
+            trigger.volume_mounts.is_none(),
+            "the flow's files stay its own"
         );
     }
 

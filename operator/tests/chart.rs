@@ -292,15 +292,25 @@ fn webhook_with_a_certificate_of_your_own() {
 }
 
 #[test]
-fn chart_crd_is_what_the_operator_generates() {
-    let generated = dataflow_operator::crd::crd_yaml().unwrap();
-    let path = chart_dir().join("crds/dataflows.dataflow.dataflow.io.yaml");
-    let in_chart = std::fs::read_to_string(&path).unwrap();
-    assert!(
-        in_chart == generated,
-        "{} is stale: run `make crds`",
-        path.display()
-    );
+fn chart_crds_are_what_the_operator_generates() {
+    for (file, generated) in [
+        (
+            "crds/dataflows.dataflow.dataflow.io.yaml",
+            dataflow_operator::crd::crd_yaml().unwrap(),
+        ),
+        (
+            "crds/dataflowcrons.dataflow.dataflow.io.yaml",
+            dataflow_operator::crd::cron_crd_yaml().unwrap(),
+        ),
+    ] {
+        let path = chart_dir().join(file);
+        let in_chart = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            in_chart == generated,
+            "{} is stale: run `make crds`",
+            path.display()
+        );
+    }
 }
 
 #[test]

@@ -44,9 +44,33 @@ fn dockerfile_copies_what_the_build_makes() {
         .iter()
         .find(|s| s.starts_with("RUN make build"))
         .expect("the build stage runs `make build`");
+    // The precompiled set is copied by pattern: every compilation `make build`
+    // made into target/release/precompiled.
+    let precompiled = "target/release/precompiled/*.cwasm";
+    assert!(
+        build.split_whitespace().any(|w| w == precompiled),
+        "{build}"
+    );
+    let compiled = std::fs::read_dir(workspace().join("target/release/precompiled"))
+        .map(|dir| {
+            dir.flatten()
+                .filter(|e| e.path().extension().is_some_and(|x| x == "cwasm"))
+                .count()
+        })
+        .unwrap_or(0);
+    assert_eq!(
+        compiled, 3,
+        "make build precompiles the built-ins and the two runtimes"
+    );
+    assert!(
+        steps.iter().any(
+            |s| s == "COPY --from=build /out/precompiled/ /usr/local/lib/dataflow/precompiled/"
+        ),
+        "the precompiled set is not copied where the processor looks"
+    );
     let built: Vec<&str> = build
         .split_whitespace()
-        .filter(|w| w.starts_with("target/release/"))
+        .filter(|w| w.starts_with("target/release/") && *w != precompiled)
         .collect();
     assert!(!built.is_empty(), "{build}");
     for path in &built {

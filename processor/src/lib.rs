@@ -2,6 +2,7 @@
 //! transform chain into its sinks.
 
 pub mod builtins;
+pub mod component_image;
 pub mod connectors;
 pub mod flow;
 pub mod local_components;

@@ -9,11 +9,12 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
+use dataflow_api::ScriptLanguage;
 use dataflow_api::manifest::LoadedSpec;
 use dataflow_core::Message;
 use dataflow_processor::builtins::BUILTINS_COMPONENT;
 use dataflow_processor::pipeline::PipelineConfig;
-use dataflow_processor::{local_components, spec_file};
+use dataflow_processor::{component_image, local_components, spec_file};
 use dataflow_wasm_host::{ScriptRuntimes, TransformChain, WasmRuntime};
 
 /// Runs one DataFlow: source -> WebAssembly transforms -> sinks.
@@ -39,6 +40,13 @@ enum Command {
     Validate(SpecArg),
     /// Run only the transformation chain over JSON lines.
     Transform(TransformArgs),
+    /// Compile the built-ins and the script runtimes for this machine into DIR,
+    /// where later starts take them without compiling (the image ships this set).
+    Precompile {
+        /// Output directory.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
 }
 
 #[derive(Args)]
@@ -54,6 +62,25 @@ pub(crate) struct SpecArg {
     /// `<dir>/<configmap>/<key>` or `<dir>/<key>`.
     #[arg(long, value_name = "DIR")]
     transform_dir: Option<PathBuf>,
+    /// Where components named by `wasm.image` are kept once pulled (default:
+    /// `components` under DATAFLOW_CACHE_DIR, the pod's emptyDir, or ~/.cache/dataflow).
+    #[arg(long, value_name = "DIR")]
+    component_cache: Option<PathBuf>,
+}
+
+impl SpecArg {
+    /// The spec with its ConfigMap components found locally and its image
+    /// components pulled; the ConfigMap steps that could not be found.
+    fn resolve(&self) -> anyhow::Result<(LoadedSpec, Vec<local_components::MissingComponent>)> {
+        let mut loaded = spec_file::load(&self.spec)?;
+        let missing = local_components::locate(&mut loaded.spec, self.transform_dir.as_deref());
+        let cache = self
+            .component_cache
+            .clone()
+            .unwrap_or_else(component_image::default_cache_dir);
+        component_image::pull_images(&mut loaded.spec, &cache)?;
+        Ok((loaded, missing))
+    }
 }
 
 #[derive(Args)]
@@ -116,12 +143,14 @@ fn main() -> ExitCode {
         Some(Command::Transform(args)) => (Command::Transform(args), "warn"),
         Some(Command::Validate(args)) => (Command::Validate(args), "warn"),
         Some(Command::Run(args)) => (Command::Run(args), "info"),
+        Some(Command::Precompile { out }) => (Command::Precompile { out }, "info"),
         None => (Command::Run(cli.run), "info"),
     };
     init_logging(default_level);
     let result = match command {
         Command::Run(args) => run_command::run(args),
         Command::Validate(args) => validate(&args),
+        Command::Precompile { out } => precompile(&out),
         Command::Transform(args) => transform(args),
     };
     match result {
@@ -157,10 +186,8 @@ fn init_logging(default_level: &str) {
 
 /// Reads the spec, finds its ConfigMap components locally and builds the chain.
 pub(crate) fn load(args: &SpecArg) -> anyhow::Result<(LoadedSpec, TransformChain)> {
-    let mut loaded = spec_file::load(&args.spec)?;
-    if let Some(missing) =
-        local_components::locate(&mut loaded.spec, args.transform_dir.as_deref()).first()
-    {
+    let (loaded, missing) = args.resolve()?;
+    if let Some(missing) = missing.first() {
         anyhow::bail!("{missing}");
     }
     let runtime = WasmRuntime::new()?;
@@ -175,10 +202,10 @@ pub(crate) fn load(args: &SpecArg) -> anyhow::Result<(LoadedSpec, TransformChain
 
 /// Checks the spec and loads every transform it can; a component that only the
 /// operator can fetch (a ConfigMap not given with `--transform-dir`) is named,
-/// and the rest is still checked.
+/// and the rest is still checked. Image components are pulled (or taken from
+/// the cache), so they are checked against their pin here too.
 fn validate(args: &SpecArg) -> anyhow::Result<ExitCode> {
-    let mut loaded = spec_file::load(&args.spec)?;
-    let missing = local_components::locate(&mut loaded.spec, args.transform_dir.as_deref());
+    let (loaded, missing) = args.resolve()?;
     let runtime = WasmRuntime::new()?;
     TransformChain::build(
         &runtime,
@@ -193,6 +220,22 @@ fn validate(args: &SpecArg) -> anyhow::Result<ExitCode> {
         );
     }
     println!("ok");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Compiles the fused built-ins and every installed script runtime into `out`.
+fn precompile(out: &std::path::Path) -> anyhow::Result<ExitCode> {
+    let runtime = WasmRuntime::new()?;
+    let path = runtime.precompile_builtins(BUILTINS_COMPONENT, out)?;
+    println!("{}", path.display());
+    let runtimes = ScriptRuntimes::installed();
+    for language in [ScriptLanguage::Python, ScriptLanguage::Javascript] {
+        let file = runtimes.runtime(language)?;
+        let bytes =
+            std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+        let path = runtime.precompile(&bytes, out)?;
+        println!("{}", path.display());
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -145,25 +145,29 @@ pub fn test_namespace(cluster: &Cluster, prefix: &str) -> String {
 }
 
 impl Cluster {
-    /// Installs the chart's DataFlow CRD (server-side apply: it is too large for
-    /// the annotation a client-side apply keeps) and waits until it is served.
+    /// Installs the chart's CRDs, DataFlow and DataFlowCron (server-side apply:
+    /// they are too large for the annotation a client-side apply keeps), and
+    /// waits until they are served.
     pub fn install_crd(&self) {
-        let crd = crate::workspace()
-            .join("charts/dataflow-operator/crds/dataflows.dataflow.dataflow.io.yaml");
-        self.ok(&[
-            "apply",
-            "--server-side",
-            "--force-conflicts",
-            "--field-manager=dataflow-tests",
-            "-f",
-            &crd.to_string_lossy(),
-        ]);
-        self.ok(&[
-            "wait",
-            "--for=condition=Established",
-            "--timeout=60s",
-            "crd/dataflows.dataflow.dataflow.io",
-        ]);
+        for crd in ["dataflows", "dataflowcrons"] {
+            let file = crate::workspace().join(format!(
+                "charts/dataflow-operator/crds/{crd}.dataflow.dataflow.io.yaml"
+            ));
+            self.ok(&[
+                "apply",
+                "--server-side",
+                "--force-conflicts",
+                "--field-manager=dataflow-tests",
+                "-f",
+                &file.to_string_lossy(),
+            ]);
+            self.ok(&[
+                "wait",
+                "--for=condition=Established",
+                "--timeout=60s",
+                &format!("crd/{crd}.dataflow.dataflow.io"),
+            ]);
+        }
     }
 
     /// Creates DataFlow `namespace/name` with `spec`, then gives it `status`

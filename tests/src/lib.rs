@@ -11,6 +11,7 @@ pub mod jobs;
 pub mod keycloak;
 pub mod kubelet;
 pub mod nessie_server;
+pub mod oci;
 pub mod script_steps;
 pub mod services;
 pub mod trino_client;

@@ -154,7 +154,7 @@ transformations:
 }
 
 #[test]
-fn user_components_get_no_files_env_args_or_network() {
+fn user_components_get_no_files_env_args_network_or_http() {
     let mut c = chain(&format!(
         "source: {{type: stdin}}\nsink: {{type: stdout}}\ntransformations:\n  - {{type: wasm, wasm: {{path: {}, config: {{mode: probe}}}}}}\n",
         component("dataflow_test_components").display()
@@ -174,6 +174,11 @@ fn user_components_get_no_files_env_args_or_network() {
     );
     assert!(
         probe["net"].as_str().unwrap().starts_with("denied"),
+        "{probe}"
+    );
+    // Refused by the host's policy, not by a closed port.
+    assert_eq!(
+        probe["http"], "denied: ErrorCode::HttpRequestDenied",
         "{probe}"
     );
     assert_eq!(probe["env"], 0);

@@ -1,5 +1,5 @@
 //! Every manifest under `examples/` is one a user can apply as it is: each DataFlow
-//! passes `dataflow-processor validate`, and each SecretRef names a Secret and key
+//! (or DataFlowCron) passes `dataflow-processor validate`, and each SecretRef names a Secret and key
 //! the same file defines.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -9,8 +9,9 @@ use serde::Deserialize;
 use serde_json::Value;
 
 /// The manifests the README and the seed samples promise.
-const EXPECTED: [&str; 13] = [
+const EXPECTED: [&str; 14] = [
     "nightly-backfill.yaml",
+    "dataflowcron-export.yaml",
     "debezium-to-postgres.yaml",
     "local-demo.yaml",
     "kafka-to-postgres.yaml",
@@ -110,7 +111,10 @@ fn every_example_validates() {
                 .collect();
             secrets.insert(doc["metadata"]["name"].as_str().unwrap().to_owned(), keys);
         }
-        let dataflows: Vec<&Value> = docs.iter().filter(|d| d["kind"] == "DataFlow").collect();
+        let dataflows: Vec<&Value> = docs
+            .iter()
+            .filter(|d| d["kind"] == "DataFlow" || d["kind"] == "DataFlowCron")
+            .collect();
         assert!(!dataflows.is_empty(), "{}: no DataFlow", file.display());
         for dataflow in dataflows {
             let mut refs = Vec::new();

@@ -85,6 +85,11 @@ impl Image {
     }
 
     fn run_as(&self, user: &str, args: &[&str]) -> Output {
+        self.run_with(user, &[], args)
+    }
+
+    /// Runs `args` as `user`, with `extra` environment over the image's.
+    fn run_with(&self, user: &str, extra: &[(&str, &str)], args: &[&str]) -> Output {
         Command::new("chroot")
             .arg(format!("--userspec={user}"))
             .arg(&self.root)
@@ -96,6 +101,7 @@ impl Image {
             )
             .env("LOG_LEVEL", "warn")
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .envs(extra.iter().copied())
             .output()
             .expect("chroot runs")
     }
@@ -142,8 +148,19 @@ fn the_runtime_stage_runs_the_operator_and_the_processor() {
     // A Python step finds the runtime where the image puts it.
     let flow = "source: {type: generator, generator: {count: 3}}\nsink: {type: stdout}\ntransformations:\n  - type: python\n    python:\n      code: |\n        def transform(doc, ctx):\n            doc[\"seen_by\"] = \"python\"\n            return doc\n";
     let spec = image.put("/tmp/python.yaml", flow);
-    let out = ok(&image.run(&["dataflow-processor", "run", "--spec", &spec]));
+    let out = ok(&image.run_with(
+        &image.user,
+        &[("LOG_LEVEL", "debug")],
+        &["dataflow-processor", "run", "--spec", &spec],
+    ));
     assert_eq!(out.matches(r#""seen_by":"python""#).count(), 3, "{out}");
+    // ... already compiled: the image's precompiled set answers, with an empty cache.
+    assert!(
+        out.lines()
+            .any(|l| l.contains("compiled component taken from disk")
+                && l.contains("/usr/local/lib/dataflow/precompiled/")),
+        "{out}"
+    );
 
     // TLS trusts the image's CA bundle: the test CA added the way a derived
     // image would, then SASL_SSL to the test broker with no caFile.

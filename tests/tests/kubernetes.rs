@@ -23,6 +23,9 @@ const SYSTEM: &str = "dataflow-system";
 const WAIT: Duration = Duration::from_secs(60);
 const SPEC_HASH: &str = "dataflow.dataflow.io/spec-hash";
 
+#[path = "kubernetes/cron.rs"]
+mod cron;
+
 fn helm(args: &[&str]) -> String {
     let helm = std::env::var("DATAFLOW_TEST_HELM")
         .expect("DATAFLOW_TEST_HELM is not set: run `eval \"$(scripts/services.sh start)\"`");
@@ -63,12 +66,14 @@ fn install_chart(admin: &Cluster, webhook_port: u16) {
         "--set",
         "image.repository=dataflow-test",
     ]);
-    admin.ok(&[
-        "wait",
-        "--for=condition=Established",
-        "--timeout=60s",
-        "crd/dataflows.dataflow.dataflow.io",
-    ]);
+    for crd in ["dataflows", "dataflowcrons"] {
+        admin.ok(&[
+            "wait",
+            "--for=condition=Established",
+            "--timeout=60s",
+            &format!("crd/{crd}.dataflow.dataflow.io"),
+        ]);
+    }
 }
 
 /// The installed release; uninstalled when dropped, so that its webhook (which
@@ -495,6 +500,7 @@ fn the_operator_in_a_real_api_server() {
     admin.ok(&["create", "namespace", &namespace]);
     bad_dataflow_is_refused(&admin, &namespace);
     apply_examples(&admin, &namespace, &operator);
+    cron::a_go_dataflowcron_becomes_a_cron_job(&admin, &namespace);
 
     let node_dir = dir.path().join("node");
     std::fs::create_dir_all(&node_dir).expect("mkdir");

@@ -18,29 +18,63 @@ use wasmtime::component::Component;
 /// Length of the header naming the source component.
 const HEADER: usize = 32;
 
-/// Compiles a component, reusing an earlier compilation from the cache directory
-/// when there is one for exactly these bytes.
+/// Compiles a component, reusing an earlier compilation for exactly these bytes:
+/// from the cache directory, else from the precompiled set shipped with the
+/// binaries (the image's runtimes and built-ins).
 pub(crate) fn compile(engine: &Engine, bytes: &[u8]) -> wasmtime::Result<Component> {
     let digest: [u8; HEADER] = Sha256::digest(bytes).into();
-    let Some(cached) = cache_path(engine, &digest) else {
-        return Component::new(engine, bytes);
-    };
-    if let Some(compiled) = read_entry(&cached, &digest) {
+    let name = entry_name(engine, &digest);
+    let cached = cache_dir()
+        .filter(|dir| private_dir(dir))
+        .map(|dir| dir.join(&name));
+    let shipped = precompiled_dirs()
+        .into_iter()
+        .map(|dir| dir.join(&name))
+        .filter(|path| not_writable_by_others(path));
+    for path in cached.iter().cloned().chain(shipped) {
+        let Some(compiled) = read_entry(&path, &digest) else {
+            continue;
+        };
         // SAFETY: the entry was written by `Engine::precompile_component` of an
         // engine with the same compatibility hash (part of its name), for these
-        // exact component bytes (its header), in a directory only this user can
-        // write.
+        // exact component bytes (its header), in a directory only this user (or,
+        // for the shipped set, root) can write.
         match unsafe { Component::deserialize(engine, &compiled) } {
-            Ok(component) => return Ok(component),
+            Ok(component) => {
+                tracing::debug!(path = %path.display(), "compiled component taken from disk");
+                return Ok(component);
+            }
             Err(err) => {
-                tracing::debug!(path = %cached.display(), %err, "ignoring unusable compilation cache entry")
+                tracing::debug!(path = %path.display(), %err, "ignoring unusable compilation cache entry")
             }
         }
     }
     let compiled = engine.precompile_component(bytes)?;
-    write_entry(&cached, &digest, &compiled);
+    if let Some(cached) = &cached {
+        write_entry(cached, &digest, &compiled);
+    }
     // SAFETY: `compiled` was just produced by this engine.
     unsafe { Component::deserialize(engine, &compiled) }
+}
+
+/// Compiles `bytes` into an entry under `dir`, named as [`compile`] looks for it
+/// (the processor's `precompile` command, run when the image is built).
+pub(crate) fn precompile_into(
+    engine: &Engine,
+    bytes: &[u8],
+    dir: &Path,
+) -> std::io::Result<PathBuf> {
+    let digest: [u8; HEADER] = Sha256::digest(bytes).into();
+    let compiled = engine
+        .precompile_component(bytes)
+        .map_err(|e| std::io::Error::other(format!("{e:#}")))?;
+    std::fs::create_dir_all(dir)?;
+    let path = dir.join(entry_name(engine, &digest));
+    let mut entry = Vec::with_capacity(HEADER + compiled.len());
+    entry.extend_from_slice(&digest);
+    entry.extend_from_slice(&compiled);
+    std::fs::write(&path, entry)?;
+    Ok(path)
 }
 
 /// The compiled code in the entry at `path`, if it was compiled from `digest`.
@@ -69,20 +103,55 @@ fn write_entry(path: &Path, digest: &[u8; HEADER], compiled: &[u8]) {
     }
 }
 
-fn cache_path(engine: &Engine, digest: &[u8; HEADER]) -> Option<PathBuf> {
-    let dir = cache_dir()?;
-    if !private_dir(&dir) {
-        return None;
-    }
+/// An entry's file name: the component's digest and the engine's compatibility hash.
+fn entry_name(engine: &Engine, digest: &[u8; HEADER]) -> String {
     let mut engine_hash = DefaultHasher::new();
     engine
         .precompile_compatibility_hash()
         .hash(&mut engine_hash);
-    Some(dir.join(format!(
+    format!(
         "{}-{:016x}.cwasm",
         hex::encode(digest),
         engine_hash.finish()
-    )))
+    )
+}
+
+/// Where the image puts its precompiled set.
+const IMAGE_PRECOMPILED_DIR: &str = "/usr/local/lib/dataflow/precompiled";
+
+/// Where a precompiled set shipped with the binaries is looked for:
+/// `DATAFLOW_PRECOMPILED_DIR`, else `precompiled/` beside the executable and
+/// `../lib/dataflow/precompiled` from it, and the image's directory (for when
+/// the executable's path cannot be read, as without `/proc`).
+fn precompiled_dirs() -> Vec<PathBuf> {
+    if let Some(dir) = std::env::var_os("DATAFLOW_PRECOMPILED_DIR").filter(|d| !d.is_empty()) {
+        return vec![PathBuf::from(dir)];
+    }
+    let mut dirs: Vec<PathBuf> = std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(Path::to_path_buf))
+        .map(|dir| {
+            vec![
+                dir.join("precompiled"),
+                dir.join("../lib/dataflow/precompiled"),
+            ]
+        })
+        .unwrap_or_default();
+    dirs.push(PathBuf::from(IMAGE_PRECOMPILED_DIR));
+    dirs
+}
+
+/// Whether `path` and its directory belong to root or this user and nobody else
+/// may write them (a shipped entry is native code too).
+fn not_writable_by_others(path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let uid = unsafe { libc::geteuid() };
+    let safe = |p: &Path| {
+        std::fs::metadata(p)
+            .is_ok_and(|m| (m.uid() == 0 || m.uid() == uid) && m.mode() & 0o022 == 0)
+    };
+    safe(path) && path.parent().is_some_and(safe)
 }
 
 /// Creates `dir` (mode 0700) if needed; true when it is a directory of this user

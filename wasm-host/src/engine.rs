@@ -9,7 +9,7 @@ use wasmtime::{Config, Engine, OptLevel};
 
 use crate::WasmError;
 use crate::bindings::TransformComponentPre;
-use crate::cache::compile;
+use crate::cache::{compile, precompile_into};
 use crate::epoch::EpochTicker;
 use crate::state::HostState;
 
@@ -39,7 +39,9 @@ impl Host {
     /// An engine (Cranelift, component model) and a linker that offers components
     /// only WASI's clocks, random, and closed stdio: every WASI interface is linked so
     /// standard-library components instantiate, but the per-store context grants no
-    /// files, sockets, env or args.
+    /// files, sockets, env or args. `wasi:http` is linked too, so a component built
+    /// with HTTP support (a default componentize-js build) loads, but every
+    /// request it sends is refused.
     fn new(epoch_interruption: bool) -> Result<Self, WasmError> {
         let mut config = Config::new();
         config.wasm_component_model(true);
@@ -51,6 +53,7 @@ impl Host {
         })?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
+            .and_then(|()| wasmtime_wasi_http::p2::add_only_http_to_linker_sync(&mut linker))
             .and_then(|()| crate::clock::add_capped_clock(&mut linker))
             .map_err(|e| WasmError::Invalid {
                 name: "wasi".into(),
@@ -102,6 +105,28 @@ impl WasmRuntime {
     /// on the engine without epoch checks.
     pub fn prepare_builtins(&self, bytes: &[u8]) -> Result<ComponentPre, WasmError> {
         self.trusted.prepare("builtins", bytes)
+    }
+
+    /// Compiles a user component (a script runtime) into `dir`, where the
+    /// processor finds it as already compiled (see `precompile` in the processor).
+    pub fn precompile(&self, bytes: &[u8], dir: &Path) -> Result<std::path::PathBuf, WasmError> {
+        check_header("component", bytes)?;
+        precompile_into(&self.sandboxed.engine, bytes, dir).map_err(|e| WasmError::Invalid {
+            name: dir.display().to_string(),
+            reason: e.to_string(),
+        })
+    }
+
+    /// Compiles the fused built-ins into `dir`, as [`WasmRuntime::precompile`].
+    pub fn precompile_builtins(
+        &self,
+        bytes: &[u8],
+        dir: &Path,
+    ) -> Result<std::path::PathBuf, WasmError> {
+        precompile_into(&self.trusted.engine, bytes, dir).map_err(|e| WasmError::Invalid {
+            name: dir.display().to_string(),
+            reason: e.to_string(),
+        })
     }
 
     /// Loads a user component from `path`, checking `sha256` when given.

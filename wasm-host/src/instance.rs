@@ -6,12 +6,14 @@ use wasmtime::component::{ResourceAny, TypedFunc};
 use wasmtime::{Store, Trap};
 use wasmtime_wasi::WasiCtx;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi_http::WasiHttpCtx;
 
 use crate::abi::{Entry, Failed};
 use crate::bindings::TransformComponent;
 use crate::component_log::ComponentLog;
 use crate::engine::ComponentPre;
 use crate::epoch::deadline_ticks;
+use crate::http_refusal::RefuseOutgoing;
 use crate::state::{HostState, Limits, MemoryLimiter};
 use crate::{CallFailure, FailureKind, WasmError};
 
@@ -133,6 +135,8 @@ impl TransformInstance {
         let state = HostState {
             wasi,
             table: wasmtime::component::ResourceTable::new(),
+            http: WasiHttpCtx::new(),
+            http_hooks: RefuseOutgoing,
             limiter: MemoryLimiter {
                 max_bytes: self.limits.memory_bytes,
                 hit: false,

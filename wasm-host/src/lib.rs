@@ -14,6 +14,7 @@ mod component_log;
 mod engine;
 mod epoch;
 mod failure;
+mod http_refusal;
 mod instance;
 mod runtimes;
 mod state;

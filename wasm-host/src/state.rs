@@ -1,9 +1,13 @@
-//! What each sandboxed store holds: a WASI context without capabilities and the
-//! memory limiter.
+//! What each sandboxed store holds: a WASI context without capabilities, a
+//! `wasi:http` context whose every outgoing request is refused, and the memory
+//! limiter.
 
 use wasmtime::ResourceLimiter;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+
+use crate::http_refusal::RefuseOutgoing;
 
 /// Resource limits of one transform instance.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,6 +23,8 @@ pub struct Limits {
 pub struct HostState {
     pub(crate) wasi: WasiCtx,
     pub(crate) table: ResourceTable,
+    pub(crate) http: WasiHttpCtx,
+    pub(crate) http_hooks: RefuseOutgoing,
     pub(crate) limiter: MemoryLimiter,
     /// The current call's time limit; waits on the clock may not end later.
     pub(crate) deadline: std::time::Instant,
@@ -32,6 +38,16 @@ impl WasiView for HostState {
         WasiCtxView {
             ctx: &mut self.wasi,
             table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for HostState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            hooks: &mut self.http_hooks,
+            table: &mut self.table,
+            ctx: &mut self.http,
         }
     }
 }

@@ -153,14 +153,29 @@ impl Validator {
     }
 
     fn wasm(&mut self, path: &str, w: &WasmTransformSpec) {
-        match (&w.path, &w.config_map_ref) {
-            (None, None) => self.fail(path, "set path (local runs) or configMapRef (in cluster)"),
-            (Some(p), _) if p.trim().is_empty() => {
+        match (&w.path, &w.config_map_ref, &w.image) {
+            (None, None, None) => self.fail(
+                path,
+                "set path (local runs), configMapRef or image (in cluster)",
+            ),
+            (Some(p), _, _) if p.trim().is_empty() => {
                 self.fail(&format!("{path}.path"), "must not be empty")
             }
+            (_, Some(_), Some(_)) => self.fail(path, "set configMapRef or image, not both"),
             _ => {}
         }
         self.sha256(path, w.sha256.as_deref());
+        if let Some(image) = &w.image {
+            if let Some(problem) = image.reference_problem() {
+                self.fail(&format!("{path}.image.reference"), problem);
+            }
+            if w.sha256.is_none() {
+                self.fail(
+                    &format!("{path}.sha256"),
+                    "is required with image: the digest of the component layer pins what runs, whatever the tag points at later",
+                );
+            }
+        }
         self.limits(path, w.limits.as_ref());
     }
 

@@ -56,7 +56,7 @@ transformations:
         "spec.transformations[3].mask.maskChar: must be exactly one character, got \"ab\"",
         "spec.transformations[4].router.routes[0].sink.file.path: required",
         "spec.transformations[5]: only one router is allowed per DataFlow",
-        "spec.transformations[6].wasm: set path (local runs) or configMapRef (in cluster)",
+        "spec.transformations[6].wasm: set path (local runs), configMapRef or image (in cluster)",
         "spec.transformations[6].wasm.sha256: must be 64 hexadecimal characters",
     ];
     assert_eq!(p, expected);
@@ -520,4 +520,29 @@ fn a_nessie_s3_key_needs_its_secret() {
         ))
         .is_empty()
     );
+}
+
+#[test]
+fn an_image_component_is_pinned_by_sha256() {
+    let p = problems(
+        r#"
+source: {type: stdin}
+sink: {type: stdout}
+transformations:
+  - {type: wasm, wasm: {image: {reference: "registry.example.com/transforms/pii:1.0"}}}
+  - {type: wasm, wasm: {image: {reference: "pii"}, sha256: "00"}}
+  - {type: wasm, wasm: {image: {reference: "r.io/a/b:1"}, configMapRef: {name: c, key: k}, sha256: "0000000000000000000000000000000000000000000000000000000000000000"}}
+  - type: wasm
+    wasm:
+      image: {reference: "r.io/a/b:1", plainHttp: true, username: u, passwordSecretRef: {name: s, key: p}}
+      sha256: "0000000000000000000000000000000000000000000000000000000000000000"
+"#,
+    );
+    let expected = [
+        "spec.transformations[0].wasm.sha256: is required with image: the digest of the component layer pins what runs, whatever the tag points at later",
+        "spec.transformations[1].wasm.sha256: must be 64 hexadecimal characters",
+        "spec.transformations[1].wasm.image.reference: must name the registry and the repository, e.g. registry.example.com/transforms/pii:1.0",
+        "spec.transformations[2].wasm: set configMapRef or image, not both",
+    ];
+    assert_eq!(p, expected);
 }

@@ -6,7 +6,8 @@
 //! - `loop`: spins forever (hits the time limit);
 //! - `oom`: allocates without bound (hits the memory limit);
 //! - `probe`: does not misbehave, but tries to read a file, the environment, the
-//!   arguments and the network, and reports what it could reach in the message;
+//!   arguments, the network and an HTTP request through `wasi:http`, and reports
+//!   what it could reach in the message;
 //! - `sleep`: sleeps 20 s through WASI's clock (a blocking host call);
 //! - `fanout`: emits `outputs` (default 10,000) copies of the message, each with
 //!   a 1 KiB filler.
@@ -118,10 +119,45 @@ fn probe() -> Value {
         ("env", count(std::env::vars().count())),
         ("args", count(std::env::args().count())),
         ("net", Value::from(net)),
+        ("http", Value::from(http_probe())),
     ]
     .into_iter()
     .collect();
     Value::Object(report)
+}
+
+/// Sends `GET http://127.0.0.1:9/` through `wasi:http/outgoing-handler` and
+/// says how it ended: `sent` when a response came, else `denied: <error code>`.
+#[cfg(target_arch = "wasm32")]
+fn http_probe() -> String {
+    use wasip2::http::outgoing_handler::handle;
+    use wasip2::http::types::{Fields, OutgoingRequest, Scheme};
+
+    let request = OutgoingRequest::new(Fields::new());
+    let built = request
+        .set_scheme(Some(&Scheme::Http))
+        .and_then(|()| request.set_authority(Some("127.0.0.1:9")))
+        .and_then(|()| request.set_path_with_query(Some("/")));
+    if built.is_err() {
+        return "cannot build the request".to_owned();
+    }
+    match handle(request, None) {
+        Err(code) => format!("denied: {code:?}"),
+        Ok(response) => {
+            response.subscribe().block();
+            match response.get() {
+                Some(Ok(Ok(_))) => "sent".to_owned(),
+                Some(Ok(Err(code))) => format!("denied: {code:?}"),
+                Some(Err(())) | None => "no answer".to_owned(),
+            }
+        }
+    }
+}
+
+/// Natively (the crate's unit tests) there is no `wasi:http` to ask.
+#[cfg(not(target_arch = "wasm32"))]
+fn http_probe() -> String {
+    "not a component".to_owned()
 }
 
 dataflow_transform_sdk::export!(Hostile);
