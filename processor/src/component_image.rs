@@ -40,19 +40,13 @@ pub struct PullError {
 }
 
 /// The default cache directory: `components` under the processor's cache
-/// (`DATAFLOW_CACHE_DIR`, the pod's emptyDir in a cluster), else under
-/// `$XDG_CACHE_HOME/dataflow` or `~/.cache/dataflow`, else the temporary directory.
-/// A cached file is used only when its digest is the pinned one.
+/// (`DATAFLOW_CACHE_DIR`, the pod's emptyDir in a cluster, else
+/// `~/.cache/dataflow`), or under the temporary directory. A cached file is
+/// used only when its digest is the pinned one.
 pub fn default_cache_dir() -> PathBuf {
-    let base = match std::env::var_os("DATAFLOW_CACHE_DIR").filter(|d| !d.is_empty()) {
-        Some(dir) => PathBuf::from(dir),
-        None => std::env::var_os("XDG_CACHE_HOME")
-            .map(PathBuf::from)
-            .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))
-            .unwrap_or_else(std::env::temp_dir)
-            .join("dataflow"),
-    };
-    base.join("components")
+    dataflow_wasm_host::cache_dir()
+        .unwrap_or_else(|| std::env::temp_dir().join("dataflow"))
+        .join("components")
 }
 
 /// Whether any step names an image that has no local path yet.

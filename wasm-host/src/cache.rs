@@ -174,7 +174,9 @@ fn private_dir(dir: &Path) -> bool {
     private
 }
 
-fn cache_dir() -> Option<PathBuf> {
+/// The processor's cache directory: `DATAFLOW_CACHE_DIR` (the pod's emptyDir),
+/// else `$XDG_CACHE_HOME/dataflow` or `~/.cache/dataflow`.
+pub fn cache_dir() -> Option<PathBuf> {
     if let Some(dir) = std::env::var_os("DATAFLOW_CACHE_DIR") {
         return (!dir.is_empty()).then(|| PathBuf::from(dir));
     }

@@ -19,6 +19,7 @@ mod instance;
 mod runtimes;
 mod state;
 
+pub use cache::cache_dir;
 pub use chain::{
     CALL_PAYLOAD_BYTES, ChainError, ChainFailure, ChainOutput, GroupRun, PART_BYTES,
     TransformChain, call_chunks,
