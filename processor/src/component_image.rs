@@ -16,10 +16,11 @@ use dataflow_api::{
 use dataflow_wasm_host::MAX_COMPONENT_BYTES;
 use futures::StreamExt;
 use oci_client::client::{ClientConfig, ClientProtocol};
-use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference};
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
+
+mod registry_auth;
 
 /// Longest a registry may take to answer one request before the pull fails.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -129,11 +130,14 @@ async fn fetch(image: &WasmImageSpec, pinned: &str, cache: &Path) -> Result<Path
         connect_timeout: Some(REQUEST_TIMEOUT),
         ..ClientConfig::default()
     });
-    let auth = auth(image)?;
+    let credentials = registry_auth::credentials(image, reference.registry())?;
     let (manifest, _) = client
-        .pull_image_manifest(&reference, &auth)
+        .pull_image_manifest(&reference, &credentials.auth)
         .await
-        .map_err(|e| format!("cannot read the manifest: {e}"))?;
+        .map_err(|e| match &credentials.anonymous_because {
+            Some(why) => format!("cannot read the manifest: {e} ({why})"),
+            None => format!("cannot read the manifest: {e}"),
+        })?;
     let layer = component_layer(&manifest.layers)?;
     let expected = format!("sha256:{pinned}");
     if !layer.digest.eq_ignore_ascii_case(&expected) {
@@ -175,15 +179,6 @@ async fn cached(path: &Path, pinned: &str) -> bool {
     tracing::warn!(path = %path.display(), "cached component does not match its digest; pulling it again");
     let _ = tokio::fs::remove_file(path).await;
     false
-}
-
-fn auth(image: &WasmImageSpec) -> Result<RegistryAuth, String> {
-    match (&image.username, &image.password) {
-        (Some(user), Some(password)) => Ok(RegistryAuth::Basic(user.clone(), password.clone())),
-        (None, None) => Ok(RegistryAuth::Anonymous),
-        (Some(_), None) => Err("username is set without password (or passwordSecretRef)".into()),
-        (None, Some(_)) => Err("password is set without username (or usernameSecretRef)".into()),
-    }
 }
 
 /// The one `application/wasm` layer of the manifest.
@@ -281,22 +276,5 @@ mod tests {
         assert!(err.contains("no application/wasm layer"), "{err}");
         let two = [layer("application/wasm"), layer("application/wasm")];
         assert!(component_layer(&two).unwrap_err().contains("more than one"));
-    }
-
-    #[test]
-    fn credentials_come_in_pairs() {
-        let mut image = WasmImageSpec {
-            reference: "r.io/a/b:1".into(),
-            plain_http: false,
-            username: Some("u".into()),
-            username_secret_ref: None,
-            password: None,
-            password_secret_ref: None,
-        };
-        assert!(auth(&image).unwrap_err().contains("without password"));
-        image.password = Some("p".into());
-        assert!(matches!(auth(&image), Ok(RegistryAuth::Basic(u, p)) if u == "u" && p == "p"));
-        image.username = None;
-        assert!(auth(&image).unwrap_err().contains("without username"));
     }
 }

@@ -14,10 +14,34 @@ pub fn registry() -> String {
     service_env("DATAFLOW_TEST_OCI_REGISTRY")
 }
 
+/// `host:port` of the test registry that asks for a user and password, as a
+/// private registry does (htpasswd).
+pub fn private_registry() -> String {
+    service_env("DATAFLOW_TEST_OCI_AUTH_REGISTRY")
+}
+
+/// The user and password [`private_registry`] accepts.
+pub fn private_login() -> (String, String) {
+    (
+        service_env("DATAFLOW_TEST_OCI_AUTH_USER"),
+        service_env("DATAFLOW_TEST_OCI_AUTH_PASSWORD"),
+    )
+}
+
 /// Pushes `bytes` as the one layer of an artifact at `reference`
 /// (`<registry>/<repository>:<tag>`), with `layer_media_type`; returns the
 /// bytes' sha256 in hex.
 pub fn push(reference: &str, bytes: &[u8], layer_media_type: &str) -> String {
+    push_as(reference, bytes, layer_media_type, None)
+}
+
+/// [`push`], logged in as `login` (user, password) when given.
+pub fn push_as(
+    reference: &str,
+    bytes: &[u8],
+    layer_media_type: &str,
+    login: Option<&(String, String)>,
+) -> String {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let digest = hex::encode(Sha256::digest(bytes));
     std::fs::write(dir.path().join("component.wasm"), bytes).expect("write the component");
@@ -27,17 +51,19 @@ pub fn push(reference: &str, bytes: &[u8], layer_media_type: &str) -> String {
         "layerDigests": [format!("sha256:{digest}")],
     });
     std::fs::write(dir.path().join("config.json"), config.to_string()).expect("write the config");
-    oras(
-        dir.path(),
-        &[
-            "push",
-            "--plain-http",
-            reference,
-            "--config",
-            "config.json:application/vnd.wasm.config.v0+json",
-            &format!("component.wasm:{layer_media_type}"),
-        ],
-    );
+    let layer = format!("component.wasm:{layer_media_type}");
+    let mut args = vec![
+        "push",
+        "--plain-http",
+        reference,
+        "--config",
+        "config.json:application/vnd.wasm.config.v0+json",
+        &layer,
+    ];
+    if let Some((user, password)) = login {
+        args.extend(["--username", user, "--password", password]);
+    }
+    oras(dir.path(), &args);
     digest
 }
 

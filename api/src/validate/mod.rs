@@ -169,6 +169,12 @@ impl Validator {
             if let Some(problem) = image.reference_problem() {
                 self.fail(&format!("{path}.image.reference"), problem);
             }
+            if image.has_password_credentials() && image.has_docker_config() {
+                self.fail(
+                    &format!("{path}.image"),
+                    "set username/password or dockerConfigSecretRef, not both",
+                );
+            }
             if w.sha256.is_none() {
                 self.fail(
                     &format!("{path}.sha256"),

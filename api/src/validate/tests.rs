@@ -536,6 +536,14 @@ transformations:
     wasm:
       image: {reference: "r.io/a/b:1", plainHttp: true, username: u, passwordSecretRef: {name: s, key: p}}
       sha256: "0000000000000000000000000000000000000000000000000000000000000000"
+  - type: wasm
+    wasm:
+      image: {reference: "r.io/a/b:1", dockerConfigSecretRef: {name: regcred, key: .dockerconfigjson}}
+      sha256: "0000000000000000000000000000000000000000000000000000000000000000"
+  - type: wasm
+    wasm:
+      image: {reference: "r.io/a/b:1", username: u, dockerConfigSecretRef: {name: regcred, key: .dockerconfigjson}}
+      sha256: "0000000000000000000000000000000000000000000000000000000000000000"
 "#,
     );
     let expected = [
@@ -543,6 +551,7 @@ transformations:
         "spec.transformations[1].wasm.sha256: must be 64 hexadecimal characters",
         "spec.transformations[1].wasm.image.reference: must name the registry and the repository, e.g. registry.example.com/transforms/pii:1.0",
         "spec.transformations[2].wasm: set configMapRef or image, not both",
+        "spec.transformations[5].wasm.image: set username/password or dockerConfigSecretRef, not both",
     ];
     assert_eq!(p, expected);
 }
