@@ -309,3 +309,70 @@ async fn clickhouse_source_reads_incrementally_and_resumes() {
     assert_eq!(rows[0]["_metadata"], json!({"table": table, "id": 701}));
     assert_eq!(rows[0]["value"]["name"], "p701");
 }
+
+/// A job (`execution.mode: job`) reads the rows present at start, by `id` or
+/// by `created_at`, exits 0, and the next run reads only what came since.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_clickhouse_job_reads_the_table_once_and_the_next_run_reads_only_new_rows() {
+    for (cursor, ddl) in [
+        ("id", "id UInt64, name String"),
+        ("created_at", "seq UInt64, name String, created_at DateTime"),
+    ] {
+        let table = unique("job_people");
+        ch_query(&format!(
+            "CREATE TABLE {table} ({ddl}) ENGINE = MergeTree() ORDER BY tuple()"
+        ))
+        .await;
+        let insert = |from: u64, to: u64| {
+            let table = table.clone();
+            async move {
+                let values: Vec<String> = (from..=to)
+                    .map(|i| match cursor {
+                        "id" => format!("({i}, 'p{i}')"),
+                        _ => format!("({i}, 'p{i}', toDateTime('2026-12-01 00:00:00') + {i})"),
+                    })
+                    .collect();
+                ch_query(&format!("INSERT INTO {table} VALUES {}", values.join(","))).await;
+            }
+        };
+        insert(1, 2500).await;
+        let dir = tempfile::tempdir().unwrap();
+        let run = |name: &str| {
+            let out = dir.path().join(format!("{name}.jsonl"));
+            let spec = format!(
+                "execution: {{mode: job}}\nsource:\n  type: clickhouse\n  clickhouse: {{connectionString: \"{}/default\", table: {table}, pollInterval: 3600}}\nsink: {{type: file, file: {{path: \"{}\"}}}}\n",
+                clickhouse_url(),
+                out.display()
+            );
+            let d = dir.path().to_path_buf();
+            async move {
+                let (ok, log) = dataflow_tests::jobs::run_job(&d, &spec, &[]).await;
+                assert!(ok, "the job exits 0: {log}");
+                let rows = if out.exists() {
+                    lines(&out)
+                } else {
+                    Vec::new()
+                };
+                rows.iter()
+                    .map(|r| {
+                        r[if cursor == "id" { "id" } else { "seq" }]
+                            .as_u64()
+                            .unwrap()
+                    })
+                    .collect::<Vec<_>>()
+            }
+        };
+        assert_eq!(
+            run("first").await,
+            (1..=2500).collect::<Vec<_>>(),
+            "by {cursor}"
+        );
+        insert(2501, 2600).await;
+        assert_eq!(
+            run("second").await,
+            (2501..=2600).collect::<Vec<_>>(),
+            "by {cursor}"
+        );
+        assert!(run("third").await.is_empty(), "by {cursor}: nothing new");
+    }
+}

@@ -135,6 +135,22 @@ sink: {{type: file, file: {{path: {out}}}}}
             .map(|r| r["name"].clone()),
         Some(Value::from("e8"))
     );
+
+    // As a job: the rows there at start (Trino positions live in memory, so
+    // from the first), then exit 0.
+    let job_out = dir.path().join("job.jsonl");
+    let job = std::fs::read_to_string(&spec)
+        .unwrap()
+        .replace("source:", "execution: {mode: job}\nsource:")
+        .replace(&out.display().to_string(), &job_out.display().to_string());
+    let job = write_file(dir.path(), "job.yaml", &job);
+    let (ok, log) = run_to_end(&job).await;
+    assert!(ok, "the job exits 0: {log}");
+    let ids: Vec<i64> = file_json_lines(&job_out)
+        .iter()
+        .filter_map(|r| r["id"].as_i64())
+        .collect();
+    assert_eq!(ids, (1..=9).collect::<Vec<_>>(), "in id order, once each");
 }
 
 /// Without a valid token Trino answers 401 and the flow stops as an

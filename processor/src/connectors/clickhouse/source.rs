@@ -19,7 +19,8 @@ use super::cursor_store::CursorStore;
 use super::errors::classify;
 use super::ident::{TableName, literal, quote};
 use crate::connectors::polling::{
-    MemoryStore, Page, Poller, PollingSource, PositionStore, Selection, position_key, row_message,
+    MemoryStore, Page, Poller, PollingSource, PositionStore, Selection, Window, position_key,
+    row_message,
 };
 use crate::connectors::settings::{optional, required};
 use crate::connectors::{ConnectorError, Health, Rejected, Retry};
@@ -164,34 +165,31 @@ impl ClickhousePoller {
         Ok(None)
     }
 
-    fn select(&self, after: Option<&str>, max: usize) -> String {
-        match self.cursor {
-            Some(cursor) => {
-                let column = quote(cursor.column());
-                let filter = match (after, cursor) {
-                    (Some(at), Cursor::Id) => format!(" WHERE {column} > {at}"),
-                    (Some(at), Cursor::CreatedAt) => format!(" WHERE {column} > {}", literal(at)),
-                    (None, _) => String::new(),
-                };
-                format!(
-                    "SELECT * FROM {}{filter} ORDER BY {column} LIMIT {max}",
-                    self.relation
-                )
-            }
-            None => format!("SELECT * FROM {}", self.relation),
-        }
+    /// The read of `window` in cursor order (`descending`: the other way),
+    /// at most `max` rows. Positions are an integer's digits (checked when
+    /// read) or a quoted literal.
+    fn select(&self, window: Window<'_>, max: usize, descending: bool) -> String {
+        let Some(cursor) = self.cursor else {
+            return format!("SELECT * FROM {}", self.relation);
+        };
+        let column = quote(cursor.column());
+        let value = |at: &str| match cursor {
+            Cursor::Id => at.to_owned(),
+            Cursor::CreatedAt => literal(at),
+        };
+        let filter = window.where_clause(&column, value);
+        let direction = if descending { " DESC" } else { "" };
+        format!(
+            "SELECT * FROM {}{filter} ORDER BY {column}{direction} LIMIT {max}",
+            self.relation
+        )
     }
 
-    async fn read_page(
-        &self,
-        after: Option<&str>,
-        max: usize,
-    ) -> Result<bytes::Bytes, ConnectorError> {
-        let sql = self.select(after, max);
+    async fn read_page(&self, sql: &str) -> Result<bytes::Bytes, ConnectorError> {
         self.retry
             .run("poll", classify, || async {
                 self.client
-                    .query_raw(&sql)
+                    .query_raw(sql)
                     .fetch_bytes("JSONEachRow")?
                     .collect()
                     .await
@@ -291,9 +289,16 @@ impl Poller for ClickhousePoller {
         }
     }
 
-    async fn poll(&mut self, after: Option<&str>, max: usize) -> Result<Page, ConnectorError> {
-        let body = self.read_page(after, max).await?;
+    async fn poll(&mut self, window: Window<'_>, max: usize) -> Result<Page, ConnectorError> {
+        let body = self.read_page(&self.select(window, max, false)).await?;
         Ok(self.page(&body))
+    }
+
+    async fn last_position(&mut self) -> Result<Option<String>, ConnectorError> {
+        let body = self
+            .read_page(&self.select(Window::default(), 1, true))
+            .await?;
+        Ok(self.page(&body).last)
     }
 }
 
@@ -316,21 +321,43 @@ mod tests {
     fn reads_past_the_last_position_in_cursor_order() {
         let s = source(Some(Cursor::Id), false);
         assert_eq!(
-            s.select(None, 10),
+            s.select(Window::default(), 10, false),
             "SELECT * FROM `default`.`events` ORDER BY `id` LIMIT 10"
         );
         assert_eq!(
-            s.select(Some("42"), 10),
+            s.select(at(Some("42"), None), 10, false),
             "SELECT * FROM `default`.`events` WHERE `id` > 42 ORDER BY `id` LIMIT 10"
         );
         let s = source(Some(Cursor::CreatedAt), false);
         assert!(
-            s.select(Some("2026-11-23 10:00:00"), 5)
+            s.select(at(Some("2026-11-23 10:00:00"), None), 5, false)
                 .contains("WHERE `created_at` > '2026-11-23 10:00:00'")
         );
         assert_eq!(
-            source(None, false).select(None, 5),
+            source(None, false).select(Window::default(), 5, false),
             "SELECT * FROM `default`.`events`"
+        );
+    }
+
+    fn at<'a>(after: Option<&'a str>, until: Option<&'a str>) -> Window<'a> {
+        Window { after, until }
+    }
+
+    #[test]
+    fn a_job_reads_up_to_the_last_row_present_at_start() {
+        let s = source(Some(Cursor::Id), false);
+        assert_eq!(
+            s.select(Window::default(), 1, true),
+            "SELECT * FROM `default`.`events` ORDER BY `id` DESC LIMIT 1"
+        );
+        assert_eq!(
+            s.select(at(Some("42"), Some("99")), 10, false),
+            "SELECT * FROM `default`.`events` WHERE `id` > 42 AND `id` <= 99 ORDER BY `id` LIMIT 10"
+        );
+        let s = source(Some(Cursor::CreatedAt), false);
+        assert!(
+            s.select(at(None, Some("2026-11-23 10:00:00")), 5, false)
+                .contains("WHERE `created_at` <= '2026-11-23 10:00:00' ORDER BY")
         );
     }
 

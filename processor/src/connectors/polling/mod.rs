@@ -51,6 +51,30 @@ impl Page {
     }
 }
 
+/// The rows one read asks for, in cursor order: past `after` (from the first
+/// row when `None`), up to and including `until` (no end when `None`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Window<'a> {
+    /// The position reads continue after.
+    pub after: Option<&'a str>,
+    /// The last position a read may return.
+    pub until: Option<&'a str>,
+}
+
+impl Window<'_> {
+    /// ` WHERE column > after AND column <= until` (the bounds there are),
+    /// each position made a SQL value by `value`; empty with neither.
+    pub fn where_clause(&self, column: &str, value: impl Fn(&str) -> String) -> String {
+        let after = self.after.map(|at| format!("{column} > {}", value(at)));
+        let until = self.until.map(|at| format!("{column} <= {}", value(at)));
+        match (after, until) {
+            (Some(a), Some(u)) => format!(" WHERE {a} AND {u}"),
+            (Some(one), None) | (None, Some(one)) => format!(" WHERE {one}"),
+            (None, None) => String::new(),
+        }
+    }
+}
+
 /// One database's way of reading rows.
 #[async_trait]
 pub trait Poller: Send {
@@ -60,9 +84,13 @@ pub trait Poller: Send {
     /// Whether reads follow a cursor column (else every poll reads everything).
     fn incremental(&self) -> bool;
 
-    /// Reads up to `max` rows after `after` in cursor order; without a cursor, all
+    /// Reads up to `max` rows of `window` in cursor order; without a cursor, all
     /// rows.
-    async fn poll(&mut self, after: Option<&str>, max: usize) -> Result<Page, ConnectorError>;
+    async fn poll(&mut self, window: Window<'_>, max: usize) -> Result<Page, ConnectorError>;
+
+    /// The position of the last row in cursor order now (`None`: no row has
+    /// one). Asked only when reads are incremental.
+    async fn last_position(&mut self) -> Result<Option<String>, ConnectorError>;
 
     /// Reads `position` (given by a user, not read from a row) as a value of the
     /// cursor column and returns it as this poller's reads expect it; says why
@@ -81,8 +109,11 @@ pub struct PollingSource {
     /// A committed position not saved yet.
     unsaved: Option<String>,
     last_save: Option<Instant>,
-    /// End at the first poll that finds less than a full page (a job's one pass).
+    /// Read the rows present at start, then end (a job's one pass).
     to_completion: bool,
+    /// In a job: the last row's position when the pass began, the end of the
+    /// pass (outer `None`: not asked yet; inner `None`: the table had no row).
+    pass_end: Option<Option<String>>,
     /// The pass is over: the next read ends the source.
     exhausted: bool,
     /// Most rows one read asks for.
@@ -115,6 +146,7 @@ impl PollingSource {
             unsaved: None,
             last_save: None,
             to_completion: false,
+            pass_end: None,
             exhausted: false,
             page_rows: usize::MAX,
         }
@@ -129,10 +161,13 @@ impl PollingSource {
         self
     }
 
-    /// With `yes`, the source reads once to the end of what the table holds and
-    /// then ends: polls follow each other without waiting, and the first poll
-    /// that finds less than a full page (any poll, without a cursor column) is
-    /// the last. Rows written during the pass may be read too.
+    /// With `yes`, the source reads the rows the table holds when the pass
+    /// begins and then ends: the first read asks for the last row's position,
+    /// every read stops there, and the first that finds less than a full page
+    /// is the last; polls follow each other without waiting. Rows written
+    /// during the pass past that position are left to the next run (a row
+    /// written before it, in a cursor order that is not the order of writing,
+    /// may be read or not). Without a cursor column, one poll is the pass.
     pub fn ending_after_one_pass(mut self, yes: bool) -> Self {
         self.to_completion = yes;
         self
@@ -201,7 +236,20 @@ impl Source for PollingSource {
             return Ok(None);
         }
         let max = limit.messages.clamp(1, self.page_rows);
-        let page = self.poller.poll(self.read_after.as_deref(), max).await?;
+        if self.to_completion && self.poller.incremental() && self.pass_end.is_none() {
+            let end = self.poller.last_position().await?;
+            tracing::info!(connector = %self.poller.name(), end = ?end, "a job reads up to the last row present at start");
+            if end.is_none() {
+                self.exhausted = true;
+                return Ok(None);
+            }
+            self.pass_end = Some(end);
+        }
+        let window = Window {
+            after: self.read_after.as_deref(),
+            until: self.pass_end.as_ref().and_then(Option::as_deref),
+        };
+        let page = self.poller.poll(window, max).await?;
         let rows = page.rows();
         if self.to_completion && (rows < max || !self.poller.incremental()) {
             self.exhausted = true;

@@ -17,6 +17,8 @@ fn limit(messages: usize) -> BatchLimit {
 /// Rows `1..=rows`, each with its number as the cursor.
 struct Numbers {
     rows: u32,
+    /// Rows added at each read.
+    grows_by: u32,
     asked_after: Arc<Mutex<Vec<Option<String>>>>,
 }
 
@@ -37,14 +39,19 @@ impl Poller for Numbers {
             .map_err(|e| format!("{position:?}: {e}"))
     }
 
-    async fn poll(&mut self, after: Option<&str>, max: usize) -> Result<Page, ConnectorError> {
+    async fn poll(&mut self, window: Window<'_>, max: usize) -> Result<Page, ConnectorError> {
         self.asked_after
             .lock()
             .unwrap()
-            .push(after.map(str::to_owned));
-        let start = after.map_or(0, |a| a.parse::<u32>().unwrap_or(0));
+            .push(window.after.map(str::to_owned));
+        let start = window.after.map_or(0, |a| a.parse::<u32>().unwrap_or(0));
+        let end = window
+            .until
+            .map_or(self.rows, |u| u.parse::<u32>().unwrap_or(0).min(self.rows));
         let mut page = Page::default();
-        for n in (start + 1..=self.rows).take(max) {
+        // A table written to all along: each read finds rows added since the last.
+        self.rows += self.grows_by;
+        for n in (start + 1..=end).take(max) {
             page.messages.push(Message {
                 payload: format!("{{\"id\":{n}}}").into_bytes(),
                 metadata: Vec::new(),
@@ -52,6 +59,10 @@ impl Poller for Numbers {
             page.last = Some(n.to_string());
         }
         Ok(page)
+    }
+
+    async fn last_position(&mut self) -> Result<Option<String>, ConnectorError> {
+        Ok((self.rows > 0).then(|| self.rows.to_string()))
     }
 }
 
@@ -78,6 +89,8 @@ impl PositionStore for Recorder {
     }
 }
 
+type Probes = (Arc<Mutex<Vec<Option<String>>>>, Arc<Mutex<Vec<String>>>);
+
 async fn source(
     rows: u32,
     saved: Option<&str>,
@@ -86,11 +99,18 @@ async fn source(
     Arc<Mutex<Vec<Option<String>>>>,
     Arc<Mutex<Vec<String>>>,
 ) {
+    let (source, (asked, saves)) = growing_source(rows, 0, saved).await;
+    (source, asked, saves)
+}
+
+/// A source over rows `1..=rows` that gain `grows_by` more at each read.
+async fn growing_source(rows: u32, grows_by: u32, saved: Option<&str>) -> (PollingSource, Probes) {
     let asked = Arc::new(Mutex::new(Vec::new()));
     let saves = Arc::new(Mutex::new(Vec::new()));
     let source = PollingSource::new(
         Box::new(Numbers {
             rows,
+            grows_by,
             asked_after: asked.clone(),
         }),
         Box::new(Recorder {
@@ -100,7 +120,7 @@ async fn source(
         60,
     )
     .await;
-    (source, asked, saves)
+    (source, (asked, saves))
 }
 
 #[tokio::test]
@@ -180,6 +200,38 @@ async fn a_job_reads_to_the_first_short_page_and_ends_without_waiting() {
         std::time::Duration::ZERO,
         "no poll interval waited"
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_job_on_a_table_written_to_all_along_ends_at_the_rows_present_at_start() {
+    // Every read finds five new rows: a pass that waited for a short page
+    // would never end.
+    let (source, (asked, _)) = growing_source(10, 5, Some("2")).await;
+    let mut source = source.ending_after_one_pass(true);
+    let mut ids = Vec::new();
+    loop {
+        source.wait_for_input().await.unwrap();
+        match source.next_batch(limit(4)).await.unwrap() {
+            Some(batch) => ids.extend(
+                batch
+                    .messages
+                    .iter()
+                    .map(|m| String::from_utf8_lossy(&m.payload).into_owned()),
+            ),
+            None => break,
+        }
+        assert!(asked.lock().unwrap().len() < 10, "the pass ends");
+    }
+    let expected: Vec<String> = (3..=10).map(|n| format!("{{\"id\":{n}}}")).collect();
+    assert_eq!(ids, expected, "rows 3 to 10, the last present at start");
+}
+
+#[tokio::test]
+async fn an_empty_table_ends_a_job_at_once() {
+    let (source, (asked, _)) = growing_source(0, 0, None).await;
+    let mut source = source.ending_after_one_pass(true);
+    assert!(source.next_batch(limit(4)).await.unwrap().is_none());
+    assert!(asked.lock().unwrap().is_empty(), "no read needed");
 }
 
 #[tokio::test]

@@ -16,7 +16,7 @@ use super::cursor_store::CursorStore;
 use super::errors::classify;
 use super::ident::{QualifiedName, quote};
 use crate::connectors::polling::{
-    Page, Poller, PollingSource, Selection, position_key, row_message,
+    Page, Poller, PollingSource, Selection, Window, position_key, row_message,
 };
 use crate::connectors::settings::{optional, required};
 use crate::connectors::{ConnectorError, Health, Retry};
@@ -217,7 +217,9 @@ impl PostgresPoller {
         Ok(None)
     }
 
-    fn select(&self, after: Option<&str>) -> String {
+    /// The read of `window` in cursor order (`descending`: the other way).
+    /// Binds: `$1` after, `$2` the row limit, `$3` until.
+    fn select(&self, window: Window<'_>, descending: bool) -> String {
         let Some(cursor) = &self.cursor else {
             return format!(
                 "SELECT to_jsonb(q)::text, NULL::text FROM {}",
@@ -226,21 +228,22 @@ impl PostgresPoller {
         };
         let t = format!("q.{}", quote(&cursor.tracking.name));
         let t_type = &cursor.tracking.sql_type;
-        let (position, filter, order) = match &cursor.tie {
+        let direction = if descending { " DESC" } else { "" };
+        let (position, mut filter, order) = match &cursor.tie {
             None => {
-                let filter = if after.is_some() {
+                let filter = if window.after.is_some() {
                     format!(" AND {t} > $1::text::{t_type}")
                 } else {
                     String::new()
                 };
-                (format!("{t}::text"), filter, t.clone())
+                (format!("{t}::text"), filter, format!("{t}{direction}"))
             }
             Some(tie) => {
                 let o = format!("q.{}", quote(&tie.name));
                 let o_type = &tie.sql_type;
                 // A position of one element (a reset to a tracking value) reads
                 // every row past that value: `o > NULL` is never true.
-                let filter = if after.is_some() {
+                let filter = if window.after.is_some() {
                     format!(
                         " AND ({t} > ($1::jsonb->>0)::{t_type} OR ({t} = ($1::jsonb->>0)::{t_type} AND {o} > ($1::jsonb->>1)::{o_type}))"
                     )
@@ -250,10 +253,22 @@ impl PostgresPoller {
                 (
                     format!("jsonb_build_array({t}::text, {o}::text)::text"),
                     filter,
-                    format!("{t}, {o}"),
+                    format!("{t}{direction}, {o}{direction}"),
                 )
             }
         };
+        if window.until.is_some() {
+            filter.push_str(&match &cursor.tie {
+                None => format!(" AND {t} <= $3::text::{t_type}"),
+                Some(tie) => {
+                    let o = format!("q.{}", quote(&tie.name));
+                    let o_type = &tie.sql_type;
+                    format!(
+                        " AND ({t} < ($3::jsonb->>0)::{t_type} OR ({t} = ($3::jsonb->>0)::{t_type} AND {o} <= ($3::jsonb->>1)::{o_type}))"
+                    )
+                }
+            });
+        }
         format!(
             "SELECT to_jsonb(q)::text, {position} FROM {} WHERE {t} IS NOT NULL{filter} ORDER BY {order} LIMIT $2",
             self.relation
@@ -311,16 +326,34 @@ impl Poller for PostgresPoller {
             })
     }
 
-    async fn poll(&mut self, after: Option<&str>, max: usize) -> Result<Page, ConnectorError> {
-        let sql = self.select(after);
+    async fn poll(&mut self, window: Window<'_>, max: usize) -> Result<Page, ConnectorError> {
+        let sql = self.select(window, false);
+        self.read(&sql, window, max).await
+    }
+
+    async fn last_position(&mut self) -> Result<Option<String>, ConnectorError> {
+        let sql = self.select(Window::default(), true);
+        Ok(self.read(&sql, Window::default(), 1).await?.last)
+    }
+}
+
+impl PostgresPoller {
+    /// Runs a read made by [`Self::select`] and turns its rows into a page.
+    async fn read(
+        &self,
+        sql: &str,
+        window: Window<'_>,
+        max: usize,
+    ) -> Result<Page, ConnectorError> {
         let rows = self
             .retry
             .run("poll", classify, || {
-                let mut query = sqlx::query(AssertSqlSafe(sql.as_str()));
+                let mut query = sqlx::query(AssertSqlSafe(sql));
                 if self.cursor.is_some() {
                     query = query
-                        .bind(after.unwrap_or_default())
-                        .bind(i64::try_from(max).unwrap_or(i64::MAX));
+                        .bind(window.after.unwrap_or_default())
+                        .bind(i64::try_from(max).unwrap_or(i64::MAX))
+                        .bind(window.until.unwrap_or_default());
                 }
                 query.fetch_all(&self.pool)
             })

@@ -15,7 +15,7 @@ use dataflow_core::Message;
 
 use super::client::{Column, TrinoClient, literal, quote, settings_of};
 use super::errors::classify;
-use crate::connectors::polling::{MemoryStore, Page, Poller, PollingSource, Selection};
+use crate::connectors::polling::{MemoryStore, Page, Poller, PollingSource, Selection, Window};
 use crate::connectors::settings::optional;
 use crate::connectors::{ConnectorError, Health, Retry};
 
@@ -90,29 +90,27 @@ impl TrinoPoller {
         Ok(source)
     }
 
-    fn select(&self, after: Option<&str>, max: usize) -> String {
-        match &self.cursor {
-            Some(cursor) => {
-                let column = quote(cursor.column);
-                let filter = match after {
-                    // An integer id: its digits are a literal as they are.
-                    Some(id) if cursor.column == "id" && is_integer(id) => {
-                        format!(" WHERE q.{column} > {id}")
-                    }
-                    Some(text) => format!(
-                        " WHERE q.{column} > CAST({} AS {})",
-                        literal(text),
-                        cursor.sql_type
-                    ),
-                    None => String::new(),
-                };
-                format!(
-                    "SELECT * FROM {} AS q{filter} ORDER BY q.{column} LIMIT {max}",
-                    self.relation
-                )
+    /// The read of `window` in cursor order (`descending`: the other way), at
+    /// most `max` rows.
+    fn select(&self, window: Window<'_>, max: usize, descending: bool) -> String {
+        let Some(cursor) = &self.cursor else {
+            return format!("SELECT * FROM {} AS q", self.relation);
+        };
+        let column = quote(cursor.column);
+        let value = |at: &str| {
+            if cursor.column == "id" && is_integer(at) {
+                // An integer id: its digits are a literal as they are.
+                at.to_owned()
+            } else {
+                format!("CAST({} AS {})", literal(at), cursor.sql_type)
             }
-            None => format!("SELECT * FROM {} AS q", self.relation),
-        }
+        };
+        let filter = window.where_clause(&format!("q.{column}"), value);
+        let direction = if descending { " DESC" } else { "" };
+        format!(
+            "SELECT * FROM {} AS q{filter} ORDER BY q.{column}{direction} LIMIT {max}",
+            self.relation
+        )
     }
 
     fn message(&self, columns: &[Column], row: Vec<Value>) -> (Message, Option<String>) {
@@ -207,11 +205,24 @@ impl Poller for TrinoPoller {
         Err("a Trino source keeps no position between runs".into())
     }
 
-    async fn poll(&mut self, after: Option<&str>, max: usize) -> Result<Page, ConnectorError> {
-        let sql = self.select(after, max);
+    async fn poll(&mut self, window: Window<'_>, max: usize) -> Result<Page, ConnectorError> {
+        self.read(&self.select(window, max, false)).await
+    }
+
+    async fn last_position(&mut self) -> Result<Option<String>, ConnectorError> {
+        Ok(self
+            .read(&self.select(Window::default(), 1, true))
+            .await?
+            .last)
+    }
+}
+
+impl TrinoPoller {
+    /// Runs a read made by [`Self::select`] and turns its rows into a page.
+    async fn read(&self, sql: &str) -> Result<Page, ConnectorError> {
         let result = self
             .retry
-            .run("poll", classify, || self.client.execute(&sql))
+            .run("poll", classify, || self.client.execute(sql))
             .await?
             .map_err(|(error_type, reason)| ConnectorError::Failed {
                 connector: self.name().to_owned(),
