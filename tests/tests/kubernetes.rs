@@ -4,8 +4,9 @@
 //! the chart's RBAC is what allows its calls), the README's examples applied with
 //! `kubectl`, a bad DataFlow refused by the server calling our webhook, a
 //! processor run as the operator's Deployment describes it moving real Kafka
-//! records and reporting into `kubectl get df`, Secret and `.wasm` changes rolling
-//! the spec hash, and deletion running the finalizer.
+//! records and reporting into `kubectl get df`, a reset annotation replaying its
+//! topic once, Secret and `.wasm` changes rolling the spec hash, and deletion
+//! running the finalizer.
 //!
 //! No kubelet runs: `dataflow_tests::kubelet` plays the node (see there).
 
@@ -25,6 +26,8 @@ const SPEC_HASH: &str = "dataflow.dataflow.io/spec-hash";
 
 #[path = "kubernetes/cron.rs"]
 mod cron;
+#[path = "kubernetes/reset.rs"]
+mod reset;
 
 fn helm(args: &[&str]) -> String {
     let helm = std::env::var("DATAFLOW_TEST_HELM")
@@ -318,26 +321,13 @@ fn node_runs_the_processor(admin: &Cluster, namespace: &str, dir: &Path) -> Runn
     admin
         .apply(namespace, &redact_flow(&input, &output))
         .expect("apply the redact flow");
-    let deployment = wait_for(
+    wait_for(
         "the operator's processor Deployment",
         WAIT,
         || admin.get(namespace, "deployment", "dataflow-redact"),
         || admin.ok(&["get", "df", "-n", namespace, "redact", "-o", "yaml"]),
     );
-    let binary = processor_bin();
-    let metrics = format!("--metrics-addr=127.0.0.1:{}", free_port());
-    let mut processor = run_pod(
-        admin,
-        &deployment["spec"]["template"],
-        &PodRun {
-            namespace,
-            pod_name: "dataflow-redact-5c8d-test",
-            binary: &binary,
-            env_overrides: &[],
-            arg_overrides: &[("--metrics-addr=", metrics)],
-            dir,
-        },
-    );
+    let mut processor = run_redact_pod(admin, namespace, dir, "dataflow-redact-5c8d-test");
     report_deployment_ready(admin, namespace, "dataflow-redact");
 
     let records: Vec<_> = (0..20)
@@ -384,6 +374,34 @@ fn node_runs_the_processor(admin: &Cluster, namespace: &str, dir: &Path) -> Runn
     assert_eq!(row[3], "0", "errors column: {row:?}");
     assert!(processor.running(), "{}", processor.log());
     processor
+}
+
+/// Runs the Deployment `dataflow-redact`'s current pod template on the node as
+/// `pod_name`, its volumes and log in `dir`.
+fn run_redact_pod(
+    admin: &Cluster,
+    namespace: &str,
+    dir: &Path,
+    pod_name: &str,
+) -> RunningContainer {
+    let deployment = admin
+        .get(namespace, "deployment", "dataflow-redact")
+        .expect("the processor Deployment");
+    std::fs::create_dir_all(dir).expect("the pod's directory");
+    let binary = processor_bin();
+    let metrics = format!("--metrics-addr=127.0.0.1:{}", free_port());
+    run_pod(
+        admin,
+        &deployment["spec"]["template"],
+        &PodRun {
+            namespace,
+            pod_name,
+            binary: &binary,
+            env_overrides: &[],
+            arg_overrides: &[("--metrics-addr=", metrics)],
+            dir,
+        },
+    )
 }
 
 /// A rotated Secret and new `.wasm` bytes each roll the pod template's hash.
@@ -504,7 +522,9 @@ fn the_operator_in_a_real_api_server() {
 
     let node_dir = dir.path().join("node");
     std::fs::create_dir_all(&node_dir).expect("mkdir");
-    let mut processor = node_runs_the_processor(&admin, &namespace, &node_dir);
+    let processor = node_runs_the_processor(&admin, &namespace, &node_dir);
+    let mut processor =
+        reset::a_reset_annotation_replays_the_topic_once(&admin, &namespace, &node_dir, processor);
     changes_roll_the_hash(&admin, &namespace);
     processor.stop();
     delete_runs_the_finalizer(&admin, &namespace);
