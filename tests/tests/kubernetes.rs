@@ -26,6 +26,8 @@ const SPEC_HASH: &str = "dataflow.dataflow.io/spec-hash";
 
 #[path = "kubernetes/cron.rs"]
 mod cron;
+#[path = "kubernetes/leader.rs"]
+mod leader;
 #[path = "kubernetes/reset.rs"]
 mod reset;
 
@@ -121,8 +123,15 @@ impl Drop for Release<'_> {
     }
 }
 
-/// The operator, run as the chart's Deployment describes it.
-fn start_operator(admin: &Cluster, webhook_port: u16, dir: &Path) -> RunningContainer {
+/// The operator, run as the chart's Deployment describes it, as the pod
+/// `pod_name` serving its webhook on `webhook_port`; returns once the webhook
+/// the API server calls answers.
+fn start_operator(
+    admin: &Cluster,
+    webhook_port: u16,
+    dir: &Path,
+    pod_name: &str,
+) -> RunningContainer {
     let deployment = admin
         .get(SYSTEM, "deployment", RELEASE)
         .expect("the chart made the operator's Deployment");
@@ -132,7 +141,7 @@ fn start_operator(admin: &Cluster, webhook_port: u16, dir: &Path) -> RunningCont
         &deployment["spec"]["template"],
         &PodRun {
             namespace: SYSTEM,
-            pod_name: "dataflow-7d9f-test",
+            pod_name,
             binary: &binary,
             env_overrides: &[
                 ("METRICS_ADDR", format!("127.0.0.1:{}", free_port())),
@@ -512,7 +521,7 @@ fn the_operator_in_a_real_api_server() {
     };
     let operator_dir = dir.path().join("operator");
     std::fs::create_dir_all(&operator_dir).expect("mkdir");
-    let mut operator = start_operator(&admin, webhook_port, &operator_dir);
+    let operator = start_operator(&admin, webhook_port, &operator_dir, "dataflow-7d9f-test");
 
     let namespace = format!("flows-{}", std::process::id());
     admin.ok(&["create", "namespace", &namespace]);
@@ -528,6 +537,8 @@ fn the_operator_in_a_real_api_server() {
     changes_roll_the_hash(&admin, &namespace);
     processor.stop();
     delete_runs_the_finalizer(&admin, &namespace);
+    let mut operator =
+        leader::a_second_operator_takes_over_the_lease(&admin, &namespace, dir.path(), operator);
 
     operator.stop();
     let log = operator.log();

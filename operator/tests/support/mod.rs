@@ -1,7 +1,11 @@
 //! A fake Kubernetes API server for the operator's tests.
 //!
-//! No real API server can run on the test machine, so the client talks to this
-//! in-process fake through `tower-test`'s mock service: every request the client
+//! The main paths run against the real kube-apiserver of `make services`
+//! (`tests/tests/kubernetes.rs`, `operator/tests/leader.rs`); these scenarios
+//! keep the fake for what a real server cannot be made to do on cue (conflicts
+//! at a chosen write, 5xx answers, a watch that breaks) and to assert exactly
+//! which calls a reconcile makes. The client talks to this in-process fake
+//! through `tower-test`'s mock service: every request the client
 //! makes arrives here as a real HTTP request (method, path, query, content type
 //! and JSON body as kube-rs sends them to a server) and gets a response shaped as
 //! the API server shapes it: stored objects, `Status` errors with codes and
@@ -323,10 +327,6 @@ impl FakeApi {
                     None => (call.path.clone(), false),
                 };
                 let existing = objects.get(&target).cloned();
-                let manager = query_value(&call.query, "fieldManager");
-                if call.path.contains("/leases/") {
-                    return self.patch_lease(&mut objects, &target, call, &manager, existing);
-                }
                 let patched = if call.content_type.starts_with("application/apply-patch") {
                     let mut applied = call.body.clone();
                     // The server keeps fields the applier does not own.
@@ -376,57 +376,6 @@ impl FakeApi {
             }
             _ => status(405, "MethodNotAllowed", "unsupported"),
         }
-    }
-}
-
-impl FakeApi {
-    /// Leases follow server-side apply's ownership rule for `holderIdentity`: an
-    /// apply without `force` that would change a value another field manager set
-    /// is refused with 409 Conflict, which is how lease holders detect each other.
-    fn patch_lease(
-        &self,
-        objects: &mut BTreeMap<String, Value>,
-        target: &str,
-        call: &Call,
-        manager: &str,
-        existing: Option<Value>,
-    ) -> (StatusCode, Value) {
-        let Some(mut lease) = existing else {
-            return not_found(target);
-        };
-        let owner_key = format!("{target}#holderIdentity");
-        let owner = objects
-            .get(&owner_key)
-            .and_then(Value::as_str)
-            .map(str::to_owned);
-        let wanted = &call.body["spec"]["holderIdentity"];
-        let current = &lease["spec"]["holderIdentity"];
-        let apply = call.content_type.starts_with("application/apply-patch");
-        let forced = query_value(&call.query, "force") == "true";
-        if apply
-            && !forced
-            && !wanted.is_null()
-            && !current.is_null()
-            && wanted != current
-            && owner.as_deref().is_some_and(|o| o != manager)
-        {
-            return status(
-                409,
-                "Conflict",
-                "Apply failed with 1 conflict: conflict with another manager: .spec.holderIdentity",
-            );
-        }
-        merge(&mut lease, &json!({"spec": call.body["spec"].clone()}));
-        if call.body["spec"].get("holderIdentity").is_some() {
-            if wanted.is_null() {
-                objects.remove(&owner_key);
-            } else {
-                objects.insert(owner_key, Value::String(manager.to_owned()));
-            }
-        }
-        self.record(target, "MODIFIED", &mut lease);
-        objects.insert(target.to_owned(), lease.clone());
-        (StatusCode::OK, lease)
     }
 }
 
