@@ -34,6 +34,19 @@ impl RunningContainer {
         matches!(self.child.try_wait(), Ok(None))
     }
 
+    /// Waits up to `timeout` for the process to end by itself; its exit code
+    /// (`None` when it is still running, or was killed by a signal).
+    pub fn wait_for_exit(&mut self, timeout: std::time::Duration) -> Option<i32> {
+        let deadline = std::time::Instant::now() + timeout;
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.code();
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        None
+    }
+
     /// Stops the process (SIGTERM, then SIGKILL after 10 s) and waits for it.
     pub fn stop(&mut self) {
         if let Ok(pid) = i32::try_from(self.child.id()) {
@@ -264,6 +277,49 @@ pub fn report_deployment_ready(cluster: &Cluster, namespace: &str, name: &str) {
         "-n",
         namespace,
         "deployment",
+        name,
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        &status.to_string(),
+    ]);
+}
+
+/// Patches the status of Job `namespace/name` as the Job controller does when
+/// its pod ended: `exit_code` 0 is one succeeded pod, anything else one failed
+/// pod and the Job given up (`BackoffLimitExceeded`).
+pub fn report_job_finished(cluster: &Cluster, namespace: &str, name: &str, exit_code: i32) {
+    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let status = if exit_code == 0 {
+        serde_json::json!({"status": {
+            "startTime": now,
+            "completionTime": now,
+            "succeeded": 1,
+            "conditions": [
+                {"type": "SuccessCriteriaMet", "status": "True", "reason": "CompletionsReached",
+                 "message": "Reached expected number of succeeded pods", "lastTransitionTime": now},
+                {"type": "Complete", "status": "True", "reason": "CompletionsReached",
+                 "message": "Reached expected number of succeeded pods", "lastTransitionTime": now},
+            ],
+        }})
+    } else {
+        let message = format!("the pod's container exited with code {exit_code}");
+        serde_json::json!({"status": {
+            "startTime": now,
+            "failed": 1,
+            "conditions": [
+                {"type": "FailureTarget", "status": "True", "reason": "BackoffLimitExceeded",
+                 "message": message, "lastTransitionTime": now},
+                {"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded",
+                 "message": message, "lastTransitionTime": now},
+            ],
+        }})
+    };
+    cluster.ok(&[
+        "patch",
+        "-n",
+        namespace,
+        "job",
         name,
         "--subresource=status",
         "--type=merge",

@@ -5,8 +5,9 @@
 //! `kubectl`, a bad DataFlow refused by the server calling our webhook, a
 //! processor run as the operator's Deployment describes it moving real Kafka
 //! records and reporting into `kubectl get df`, a reset annotation replaying its
-//! topic once, Secret and `.wasm` changes rolling the spec hash, and deletion
-//! running the finalizer.
+//! topic once, job flows ending `Succeeded` or `Failed`, Secret and `.wasm`
+//! changes rolling the spec hash, deletion running the finalizer, and a second
+//! operator taking over the Lease.
 //!
 //! No kubelet runs: `dataflow_tests::kubelet` plays the node (see there).
 
@@ -26,6 +27,8 @@ const SPEC_HASH: &str = "dataflow.dataflow.io/spec-hash";
 
 #[path = "kubernetes/cron.rs"]
 mod cron;
+#[path = "kubernetes/job.rs"]
+mod job;
 #[path = "kubernetes/leader.rs"]
 mod leader;
 #[path = "kubernetes/reset.rs"]
@@ -528,6 +531,7 @@ fn the_operator_in_a_real_api_server() {
     bad_dataflow_is_refused(&admin, &namespace);
     apply_examples(&admin, &namespace, &operator);
     cron::a_go_dataflowcron_becomes_a_cron_job(&admin, &namespace);
+    job::job_flows_report_how_they_ended(&admin, &namespace, dir.path());
 
     let node_dir = dir.path().join("node");
     std::fs::create_dir_all(&node_dir).expect("mkdir");
