@@ -27,6 +27,9 @@ const TIMING: LeaseTiming = LeaseTiming {
 
 /// A client of the test API server, as its administrator.
 async fn client() -> Client {
+    // The workspace enables more than one rustls provider; pick the one the
+    // operator's binary installs.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let path = std::env::var("DATAFLOW_TEST_KUBECONFIG").unwrap_or_else(|_| {
         panic!("DATAFLOW_TEST_KUBECONFIG is not set: run `make test`, or `eval \"$(scripts/services.sh start)\"` first")
     });

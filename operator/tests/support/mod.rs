@@ -2,8 +2,8 @@
 //!
 //! The main paths run against the real kube-apiserver of `make services`
 //! (`tests/tests/kubernetes.rs`, `operator/tests/leader.rs`); these scenarios
-//! keep the fake for what a real server cannot be made to do on cue (conflicts
-//! at a chosen write, 5xx answers, a watch that breaks) and to assert exactly
+//! keep the fake for what a real server cannot be made to do on cue (a failing
+//! answer, such as a 500, at a chosen write) and to assert exactly
 //! which calls a reconcile makes. The client talks to this in-process fake
 //! through `tower-test`'s mock service: every request the client
 //! makes arrives here as a real HTTP request (method, path, query, content type
