@@ -6,7 +6,7 @@ use std::sync::Arc;
 use dataflow_api::{DataFlowSpec, PositionReset, SinkSpec};
 use dataflow_telemetry::Exporter;
 use dataflow_wasm_host::TransformChain;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::connectors::{FlowHealth, SourceOptions, open_sink, open_source};
@@ -38,6 +38,10 @@ pub struct ResetOrder {
     /// Told what was done once it is durable (the source has committed or
     /// stored the new position).
     pub done: Option<oneshot::Sender<String>>,
+    /// Turns `true` when another replica of the flow has applied this very
+    /// reset (seen in the DataFlow's status): a source still waiting to apply it
+    /// then reads on from where the flow is instead.
+    pub applied_elsewhere: Option<watch::Receiver<bool>>,
 }
 
 /// The sinks of the spec's router routes, in route order.
@@ -95,6 +99,10 @@ pub async fn run(
             persist: spec.persists_positions(),
             to_completion: spec.runs_to_completion(),
             reset: options.reset.as_ref().map(|r| &r.position),
+            reset_applied_elsewhere: options
+                .reset
+                .as_ref()
+                .and_then(|r| r.applied_elsewhere.as_ref()),
         },
         health.source.clone(),
     )

@@ -175,7 +175,8 @@ async fn status_reporter(
 
 /// The reset to apply, unless the status shows this very request applied by an
 /// earlier start (the operator keeps passing it while the annotation stays).
-/// When the status is to be reported but cannot be read, whether the request
+/// While it waits to be applied, the status is watched for another replica
+/// applying it first. When the status is to be reported but cannot be read, whether the request
 /// was applied is unknown: the start fails (and is retried) rather than move
 /// the position a second time.
 fn reset_order(
@@ -201,11 +202,18 @@ fn reset_order(
             return Ok(None);
         }
         reporter.expect_reset(request.text.clone(), outcome);
+        tracing::info!(reset = %request.text, "moving the source's position before reading");
+        return Ok(Some(ResetOrder {
+            position: request.position,
+            done: Some(done),
+            applied_elsewhere: Some(reporter.watch_applied_elsewhere(request.text)),
+        }));
     }
     tracing::info!(reset = %request.text, "moving the source's position before reading");
     Ok(Some(ResetOrder {
         position: request.position,
         done: Some(done),
+        applied_elsewhere: None,
     }))
 }
 

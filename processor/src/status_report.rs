@@ -15,13 +15,16 @@ use dataflow_api::DataFlow;
 use kube::api::{Patch, PatchParams};
 use kube::{Api, Client};
 use serde_json::json;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::progress::{Progress, ProgressSnapshot};
 
 /// Field manager of the processor's status patches.
 pub const FIELD_MANAGER: &str = "dataflow-processor";
+
+/// How often a replica waiting to apply a reset looks whether another applied it.
+const APPLIED_ELSEWHERE_POLL: Duration = Duration::from_secs(2);
 
 /// Publishes `progress` to the status of DataFlow `namespace/name`.
 pub struct StatusReporter {
@@ -86,6 +89,41 @@ impl StatusReporter {
     /// when the status could not be read, `Some(None)` when none was applied.
     pub fn applied_reset(&self) -> Option<Option<&str>> {
         self.status_known.then_some(self.applied_reset.as_deref())
+    }
+
+    /// Watches the status for reset `request` applied by another replica of the
+    /// flow while this one waits to apply it (the group's offsets can only be
+    /// committed while no member is in the group, so the first replica to start
+    /// applies it and the others would wait for an empty group that never comes).
+    /// The receiver turns `true` once the status shows `request` applied; the
+    /// watching ends when every receiver is dropped.
+    pub fn watch_applied_elsewhere(&self, request: String) -> watch::Receiver<bool> {
+        let (applied, receiver) = watch::channel(false);
+        let api = self.api.clone();
+        let name = self.name.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    () = applied.closed() => return,
+                    () = tokio::time::sleep(APPLIED_ELSEWHERE_POLL) => {}
+                }
+                let shown = match api.get_status(&name).await {
+                    Ok(dataflow) => dataflow
+                        .status
+                        .and_then(|s| s.position_reset)
+                        .and_then(|r| r.applied),
+                    Err(error) => {
+                        tracing::debug!(%error, "cannot read the DataFlow status; asking again");
+                        continue;
+                    }
+                };
+                if shown.as_deref() == Some(request.as_str()) {
+                    let _ = applied.send(true);
+                    return;
+                }
+            }
+        });
+        receiver
     }
 
     /// Publishes the outcome of reset `request` once `outcome` delivers it.

@@ -4,7 +4,8 @@
 //! explicit offsets, a time and latest; a polling source to a cursor value and to
 //! its first row; a CDC source to a new snapshot. A request that does not fit is
 //! refused before anything moves, and a request the DataFlow's status shows as
-//! applied is not applied again.
+//! applied is not applied again, also by the second replica of a flow that
+//! waits while the first applies it.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -419,4 +420,136 @@ async fn a_clickhouse_flow_moves_to_an_id_or_a_time_and_refuses_what_the_column_
     .await;
     assert!(!ok);
     assert!(log.contains("is not a created_at value"), "{log}");
+}
+
+/// Both replicas of a Deployment start with the same `--reset-position`: the
+/// group's offsets can be committed only while it has no member, so one applies
+/// the reset and joins, and the other, waiting for an empty group, must see the
+/// reset applied in the status and read on (not wait out its 60 s and fail).
+#[tokio::test]
+async fn replicas_of_a_flow_apply_a_kafka_reset_once_and_neither_waits_for_the_other() {
+    use rdkafka::ClientConfig;
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+
+    let topic = unique("reset_replicas");
+    let group = unique("g");
+    create_topic_with(&topic, 4);
+    produce(&topic, orders(100, 4)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let read = ids_after(
+        d,
+        &kafka_job(&topic, &group, &d.join("0.jsonl")),
+        "0.jsonl",
+        &[],
+    )
+    .await;
+    assert_eq!(read.len(), 100, "the group is at the end");
+
+    let admin = Cluster::admin();
+    admin.install_crd();
+    let namespace = test_namespace(&admin, "replicas");
+    admin.create_dataflow(
+        &namespace,
+        "orders",
+        &json!({"source": {"type": "stdin"}, "sink": {"type": "stdout"}}),
+        &json!({"phase": "Running", "positionReset": {"requested": "earliest"}}),
+    );
+    // A member holds the group, so both replicas start and wait to commit.
+    let holder: BaseConsumer = ClientConfig::new()
+        .set(
+            "bootstrap.servers",
+            dataflow_tests::services::kafka_brokers(),
+        )
+        .set("group.id", &group)
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    holder.subscribe(&[&topic]).unwrap();
+    let joined = std::time::Instant::now();
+    while holder.assignment().map_or(0, |a| a.count()) == 0 {
+        assert!(
+            joined.elapsed() < Duration::from_secs(30),
+            "the holder joins"
+        );
+        let _ = holder.poll(Duration::from_millis(100));
+    }
+    let kubeconfig = admin.kubeconfig();
+    let replica = |n: usize| {
+        let spec = write_file(
+            d,
+            &format!("replica{n}.yaml"),
+            &format!(
+                "source:\n  type: kafka\n  kafka: {{brokers: [\"{}\"], topic: {topic}, consumerGroup: {group}}}\nsink: {{type: file, file: {{path: \"{}\"}}}}\n",
+                dataflow_tests::services::kafka_brokers(),
+                d.join(format!("replica{n}.jsonl")).display()
+            ),
+        );
+        Running::start_with_env(
+            &spec,
+            &[
+                "--name",
+                "orders",
+                "--namespace",
+                &namespace,
+                "--reset-position",
+                "earliest",
+                "--report-status",
+                "true",
+                "--status-interval-seconds",
+                "1",
+            ],
+            &[("KUBECONFIG", kubeconfig.to_str().unwrap())],
+        )
+    };
+    let replicas = [replica(1), replica(2)];
+    let waiting = "moving the source's position before reading";
+    eventually(
+        "both replicas waiting to apply the reset",
+        Duration::from_secs(30),
+        || {
+            let ready = replicas.iter().all(|r| r.log().contains(waiting));
+            async move { ready.then_some(()) }
+        },
+    )
+    .await;
+    drop(holder);
+
+    // Well inside the 60 s a replica would wait for an empty group.
+    let passed = |log: &str| {
+        log.contains("position reset") && log.contains("from offset")
+            || log.contains("another replica of the flow applied this position reset")
+    };
+    eventually(
+        "both replicas past the reset",
+        Duration::from_secs(30),
+        || {
+            let done = replicas.iter().all(|r| passed(&r.log()));
+            async move { done.then_some(()) }
+        },
+    )
+    .await;
+    let lines = || {
+        (1..=2)
+            .flat_map(|n| dataflow_tests::file_json_lines(&d.join(format!("replica{n}.jsonl"))))
+            .map(|l| l["id"].as_i64().unwrap())
+            .collect::<Vec<_>>()
+    };
+    eventually("the topic read again", Duration::from_secs(30), || {
+        let n = lines().len();
+        async move { (n >= 100).then_some(()) }
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let ids = lines();
+    assert_eq!(sorted(ids.clone()), (0..100).collect::<Vec<_>>());
+    assert_eq!(ids.len(), 100, "read once, not once per replica");
+    let [first, second] = replicas;
+    let logs = [first.stop(), second.stop()];
+    assert!(
+        logs.iter()
+            .all(|log| !log.contains("did not accept the new offsets"))
+    );
+    let status = admin.get(&namespace, "dataflow", "orders").unwrap()["status"].clone();
+    assert_eq!(status["positionReset"]["applied"], "earliest", "{status}");
 }

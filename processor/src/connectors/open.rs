@@ -1,6 +1,7 @@
 //! Opening the connector a spec names.
 
 use dataflow_api::{PositionReset, SinkSpec, SourceSpec};
+use tokio::sync::watch;
 
 use super::{
     ConnectorError, FileSink, FileSource, GeneratorSource, Health, Sink, Source, StdinSource,
@@ -20,6 +21,9 @@ pub struct SourceOptions<'a> {
     /// Move the source's position here before reading (checked against the
     /// source with `ResetRequest::check_fits` beforehand).
     pub reset: Option<&'a PositionReset>,
+    /// Turns `true` once another replica has applied `reset`: a source whose
+    /// reset waits for the others (Kafka's, for an empty group) skips it then.
+    pub reset_applied_elsewhere: Option<&'a watch::Receiver<bool>>,
 }
 
 /// An open source, and what a position reset did to it.
@@ -44,6 +48,7 @@ pub async fn open_source(
         persist,
         to_completion,
         reset,
+        ..
     } = options;
     let kept = |source: Box<dyn Source>| {
         Ok(OpenedSource {

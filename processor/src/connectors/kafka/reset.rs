@@ -5,7 +5,10 @@
 //! as `kafka-consumer-groups --reset-offsets` does: the broker accepts that only
 //! while no member is in the group, so a processor of the same group still
 //! running (or not yet expired after a crash) makes the reset wait, and after
-//! [`COMMIT_WINDOW`] fail with a message saying so.
+//! [`COMMIT_WINDOW`] fail with a message saying so. Replicas of one flow all
+//! start with the same request: the first commits it and joins the group, and
+//! the others, waiting for the group to empty, read on from where the flow is
+//! once the DataFlow's status shows the request applied.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -15,8 +18,9 @@ use std::time::Duration;
 use dataflow_api::{ErrorType, PositionReset};
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::{Offset, TopicPartitionList};
+use tokio::sync::watch;
 
-use super::bounds::{REQUEST_TIMEOUT, partitions_of, patiently, patiently_for};
+use super::bounds::{REQUEST_TIMEOUT, partitions_of, patiently};
 use super::context::KafkaContext;
 use crate::connectors::ConnectorError;
 
@@ -25,13 +29,15 @@ use crate::connectors::ConnectorError;
 const COMMIT_WINDOW: Duration = Duration::from_secs(60);
 
 /// Commits the offsets `reset` names for `consumer`'s group on `topic`; returns
-/// what was done, partition by partition.
+/// what was done, partition by partition, or `None` when `applied_elsewhere`
+/// turned `true` (another replica applied it) while the commit waited.
 pub async fn apply(
     name: &str,
     topic: &str,
     consumer: Arc<StreamConsumer<KafkaContext>>,
     reset: &PositionReset,
-) -> Result<String, ConnectorError> {
+    applied_elsewhere: Option<watch::Receiver<bool>>,
+) -> Result<Option<String>, ConnectorError> {
     let failed = |reason: String| ConnectorError::Failed {
         connector: name.to_owned(),
         error_type: ErrorType::Failed,
@@ -41,12 +47,21 @@ pub async fn apply(
     let owned_reset = reset.clone();
     let offsets = tokio::task::spawn_blocking(move || {
         let targets = targets(&consumer, &owned_topic, &owned_reset)?;
-        commit(&consumer, &owned_topic, &targets)?;
-        Ok::<_, String>(targets)
+        let committed = commit(
+            &consumer,
+            &owned_topic,
+            &targets,
+            applied_elsewhere.as_ref(),
+        )?;
+        Ok::<_, String>(committed.then_some(targets))
     })
     .await
     .map_err(|e| failed(format!("the reset did not run: {e}")))?
     .map_err(failed)?;
+    let Some(offsets) = offsets else {
+        tracing::info!(connector = %name, %reset, "another replica of the flow applied this position reset; reading on from where the flow is");
+        return Ok(None);
+    };
     let mut detail = format!("topic {topic} ({reset}): ");
     for (i, (partition, offset)) in offsets.iter().enumerate() {
         let _ = write!(
@@ -56,7 +71,7 @@ pub async fn apply(
         );
     }
     tracing::info!(connector = %name, %detail, "position reset");
-    Ok(detail)
+    Ok(Some(detail))
 }
 
 /// The offset each partition continues from.
@@ -126,21 +141,36 @@ fn at_time(
     Ok(offsets)
 }
 
-/// Commits `offsets` for the group, waiting for it to be empty.
+/// Commits `offsets` for the group, waiting for it to be empty; false when
+/// `applied_elsewhere` turned `true` first.
 fn commit(
     consumer: &StreamConsumer<KafkaContext>,
     topic: &str,
     offsets: &BTreeMap<i32, i64>,
-) -> Result<(), String> {
+    applied_elsewhere: Option<&watch::Receiver<bool>>,
+) -> Result<bool, String> {
     let mut list = TopicPartitionList::new();
     for (&id, &offset) in offsets {
         list.add_partition_offset(topic, id, Offset::Offset(offset))
             .map_err(|e| format!("partition {id}: {e}"))?;
     }
-    patiently_for(COMMIT_WINDOW, || consumer.commit(&list, CommitMode::Sync)).map_err(|e| {
-        format!(
-            "the group did not accept the new offsets within {} s ({e}); a consumer of the same group is probably still running: stop it and start again",
-            COMMIT_WINDOW.as_secs()
-        )
-    })
+    let deadline = std::time::Instant::now() + COMMIT_WINDOW;
+    loop {
+        if applied_elsewhere.is_some_and(|applied| *applied.borrow()) {
+            return Ok(false);
+        }
+        match consumer.commit(&list, CommitMode::Sync) {
+            Ok(()) => return Ok(true),
+            Err(e) if std::time::Instant::now() < deadline => {
+                tracing::debug!(error = %e, "the group refused the new offsets; asking again");
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            Err(e) => {
+                return Err(format!(
+                    "the group did not accept the new offsets within {} s ({e}); a consumer of the same group is probably still running: stop it and start again",
+                    COMMIT_WINDOW.as_secs()
+                ));
+            }
+        }
+    }
 }

@@ -140,7 +140,16 @@ impl KafkaSource {
             })?;
         let consumer = Arc::new(consumer);
         let reset = match options.reset {
-            Some(reset) => Some(super::reset::apply(&name, &topic, consumer.clone(), reset).await?),
+            Some(reset) => {
+                super::reset::apply(
+                    &name,
+                    &topic,
+                    consumer.clone(),
+                    reset,
+                    options.reset_applied_elsewhere.cloned(),
+                )
+                .await?
+            }
             None => None,
         };
         let bounds = if to_completion {
