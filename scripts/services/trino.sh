@@ -1,5 +1,6 @@
 # Trino for the tests, sourced by scripts/services.sh (which defines log, alive,
-# pidof_file, stop_by_pid_file, java_home_at_least, apt_install, STATE and CACHE).
+# pidof_file, stop_by_pid_file, java_home_at_least, apt_install, localhost_certificate,
+# STATE and CACHE).
 #
 # The server tarball from Maven Central (`io.trino:trino-server`, 476 is the
 # newest there; 780 MiB, downloaded once), kept with only the `memory` connector
@@ -34,18 +35,9 @@ install_trino() {
 trino_certificates() {
     local dir="$STATE/trino-tls"
     if [ -s "$dir/server.pem" ]; then return; fi
-    mkdir -p "$dir"
-    (
-        cd "$dir"
-        openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 3650 \
-            -subj "/CN=dataflow-test-trino-ca" 2>/dev/null
-        openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj "/CN=localhost" 2>/dev/null
-        openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.crt \
-            -days 3650 -extfile <(printf 'subjectAltName=IP:127.0.0.1,DNS:localhost') 2>/dev/null
-        # Trino reads its key and certificate from one PEM file.
-        cat server.key server.crt >server.pem.tmp && mv server.pem.tmp server.pem
-        rm -f server.csr
-    )
+    localhost_certificate "$dir" dataflow-test-trino-ca
+    # Trino reads its key and certificate from one PEM file.
+    cat "$dir/server.key" "$dir/server.crt" >"$dir/server.pem.tmp" && mv "$dir/server.pem.tmp" "$dir/server.pem"
 }
 
 start_trino() {

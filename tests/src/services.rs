@@ -62,6 +62,26 @@ pub fn kafka_env() -> KafkaEnv {
     }
 }
 
+/// The test Schema Registry (Apicurio, Confluent REST API), from `make services`.
+#[derive(Debug, Clone)]
+pub struct SchemaRegistryEnv {
+    /// Base URL of its Confluent API over HTTP (`.../apis/ccompat/v6`).
+    pub url: String,
+    /// The same over HTTPS.
+    pub tls_url: String,
+    /// The CA that signed its HTTPS certificate (PEM file).
+    pub ca: String,
+}
+
+/// Where the test Schema Registry answers.
+pub fn schema_registry_env() -> SchemaRegistryEnv {
+    SchemaRegistryEnv {
+        url: service_env("DATAFLOW_TEST_SCHEMA_REGISTRY_URL"),
+        tls_url: service_env("DATAFLOW_TEST_SCHEMA_REGISTRY_TLS_URL"),
+        ca: service_env("DATAFLOW_TEST_SCHEMA_REGISTRY_CA"),
+    }
+}
+
 /// URL of the test PostgreSQL server.
 pub fn pg_url() -> String {
     service_env("DATAFLOW_TEST_PG_URL")
