@@ -176,15 +176,16 @@ async fn status_reporter(
 /// The reset to apply, unless the status shows this very request applied by an
 /// earlier start (the operator keeps passing it while the annotation stays).
 /// While it waits to be applied, the status is watched for another replica
-/// applying it first. When the status is to be reported but cannot be read, whether the request
-/// was applied is unknown: the start fails (and is retried) rather than move
-/// the position a second time.
+/// applying it first. When the status is to be reported but cannot be read,
+/// whether the request was applied is unknown: the start fails (and is retried)
+/// rather than move the position a second time.
 fn reset_order(
     request: ResetRequest,
     report_status: bool,
     reporter: Option<&mut StatusReporter>,
 ) -> anyhow::Result<Option<ResetOrder>> {
     let (done, outcome) = oneshot::channel();
+    let mut applied_elsewhere = None;
     if report_status {
         let unknown = || {
             anyhow::anyhow!(
@@ -202,18 +203,13 @@ fn reset_order(
             return Ok(None);
         }
         reporter.expect_reset(request.text.clone(), outcome);
-        tracing::info!(reset = %request.text, "moving the source's position before reading");
-        return Ok(Some(ResetOrder {
-            position: request.position,
-            done: Some(done),
-            applied_elsewhere: Some(reporter.watch_applied_elsewhere(request.text)),
-        }));
+        applied_elsewhere = Some(reporter.watch_applied_elsewhere(request.text.clone()));
     }
     tracing::info!(reset = %request.text, "moving the source's position before reading");
     Ok(Some(ResetOrder {
         position: request.position,
         done: Some(done),
-        applied_elsewhere: None,
+        applied_elsewhere,
     }))
 }
 
