@@ -261,14 +261,14 @@ stop_all() {
     stop_trino
     stop_registry
     stop_schema_registry
-    pid="$(pidof_file "$STATE/clickhouse.pid")"
-    if alive "$pid"; then log "stopping ClickHouse ($pid)"; kill "$pid"; fi
+    # Waits for it to exit: a `start` right after must not find its data locked.
+    stop_by_pid_file clickhouse
     pid="$(pidof_file "$STATE/pg.pid")"
     if alive "$pid"; then
         log "stopping PostgreSQL ($pid)"
         as_postgres "'$(pg_bin)/pg_ctl' -D '$STATE/pg/data' -m fast -w stop" >&2 || kill "$pid"
     fi
-    rm -f "$STATE/clickhouse.pid" "$STATE/pg.pid"
+    rm -f "$STATE/pg.pid"
 }
 
 mkdir -p "$STATE" "$CACHE"
@@ -291,12 +291,7 @@ case "${1:-start}" in
     stop) stop_all ;;
     stop-clickhouse)
         # For outage tests: stop only ClickHouse and wait until it is gone.
-        pid="$(pidof_file "$STATE/clickhouse.pid")"
-        if alive "$pid"; then
-            kill "$pid"
-            for _ in $(seq 1 120); do alive "$pid" || break; sleep 0.25; done
-        fi
-        rm -f "$STATE/clickhouse.pid"
+        stop_by_pid_file clickhouse
         ;;
     stop-postgres)
         # For outage tests: stop only PostgreSQL; `start` brings it back.
