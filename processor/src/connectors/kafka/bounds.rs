@@ -141,7 +141,7 @@ pub(super) fn patiently<T>(
 }
 
 /// [`patiently`], for up to `window`.
-fn patiently_for<T>(
+pub(super) fn patiently_for<T>(
     window: Duration,
     mut request: impl FnMut() -> rdkafka::error::KafkaResult<T>,
 ) -> rdkafka::error::KafkaResult<T> {

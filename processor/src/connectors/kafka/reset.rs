@@ -20,7 +20,7 @@ use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::watch;
 
-use super::bounds::{REQUEST_TIMEOUT, partitions_of, patiently};
+use super::bounds::{REQUEST_TIMEOUT, partitions_of, patiently, patiently_for};
 use super::context::KafkaContext;
 use crate::connectors::ConnectorError;
 
@@ -154,23 +154,17 @@ fn commit(
         list.add_partition_offset(topic, id, Offset::Offset(offset))
             .map_err(|e| format!("partition {id}: {e}"))?;
     }
-    let deadline = std::time::Instant::now() + COMMIT_WINDOW;
-    loop {
+    // A request that turns `Ok(false)` ends the wait as a commit does.
+    patiently_for(COMMIT_WINDOW, || {
         if applied_elsewhere.is_some_and(|applied| *applied.borrow()) {
             return Ok(false);
         }
-        match consumer.commit(&list, CommitMode::Sync) {
-            Ok(()) => return Ok(true),
-            Err(e) if std::time::Instant::now() < deadline => {
-                tracing::debug!(error = %e, "the group refused the new offsets; asking again");
-                std::thread::sleep(Duration::from_millis(200));
-            }
-            Err(e) => {
-                return Err(format!(
-                    "the group did not accept the new offsets within {} s ({e}); a consumer of the same group is probably still running: stop it and start again",
-                    COMMIT_WINDOW.as_secs()
-                ));
-            }
-        }
-    }
+        consumer.commit(&list, CommitMode::Sync).map(|()| true)
+    })
+    .map_err(|e| {
+        format!(
+            "the group did not accept the new offsets within {} s ({e}); a consumer of the same group is probably still running: stop it and start again",
+            COMMIT_WINDOW.as_secs()
+        )
+    })
 }
