@@ -19,7 +19,7 @@ const MAX_DIFF_CELLS: usize = 4_000_000;
 /// `{"$error": "<message>"}` where it failed.
 pub fn run_sample(chain: &mut TransformChain, input: &Path) -> anyhow::Result<Vec<String>> {
     let text = std::fs::read(input).with_context(|| format!("cannot read {}", input.display()))?;
-    let messages: Vec<Message> = text
+    let mut messages: Vec<Message> = text
         .split(|b| *b == b'\n')
         .map(<[u8]>::trim_ascii)
         .filter(|line| !line.is_empty())
@@ -29,7 +29,7 @@ pub fn run_sample(chain: &mut TransformChain, input: &Path) -> anyhow::Result<Ve
         })
         .collect();
     let mut lines = Vec::new();
-    for batch in messages.chunks(BATCH) {
+    for batch in messages.chunks_mut(BATCH) {
         let output = chain.run(batch);
         let mut per_input: Vec<Vec<String>> = vec![Vec::new(); batch.len()];
         for (message, origin) in output.outputs.iter().zip(&output.origins) {

@@ -8,14 +8,20 @@
 //! batch    = count  message{count}
 //! message  = payload-len payload  metadata-count (key-len key value-len value){metadata-count}
 //! outcomes = outcome{count}                      -- one per input message, in order
-//! outcome  = 0:u8 output-count message{output-count}                 -- emitted
+//! outcome  = 0:u8 output-count output{output-count}                  -- emitted
 //!          | 1:u8 kind:u8 step reason-len reason                      -- failed
+//! output   = message
+//!          | payload-len payload 0xffffffff        -- metadata: the input's, unchanged
 //! kind     = 0 (invalid-data) | 1 (failed)
 //! ```
 //!
-//! Keys, values and reasons are UTF-8. The host side is [`encode_batch`] and
-//! [`decode_outcomes`]; the guest side reads a batch with [`BatchReader`] and
-//! writes outcomes with [`OutcomeWriter`].
+//! Keys, values and reasons are UTF-8. An output whose metadata is exactly its
+//! input's says so instead of repeating it, so neither side copies it again: the
+//! host hands the input's own metadata on (see [`Inputs`]). Guests built before
+//! that marker existed always write the metadata out, which reads the same.
+//!
+//! The host side is [`encode_batch`] and [`decode_outcomes`]; the guest side reads
+//! a batch with [`BatchReader`] and writes outcomes with [`OutcomeWriter`].
 
 use crate::error::{ErrorKind, TransformError};
 use crate::json::Value;
@@ -25,6 +31,8 @@ const EMITTED: u8 = 0;
 const FAILED: u8 = 1;
 const KIND_INVALID_DATA: u8 = 0;
 const KIND_FAILED: u8 = 1;
+/// In place of an output's metadata count: the input's metadata, unchanged.
+const SAME_METADATA: u32 = u32::MAX;
 
 /// A packed buffer that does not follow the layout.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -65,6 +73,11 @@ impl<'a> Reader<'a> {
 
     fn u8(&mut self) -> Result<u8, PackedError> {
         Ok(self.take(1)?[0])
+    }
+
+    fn peek_u32(&self) -> Option<u32> {
+        let word = self.bytes.get(self.pos..self.pos.checked_add(4)?)?;
+        Some(u32::from_le_bytes(word.try_into().ok()?))
     }
 
     fn u32(&mut self) -> Result<u32, PackedError> {
@@ -158,19 +171,50 @@ pub fn encode_batch<'a>(
     Ok(())
 }
 
-/// Host side: unpacks the outcomes of a batch of `expected` messages. Anything but
-/// exactly `expected` well-formed outcomes is an error.
-pub fn decode_outcomes(bytes: &[u8], expected: usize) -> Result<Vec<Outcome>, PackedError> {
+/// The messages of a call, as the host gives them to [`decode_outcomes`]: the
+/// source of the metadata that outputs keep unchanged.
+pub enum Inputs<'a> {
+    /// Still needed after the call: each output that keeps its input's metadata
+    /// gets a copy.
+    Lent(&'a [Message]),
+    /// Not needed after the call: the last output that keeps an input's metadata
+    /// takes it, the others get a copy.
+    Given(&'a mut [Message]),
+}
+
+impl Inputs<'_> {
+    /// The messages.
+    pub fn messages(&self) -> &[Message] {
+        match self {
+            Inputs::Lent(messages) => messages,
+            Inputs::Given(messages) => messages,
+        }
+    }
+}
+
+/// Host side: unpacks the outcomes of `inputs`. Anything but exactly one
+/// well-formed outcome per input is an error, and then `inputs` are left as
+/// they were.
+pub fn decode_outcomes(bytes: &[u8], mut inputs: Inputs<'_>) -> Result<Vec<Outcome>, PackedError> {
+    let expected = inputs.messages().len();
     let mut reader = Reader::new(bytes);
     let mut outcomes = Vec::with_capacity(expected.min(bytes.len()));
-    for _ in 0..expected {
+    // (input, output) of every output marked as keeping its input's metadata.
+    let mut unchanged = Vec::new();
+    for input in 0..expected {
         let outcome = match reader.u8()? {
             EMITTED => {
                 let count = reader.count(8)?;
                 let mut messages = Vec::with_capacity(count);
-                for _ in 0..count {
+                for output in 0..count {
                     let payload = reader.sized()?.to_vec();
-                    let metadata = reader.metadata()?;
+                    let metadata = if reader.peek_u32() == Some(SAME_METADATA) {
+                        reader.u32()?;
+                        unchanged.push((input, output));
+                        Vec::new()
+                    } else {
+                        reader.metadata()?
+                    };
                     messages.push(Message { payload, metadata });
                 }
                 Outcome::Emitted(messages)
@@ -194,6 +238,18 @@ pub fn decode_outcomes(bytes: &[u8], expected: usize) -> Result<Vec<Outcome>, Pa
         outcomes.push(outcome);
     }
     reader.finish()?;
+    for (at, &(input, output)) in unchanged.iter().enumerate() {
+        let last_for_input = unchanged.get(at + 1).is_none_or(|next| next.0 != input);
+        let metadata = match &mut inputs {
+            Inputs::Given(messages) if last_for_input => {
+                std::mem::take(&mut messages[input].metadata)
+            }
+            inputs => inputs.messages()[input].metadata.clone(),
+        };
+        if let Outcome::Emitted(messages) = &mut outcomes[input] {
+            messages[output].metadata = metadata;
+        }
+    }
     Ok(outcomes)
 }
 
@@ -222,18 +278,45 @@ impl<'a> BatchReader<'a> {
         self.remaining == 0
     }
 
-    /// The next message's payload and metadata; `None` after the last, which is also
-    /// when the buffer must have ended.
-    pub fn next_message(&mut self) -> Result<Option<(&'a [u8], Metadata)>, PackedError> {
+    /// The next message; `None` after the last, which is also when the buffer must
+    /// have ended.
+    pub fn next_message(&mut self) -> Result<Option<PackedMessage<'a>>, PackedError> {
         if self.remaining == 0 {
             self.reader.finish()?;
             return Ok(None);
         }
         self.remaining -= 1;
         let payload = self.reader.sized()?;
+        let metadata_at = self.reader.pos;
         let metadata = self.reader.metadata()?;
-        Ok(Some((payload, metadata)))
+        Ok(Some(PackedMessage {
+            payload,
+            metadata,
+            encoded_metadata: &self.reader.bytes[metadata_at..self.reader.pos],
+        }))
     }
+}
+
+/// One message of a packed batch, as the guest reads it.
+pub struct PackedMessage<'a> {
+    /// The payload, in the batch's buffer.
+    pub payload: &'a [u8],
+    /// The metadata, decoded.
+    pub metadata: Metadata,
+    /// The metadata as the batch encodes it: what [`OutcomeWriter`] compares an
+    /// output's metadata with.
+    pub encoded_metadata: &'a [u8],
+}
+
+/// Whether `metadata` encodes to exactly `encoded`.
+fn encodes_as(metadata: &[(String, String)], encoded: &[u8]) -> bool {
+    let mut reader = Reader::new(encoded);
+    reader.u32().ok() == u32::try_from(metadata.len()).ok()
+        && metadata.iter().all(|(key, value)| {
+            reader.sized().ok() == Some(key.as_bytes())
+                && reader.sized().ok() == Some(value.as_bytes())
+        })
+        && reader.finish().is_ok()
 }
 
 /// Guest side: writes the outcomes of a batch into one buffer, each output
@@ -260,15 +343,18 @@ impl OutcomeWriter {
         self.out.is_empty()
     }
 
-    /// One input's outputs: documents and their metadata.
+    /// One input's outputs: documents and their metadata. `input_metadata` is the
+    /// input's [`PackedMessage::encoded_metadata`]; an output that keeps it is
+    /// marked so instead of carrying a copy.
     pub fn emitted<'v>(
         &mut self,
         outputs: impl ExactSizeIterator<Item = (&'v Value, &'v [(String, String)])>,
+        input_metadata: &[u8],
     ) -> Result<(), PackedError> {
         self.out.push(EMITTED);
         put_u32(&mut self.out, outputs.len())?;
         for (value, metadata) in outputs {
-            self.output(|out| value.write_json(out), metadata)?;
+            self.output(|out| value.write_json(out), metadata, input_metadata)?;
         }
         Ok(())
     }
@@ -279,20 +365,27 @@ impl OutcomeWriter {
         &mut self,
         payload: &[u8],
         metadata: impl ExactSizeIterator<Item = &'m [(String, String)]>,
+        input_metadata: &[u8],
     ) -> Result<(), PackedError> {
         self.out.push(EMITTED);
         put_u32(&mut self.out, metadata.len())?;
         for metadata in metadata {
-            self.output(|out| out.extend_from_slice(payload), metadata)?;
+            self.output(
+                |out| out.extend_from_slice(payload),
+                metadata,
+                input_metadata,
+            )?;
         }
         Ok(())
     }
 
-    /// One output: its payload as `write` writes it, length-prefixed, then metadata.
+    /// One output: its payload as `write` writes it, length-prefixed, then its
+    /// metadata or the mark that it is the input's.
     fn output(
         &mut self,
         write: impl FnOnce(&mut Vec<u8>),
         metadata: &[(String, String)],
+        input_metadata: &[u8],
     ) -> Result<(), PackedError> {
         let len_at = self.out.len();
         self.out.extend_from_slice(&[0; 4]);
@@ -302,7 +395,12 @@ impl OutcomeWriter {
             offset: len_at,
         })?;
         self.out[len_at..len_at + 4].copy_from_slice(&len.to_le_bytes());
-        put_metadata(&mut self.out, metadata)
+        if encodes_as(metadata, input_metadata) {
+            self.out.extend_from_slice(&SAME_METADATA.to_le_bytes());
+            Ok(())
+        } else {
+            put_metadata(&mut self.out, metadata)
+        }
     }
 
     /// One input's failure.
@@ -323,125 +421,4 @@ impl OutcomeWriter {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn meta(pairs: &[(&str, &str)]) -> Metadata {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
-    }
-
-    fn batch() -> Vec<Message> {
-        vec![
-            Message {
-                payload: r#"{"a":1,"s":"é"}"#.as_bytes().to_vec(),
-                metadata: meta(&[("topic", "orders"), ("key", "")]),
-            },
-            Message {
-                payload: b"not json".to_vec(),
-                metadata: Vec::new(),
-            },
-            Message {
-                payload: br#"{"bad":true}"#.to_vec(),
-                metadata: meta(&[("partition", "3")]),
-            },
-        ]
-    }
-
-    fn pack(messages: &[Message]) -> Vec<u8> {
-        let mut packed = vec![9, 9, 9];
-        encode_batch(
-            messages
-                .iter()
-                .map(|m| (m.payload.as_slice(), m.metadata.as_slice())),
-            &mut packed,
-        )
-        .expect("encode");
-        packed
-    }
-
-    /// Echoes each JSON message twice, fails the others: the guest half of a call.
-    fn echo_twice(batch: &[u8]) -> Vec<u8> {
-        let mut reader = BatchReader::new(batch).expect("count");
-        let mut writer = OutcomeWriter::with_capacity(64);
-        while let Some((payload, metadata)) = reader.next_message().expect("message") {
-            match Value::parse(payload) {
-                Ok(value) => writer
-                    .emitted(
-                        [(&value, metadata.as_slice()), (&value, metadata.as_slice())].into_iter(),
-                    )
-                    .expect("emit"),
-                Err(e) => writer
-                    .failed(&TransformError::invalid_data(e.to_string()).at_step(2))
-                    .expect("fail"),
-            }
-        }
-        writer.finish()
-    }
-
-    #[test]
-    fn a_batch_round_trips_through_both_halves() {
-        let input = batch();
-        let outcomes = decode_outcomes(&echo_twice(&pack(&input)), 3).expect("decode");
-        assert_eq!(outcomes.len(), 3);
-        match &outcomes[0] {
-            Outcome::Emitted(out) => {
-                assert_eq!(out.len(), 2);
-                assert_eq!(out[1].payload, input[0].payload);
-                assert_eq!(out[1].metadata, input[0].metadata);
-            }
-            other => panic!("unexpected {other:?}"),
-        }
-        assert!(
-            matches!(&outcomes[1], Outcome::Failed(e) if e.kind == ErrorKind::InvalidData && e.step == 2)
-        );
-        assert!(matches!(&outcomes[2], Outcome::Emitted(out) if out.len() == 2));
-    }
-
-    #[test]
-    fn empty_batch_round_trips() {
-        let packed = echo_twice(&pack(&[]));
-        assert!(packed.is_empty());
-        assert_eq!(decode_outcomes(&packed, 0), Ok(Vec::new()));
-    }
-
-    #[test]
-    fn malformed_buffers_are_errors_not_panics() {
-        let good = echo_twice(&pack(&batch()));
-        // Wrong number of outcomes, either way.
-        assert!(decode_outcomes(&good, 4).is_err());
-        assert!(decode_outcomes(&good, 2).is_err());
-        // Every truncation fails cleanly.
-        for len in 0..good.len() {
-            assert!(
-                decode_outcomes(&good[..len], 3).is_err(),
-                "truncated to {len}"
-            );
-        }
-        // A huge count does not reserve memory for it.
-        let mut huge = vec![EMITTED];
-        huge.extend_from_slice(&u32::MAX.to_le_bytes());
-        let err = decode_outcomes(&huge, 1).expect_err("huge count");
-        assert!(err.to_string().contains("count larger"), "{err}");
-        assert!(decode_outcomes(&[7], 1).is_err());
-        assert!(decode_outcomes(&[FAILED, 9, 0, 0, 0, 0, 0, 0, 0, 0], 1).is_err());
-        // Invalid UTF-8 in a reason.
-        let bad_reason = [FAILED, KIND_FAILED, 0, 0, 0, 0, 1, 0, 0, 0, 0xff];
-        assert!(decode_outcomes(&bad_reason, 1).is_err());
-        // The guest side refuses a batch that is cut short or has trailing bytes.
-        let input = pack(&batch());
-        let short = &input[..input.len() - 1];
-        let mut reader = BatchReader::new(short).expect("count fits");
-        let read_all =
-            std::iter::from_fn(|| reader.next_message().transpose()).collect::<Result<Vec<_>, _>>();
-        assert!(read_all.is_err());
-        let mut longer = input.clone();
-        longer.push(0);
-        let mut reader = BatchReader::new(&longer).expect("count fits");
-        let read_all =
-            std::iter::from_fn(|| reader.next_message().transpose()).collect::<Result<Vec<_>, _>>();
-        assert!(read_all.is_err());
-    }
-}
+mod tests;

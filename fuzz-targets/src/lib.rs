@@ -4,7 +4,7 @@
 
 use dataflow_core::condition::Condition;
 use dataflow_core::json::Value;
-use dataflow_core::packed::{BatchReader, OutcomeWriter, decode_outcomes, encode_batch};
+use dataflow_core::packed::{BatchReader, Inputs, OutcomeWriter, decode_outcomes, encode_batch};
 use dataflow_core::path::FieldPath;
 use dataflow_core::{ErrorKind, Message, Outcome, TransformError};
 
@@ -80,7 +80,8 @@ pub fn paths_and_conditions(data: &[u8]) {
 /// the expected count, and a batch built from the input survives both halves.
 pub fn packed(data: &[u8]) {
     let expected = data.first().map_or(0, |&b| usize::from(b % 8));
-    if let Ok(outcomes) = decode_outcomes(data, expected) {
+    let inputs = vec![Message::default(); expected];
+    if let Ok(outcomes) = decode_outcomes(data, Inputs::Lent(&inputs)) {
         assert_eq!(outcomes.len(), expected);
     }
     if let Ok(mut reader) = BatchReader::new(data) {
@@ -111,12 +112,15 @@ pub fn packed(data: &[u8]) {
     let mut reader = BatchReader::new(&batch).unwrap_or_else(|e| panic!("{e}"));
     let mut writer = OutcomeWriter::with_capacity(batch.len());
     let mut index = 0;
-    while let Some((payload, metadata)) = reader.next_message().unwrap_or_else(|e| panic!("{e}")) {
-        assert_eq!(payload, messages[index].payload.as_slice());
-        assert_eq!(metadata, messages[index].metadata);
-        match Value::parse(payload) {
+    while let Some(message) = reader.next_message().unwrap_or_else(|e| panic!("{e}")) {
+        assert_eq!(message.payload, messages[index].payload.as_slice());
+        assert_eq!(message.metadata, messages[index].metadata);
+        match Value::parse(message.payload) {
             Ok(value) => writer
-                .emitted(std::iter::once((&value, metadata.as_slice())))
+                .emitted(
+                    std::iter::once((&value, message.metadata.as_slice())),
+                    message.encoded_metadata,
+                )
                 .unwrap_or_else(|e| panic!("{e}")),
             Err(e) => writer
                 .failed(&TransformError::invalid_data(e.to_string()))
@@ -124,8 +128,9 @@ pub fn packed(data: &[u8]) {
         }
         index += 1;
     }
-    let outcomes =
-        decode_outcomes(&writer.finish(), messages.len()).unwrap_or_else(|e| panic!("{e}"));
+    let mut given = messages.clone();
+    let outcomes = decode_outcomes(&writer.finish(), Inputs::Given(&mut given))
+        .unwrap_or_else(|e| panic!("{e}"));
     for (outcome, message) in outcomes.iter().zip(&messages) {
         match outcome {
             Outcome::Emitted(out) => assert_eq!(out[0].metadata, message.metadata),

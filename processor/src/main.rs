@@ -268,7 +268,7 @@ fn transform(args: TransformArgs) -> anyhow::Result<ExitCode> {
             });
         }
         if batch.len() == BATCH || (end && !batch.is_empty()) {
-            let output = chain.run(&batch);
+            let output = chain.run(&mut batch);
             for message in &output.outputs {
                 stdout.write_all(&message.payload)?;
                 stdout.write_all(b"\n")?;

@@ -72,7 +72,7 @@ pub fn build_error(yaml: &str, runtimes: &ScriptRuntimes) -> String {
 /// `region` (from its config, `eu`) and `step`, drops `skip`, and splits `items`
 /// into one message per item. Numbers it does not touch keep their text.
 pub fn check_reshape(chain: &mut TransformChain) -> ChainOutput {
-    let output = chain.run(&messages(&[
+    let output = chain.run(&mut messages(&[
         r#"{"id":1,"price":1.50,"big":12345678901234567890,"exp":1e3,"plain":2.5}"#,
         r#"{"id":2,"skip":true}"#,
         r#"{"id":3,"items":["a","b"]}"#,
@@ -96,7 +96,7 @@ pub fn check_reshape(chain: &mut TransformChain) -> ChainOutput {
 /// a payload that is not JSON fail only their messages, in one call, with no
 /// rebuild and no replay.
 pub fn check_raise(chain: &mut TransformChain, expected: &str) -> ChainOutput {
-    let output = chain.run(&messages(&[
+    let output = chain.run(&mut messages(&[
         r#"{"amount":1}"#,
         r#"{"amount":-5}"#,
         r#"not json"#,
@@ -126,7 +126,7 @@ pub fn check_raise(chain: &mut TransformChain, expected: &str) -> ChainOutput {
 /// alone, with a reason holding `expected` (any case); the others go through.
 pub fn check_contained(chain: &mut TransformChain, hostile: &str, expected: &str) {
     let payload = format!(r#"{{"do":"{hostile}"}}"#);
-    let output = chain.run(&messages(&[r#"{"id":1}"#, &payload, r#"{"id":2}"#]));
+    let output = chain.run(&mut messages(&[r#"{"id":1}"#, &payload, r#"{"id":2}"#]));
     assert_eq!(
         texts(&output),
         [r#"{"id":1}"#, r#"{"id":2}"#],

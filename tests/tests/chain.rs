@@ -59,7 +59,7 @@ transformations:
 fn fused_wasm_chain_matches_the_native_chain() {
     let docs = sample_orders(500);
     let mut wasm = chain(BENCH_CHAIN);
-    let output = wasm.run(&messages(&docs));
+    let output = wasm.run(&mut messages(&docs));
     assert!(output.failures.is_empty());
 
     let config = json!({"steps": [
@@ -112,7 +112,7 @@ transformations:
   - {type: timestamp, timestamp: {fieldName: "list.5"}}
 "#,
     );
-    let output = c.run(&messages(&[
+    let output = c.run(&mut messages(&[
         r#"{"list": [1]}"#.to_owned(),
         r#"{"other": 1}"#.to_owned(),
     ]));
@@ -129,6 +129,82 @@ transformations:
     );
 }
 
+/// A message with Kafka-like metadata that names it.
+fn tagged(n: usize, payload: &str) -> Message {
+    Message {
+        payload: payload.as_bytes().to_vec(),
+        metadata: vec![
+            ("topic".into(), "orders".into()),
+            ("headers.trace-id".into(), format!("trace-{n}")),
+        ],
+    }
+}
+
+#[test]
+fn failed_inputs_keep_their_metadata_for_error_records_wherever_they_fail() {
+    // Built-ins, a user component, built-ins: failures in the first and the last group.
+    let mut c = chain(&format!(
+        r#"
+source: {{type: stdin}}
+sink: {{type: stdout}}
+transformations:
+  - {{type: timestamp, timestamp: {{fieldName: "list.5"}}}}
+  - {{type: wasm, wasm: {{path: {}}}}}
+  - {{type: cast, cast: {{fields: {{n: integer}}}}}}
+"#,
+        component("pii_redact").display()
+    ));
+    let originals = vec![
+        tagged(0, r#"{"n": "7"}"#),
+        tagged(1, r#"{"list": [1]}"#),
+        tagged(2, r#"{"n": "seven"}"#),
+    ];
+    let mut inputs = originals.clone();
+    let output = c.run(&mut inputs);
+    assert_eq!(output.origins, [0]);
+    assert_eq!(output.outputs[0].metadata, originals[0].metadata);
+    let failed: Vec<(usize, Option<usize>)> = output
+        .failures
+        .iter()
+        .map(|f| (f.origin, f.transformer_index))
+        .collect();
+    assert_eq!(failed, [(1, Some(0)), (2, Some(2))]);
+    for failure in &output.failures {
+        let record = failure.record(&inputs, dataflow_api::SinkType::Stdout);
+        assert_eq!(
+            record.metadata,
+            originals[failure.origin].metadata.as_slice()
+        );
+        assert_eq!(
+            record.original,
+            originals[failure.origin].payload.as_slice()
+        );
+    }
+}
+
+#[test]
+fn a_last_group_of_built_ins_hands_its_inputs_metadata_on_instead_of_copying_it() {
+    let mut c = chain(
+        r#"
+source: {type: stdin}
+sink: {type: stdout}
+transformations:
+  - {type: insertField, insertField: {fields: {seen: true}}}
+  - {type: cast, cast: {fields: {n: integer}}}
+"#,
+    );
+    let originals = vec![tagged(0, r#"{"n": "1"}"#), tagged(1, r#"{"n": "one"}"#)];
+    let mut inputs = originals.clone();
+    let output = c.run(&mut inputs);
+    assert_eq!(output.outputs.len(), 1);
+    assert_eq!(output.outputs[0].metadata, originals[0].metadata);
+    assert!(
+        inputs[0].metadata.is_empty(),
+        "the metadata was copied, not moved"
+    );
+    assert_eq!(inputs[1], originals[1], "a failed input is left whole");
+}
+
 #[test]
 fn custom_component_between_built_ins() {
     let mut c = chain(&format!(
@@ -142,7 +218,7 @@ transformations:
 "#,
         component("pii_redact").display()
     ));
-    let output = c.run(&messages(&[
+    let output = c.run(&mut messages(&[
         r#"{"user":{"email":"jane@example.com"},"note":"card 4111 1111 1111 1111","x":1}"#
             .to_owned(),
     ]));
@@ -161,7 +237,7 @@ fn user_components_get_no_files_env_args_network_or_http() {
     ));
     // SAFETY: set before any other thread of this test reads the environment.
     unsafe { std::env::set_var("DATAFLOW_SECRET_PROBE", "visible?") };
-    let output = c.run(&messages(&[r#"{"evil": true}"#.to_owned()]));
+    let output = c.run(&mut messages(&[r#"{"evil": true}"#.to_owned()]));
     let doc: Value = serde_json::from_slice(&output.outputs[0].payload).unwrap();
     let probe = &doc["probe"];
     assert!(
@@ -194,7 +270,7 @@ fn a_trapping_instance_is_rebuilt_and_the_rest_of_the_batch_succeeds() {
     let docs: Vec<String> = (0..50)
         .map(|i| json!({"id": i, "evil": i % 10 == 3}).to_string())
         .collect();
-    let output = c.run(&messages(&docs));
+    let output = c.run(&mut messages(&docs));
     assert_eq!(output.outputs.len(), 45);
     let failed: Vec<usize> = output.failures.iter().map(|f| f.origin).collect();
     assert_eq!(failed, [3, 13, 23, 33, 43]);
@@ -207,7 +283,7 @@ fn a_trapping_instance_is_rebuilt_and_the_rest_of_the_batch_succeeds() {
     );
     assert!(c.rebuilds() >= 5, "instance rebuilt after each trap");
     // The next batch runs on a healthy instance.
-    let again = c.run(&messages(&[r#"{"id": 99}"#.to_owned()]));
+    let again = c.run(&mut messages(&[r#"{"id": 99}"#.to_owned()]));
     assert_eq!(again.outputs.len(), 1);
 }
 
@@ -229,7 +305,7 @@ fn a_large_batch_is_cut_into_calls_with_failures_isolated_per_call() {
         "source: {{type: stdin}}\nsink: {{type: stdout}}\ntransformations:\n  - {{type: timestamp}}\n  - {{type: filter, filter: {{condition: \"$.active || $.evil\"}}}}\n  - {{type: wasm, wasm: {{path: {}, config: {{mode: panic}}}}}}\n",
         component("dataflow_test_components").display()
     ));
-    let output = c.run(&messages(&docs));
+    let output = c.run(&mut messages(&docs));
     let failed: Vec<usize> = output.failures.iter().map(|f| f.origin).collect();
     assert_eq!(failed, evil);
     let ids: Vec<u64> = output
@@ -274,7 +350,7 @@ fn a_batch_of_large_messages_fits_a_small_memory_limit() {
         "source: {{type: stdin}}\nsink: {{type: stdout}}\ntransformations:\n  - {{type: wasm, wasm: {{path: {}, config: {{mode: panic}}, limits: {{memoryMiB: 16}}}}}}\n",
         component("dataflow_test_components").display()
     ));
-    let output = c.run(&messages(&docs));
+    let output = c.run(&mut messages(&docs));
     assert!(
         output.failures.is_empty(),
         "{:?}",
@@ -297,7 +373,7 @@ fn batches_report_sandbox_events_and_step_counts() {
             "source: {{type: stdin}}\nsink: {{type: stdout}}\ntransformations:\n  - {{type: filter, filter: {{condition: \"$.active || $.evil\"}}}}\n  - {{type: timestamp}}\n  - {{type: wasm, wasm: {{path: {}, config: {{mode: {mode}}}, limits: {{timeoutMs: 200, memoryMiB: 16}}}}}}\n",
             component("dataflow_test_components").display()
         ));
-        let output = c.run(&messages(&docs));
+        let output = c.run(&mut messages(&docs));
         assert_eq!(output.outputs.len(), 3, "{mode}");
         let runs = c.last_runs();
         assert_eq!(runs.len(), 2);
@@ -339,7 +415,7 @@ fn components_without_the_packed_export_run_through_process() {
         "source: {{type: stdin}}\nsink: {{type: stdout}}\ntransformations:\n  - {{type: wasm, wasm: {{path: {}}}}}\n  - {{type: camelCase}}\n",
         component("dataflow_plain_component").display()
     ));
-    let output = c.run(&messages(&[
+    let output = c.run(&mut messages(&[
         r#"{"order_id":1}"#.to_owned(),
         r#""fail""#.to_owned(),
         r#"{"order_id":3}"#.to_owned(),
@@ -390,7 +466,7 @@ transformations:
         metadata: vec![("topic".into(), topic.into())],
     };
     let email = r#"{"email":"jane@example.com"}"#;
-    let output = c.run(&[
+    let output = c.run(&mut [
         message(
             "payments",
             &format!(r#"{{"id":0,"level":"error","card":"4111","user":{email}}}"#),
@@ -443,7 +519,7 @@ fn the_cdc_example_turns_debezium_events_into_typed_rows() {
         ],
     };
     let source = r#""source":{"table":"orders","lsn":4711,"db":"shop"}"#;
-    let output = c.run(&[
+    let output = c.run(&mut [
         event(
             "eu",
             &format!(

@@ -9,7 +9,7 @@ use dataflow_builtins::{Chain, Step};
 use dataflow_processor::builtins::BUILTINS_COMPONENT;
 use dataflow_tests::{component, json_matches, workspace};
 use dataflow_transform_sdk::{ErrorKind, Message, Outcome, process_batch};
-use dataflow_wasm_host::{ComponentPre, Limits, TransformInstance, WasmError, WasmRuntime};
+use dataflow_wasm_host::{ComponentPre, Inputs, Limits, TransformInstance, WasmError, WasmRuntime};
 use serde_json::{Value, json};
 
 const LIMITS: Limits = Limits {
@@ -112,11 +112,11 @@ fn in_wasm(pre: ComponentPre, config: String, case: &Case) -> Got {
         Err(WasmError::Config(msg)) => return Got::ConfigError(msg),
         Err(other) => panic!("{}: {other}", case.name),
     };
-    let batch = [Message {
+    let mut batch = [Message {
         payload: case.input.clone(),
         metadata: case.metadata.clone(),
     }];
-    match instance.call(&batch).unwrap().remove(0) {
+    match instance.call(Inputs::Given(&mut batch)).unwrap().remove(0) {
         Outcome::Emitted(out) => Got::Outputs(
             out.into_iter()
                 .map(|m| (String::from_utf8(m.payload).unwrap(), m.metadata))

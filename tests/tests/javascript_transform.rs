@@ -83,7 +83,7 @@ export function transform(doc, ctx) {
     ] {
         script_steps::check_contained(&mut c, hostile, expected);
     }
-    let output = c.run(&messages(&[r#"{"do":"eval"}"#]));
+    let output = c.run(&mut messages(&[r#"{"do":"eval"}"#]));
     assert_eq!(texts(&output), [r#"{"e":2}"#], "{:?}", output.failures);
 }
 

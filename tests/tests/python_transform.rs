@@ -115,7 +115,7 @@ def transform(doc, ctx):
     ] {
         script_steps::check_contained(&mut c, hostile, expected);
     }
-    let output = c.run(&messages(&[r#"{"do":"env"}"#]));
+    let output = c.run(&mut messages(&[r#"{"do":"env"}"#]));
     let env: Value = serde_json::from_slice(&output.outputs[0].payload).unwrap();
     assert_eq!(env, json!({"env": {}}), "the sandbox has no environment");
 }

@@ -3,7 +3,7 @@
 //! canonical ABI's records, for components made without our SDK. Both take and
 //! give the pipeline's own message type.
 
-use dataflow_core::packed;
+use dataflow_core::packed::{self, Inputs};
 use dataflow_core::{ErrorKind, Message, Outcome, TransformError};
 use wasmtime::Store;
 use wasmtime::component::{ComponentType, Func, Instance, Lift, Lower, ResourceAny};
@@ -105,12 +105,12 @@ impl Entry {
         self,
         store: &mut Store<HostState>,
         resource: ResourceAny,
-        batch: &[Message],
+        batch: Inputs<'_>,
         scratch: &mut Vec<u8>,
     ) -> Result<Vec<Outcome>, Failed> {
         match self {
             Entry::Packed(func) => call_packed(store, func, resource, batch, scratch),
-            Entry::Records(func) => call_records(store, func, resource, batch),
+            Entry::Records(func) => call_records(store, func, resource, batch.messages()),
         }
     }
 }
@@ -130,11 +130,12 @@ fn call_packed(
     store: &mut Store<HostState>,
     func: Func,
     resource: ResourceAny,
-    batch: &[Message],
+    batch: Inputs<'_>,
     scratch: &mut Vec<u8>,
 ) -> Result<Vec<Outcome>, Failed> {
     packed::encode_batch(
         batch
+            .messages()
             .iter()
             .map(|m| (m.payload.as_slice(), m.metadata.as_slice())),
         scratch,
@@ -146,8 +147,7 @@ fn call_packed(
     let (outcomes,) = typed
         .call(&mut *store, (resource, scratch.as_slice()))
         .map_err(Failed::Call)?;
-    packed::decode_outcomes(&outcomes, batch.len())
-        .map_err(|e| Failed::Layout(format!("returned {e}")))
+    packed::decode_outcomes(&outcomes, batch).map_err(|e| Failed::Layout(format!("returned {e}")))
 }
 
 fn call_records(

@@ -1,7 +1,8 @@
 //! One configured transform component in its own sandboxed store, rebuilt after
 //! any failed call.
 
-use dataflow_core::{Message, Outcome, StepCount};
+use dataflow_core::packed::Inputs;
+use dataflow_core::{Outcome, StepCount};
 use wasmtime::component::{ResourceAny, TypedFunc};
 use wasmtime::{Store, Trap};
 use wasmtime_wasi::WasiCtx;
@@ -193,8 +194,11 @@ impl TransformInstance {
     }
 
     /// Processes one batch in a single call. On failure the instance is dropped
-    /// (it is rebuilt on the next call) and the failure is classified.
-    pub fn call(&mut self, batch: &[Message]) -> Result<Vec<Outcome>, CallFailure> {
+    /// (it is rebuilt on the next call) and the failure is classified, and given
+    /// inputs keep their metadata; on success, outputs may have taken it (see
+    /// [`Inputs`]).
+    pub fn call(&mut self, batch: Inputs<'_>) -> Result<Vec<Outcome>, CallFailure> {
+        let batch_len = batch.messages().len();
         let mut live = match self.live.take() {
             Some(live) => live,
             None => {
@@ -215,7 +219,7 @@ impl TransformInstance {
             &mut self.packed_batch,
         );
         match result {
-            Ok(outcomes) if outcomes.len() == batch.len() => {
+            Ok(outcomes) if outcomes.len() == batch_len => {
                 self.live = Some(live);
                 Ok(outcomes)
             }
@@ -225,7 +229,7 @@ impl TransformInstance {
                     "component {} returned {} outcomes for {} messages",
                     self.name,
                     outcomes.len(),
-                    batch.len()
+                    batch_len
                 ),
             }),
             Err(Failed::Layout(message)) => Err(CallFailure {

@@ -24,6 +24,7 @@ pub use chain::{
     CALL_PAYLOAD_BYTES, ChainError, ChainFailure, ChainOutput, GroupRun, PART_BYTES,
     TransformChain, call_chunks,
 };
+pub use dataflow_core::packed::Inputs;
 pub use engine::{ComponentPre, MAX_COMPONENT_BYTES, WasmRuntime};
 pub use failure::{CallFailure, FailureKind};
 pub use instance::TransformInstance;

@@ -17,7 +17,7 @@ use dataflow_builtins::Chain;
 use dataflow_core::Message;
 use dataflow_processor::builtins::BUILTINS_COMPONENT;
 use dataflow_transform_sdk::{Transform, process_batch};
-use dataflow_wasm_host::{Limits, TransformInstance, WasmRuntime, call_chunks};
+use dataflow_wasm_host::{Inputs, Limits, TransformInstance, WasmRuntime, call_chunks};
 use serde_json::{Value, json};
 
 const BATCH: usize = 1024;
@@ -244,13 +244,16 @@ fn wasm_run(runtime: &WasmRuntime, config: &Value, lines: &[Message]) -> Duratio
     };
     let mut instance =
         TransformInstance::create("builtins", pre, config.to_string(), limits).expect("create");
-    let batches: Vec<Vec<Message>> = lines.chunks(BATCH).map(<[Message]>::to_vec).collect();
+    let mut batches: Vec<Vec<Message>> = lines.chunks(BATCH).map(<[Message]>::to_vec).collect();
     let start = Instant::now();
     let mut outputs = 0usize;
-    for batch in &batches {
-        // As the processor calls it: cut into cache-sized calls.
+    for batch in &mut batches {
+        // As the processor calls a last group of built-ins: cut into cache-sized
+        // calls, with the batch's metadata handed on.
         for chunk in call_chunks(batch) {
-            outputs += instance.call(chunk).map_or(0, |outcomes| outcomes.len());
+            outputs += instance
+                .call(Inputs::Given(chunk))
+                .map_or(0, |outcomes| outcomes.len());
         }
     }
     let elapsed = start.elapsed();

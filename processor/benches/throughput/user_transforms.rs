@@ -115,9 +115,10 @@ fn python_step(fail: bool) -> String {
 
 /// One pass of the corpus through `chain`; the failures it made.
 fn pass(chain: &mut TransformChain, messages: &[Message]) -> (Duration, usize) {
+    let mut messages = messages.to_vec();
     let start = Instant::now();
     let mut failed = 0;
-    for batch in messages.chunks(BATCH) {
+    for batch in messages.chunks_mut(BATCH) {
         failed += chain.run(batch).failures.len();
     }
     (start.elapsed(), failed)

@@ -206,7 +206,7 @@ impl Sink for GatedSink {
 struct PassThrough;
 
 impl BatchTransform for PassThrough {
-    fn run_parts(&mut self, inputs: &[Message], emit: &mut dyn FnMut(ChainOutput)) {
+    fn run_parts(&mut self, inputs: &mut [Message], emit: &mut dyn FnMut(ChainOutput)) {
         let mut output = ChainOutput {
             last: true,
             ..ChainOutput::default()

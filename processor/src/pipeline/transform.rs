@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use dataflow_api::{ErrorRecord, SinkType, Stage};
 use dataflow_core::{Message, find_meta};
-use dataflow_wasm_host::{ChainOutput, GroupRun, TransformChain};
+use dataflow_wasm_host::{ChainFailure, ChainOutput, GroupRun, TransformChain};
 use tokio::sync::mpsc;
 
 use super::observer::Observer;
@@ -15,15 +15,17 @@ use crate::connectors::{Ack, SourceBatch};
 /// A batch's transformation: the Wasm chain, or a stand-in in tests.
 pub trait BatchTransform: Send {
     /// Runs a batch through every transformation, handing the results to `emit` in
-    /// parts; the last part says so.
-    fn run_parts(&mut self, inputs: &[Message], emit: &mut dyn FnMut(ChainOutput));
+    /// parts; the last part says so. An input that fails keeps its payload and
+    /// metadata (its error record is made from them); the others may have given
+    /// their metadata to their outputs.
+    fn run_parts(&mut self, inputs: &mut [Message], emit: &mut dyn FnMut(ChainOutput));
 
     /// What each component call did with the last batch, for metrics.
     fn last_runs(&self) -> &[GroupRun];
 }
 
 impl BatchTransform for TransformChain {
-    fn run_parts(&mut self, inputs: &[Message], emit: &mut dyn FnMut(ChainOutput)) {
+    fn run_parts(&mut self, inputs: &mut [Message], emit: &mut dyn FnMut(ChainOutput)) {
         TransformChain::run_parts(self, inputs, emit);
     }
 
@@ -99,7 +101,7 @@ fn transform_batch(
 ) -> bool {
     let taken_at = Instant::now();
     let Queued { batch, read_at } = queued;
-    let inputs = batch.messages;
+    let mut inputs = batch.messages;
     let unreadable = batch.rejected.len();
     stage
         .observer
@@ -121,9 +123,13 @@ fn transform_batch(
             metadata: rejected.message.metadata,
         })
         .collect();
-    let mut ack = batch.ack;
+    let ack = batch.ack;
     let mut open = true;
-    chain.run_parts(&inputs, &mut |part| {
+    // Error records are made from the inputs, which the chain holds until it is
+    // done: failures wait for the last part, which carries them and the ack.
+    let mut failures: Vec<ChainFailure> = Vec::new();
+    let mut last: Option<Processed> = None;
+    chain.run_parts(&mut inputs, &mut |part| {
         if !open {
             return;
         }
@@ -135,39 +141,55 @@ fn transform_batch(
                 None => main.push(message),
             }
         }
-        let mut errors = std::mem::take(&mut read_errors);
-        errors.extend(part.failures.iter().map(|failure| Message {
-            payload: failure.record(&inputs, stage.original_sink).to_json(),
-            metadata: inputs[failure.origin].metadata.clone(),
-        }));
-        let mut processed = Processed {
+        failures.extend(part.failures);
+        let processed = Processed {
             main,
             routes,
-            errors,
-            read: if part.last {
-                (inputs.len() + unreadable) as u64
-            } else {
-                0
-            },
+            errors: Vec::new(),
+            read: 0,
             filtered: part.filtered as u64,
-            ack: if part.last { ack.take() } else { None },
+            ack: None,
             read_at,
             taken_at,
             queued_at: taken_at,
         };
-        stage.observer.transformed_part(
-            &part.failures,
-            processed.message_count(),
-            processed.byte_count(),
-        );
-        processed.queued_at = Instant::now();
-        open = output.blocking_send(processed).is_ok();
+        if part.last {
+            last = Some(processed);
+        } else {
+            open = send(stage, output, processed, &[]);
+        }
     });
+    if let Some(mut processed) = last.take().filter(|_| open) {
+        read_errors.extend(failures.iter().map(|failure| Message {
+            payload: failure.record(&inputs, stage.original_sink).to_json(),
+            metadata: inputs[failure.origin].metadata.clone(),
+        }));
+        processed.errors = read_errors;
+        processed.read = (inputs.len() + unreadable) as u64;
+        processed.ack = ack;
+        open = send(stage, output, processed, &failures);
+    }
     stage
         .observer
         .transformed(chain.last_runs(), taken_at.elapsed());
     open
 }
+/// Hands a part of a batch's results to the writers, telling the observer;
+/// `failures` are those whose error records it carries. False once the writers
+/// are gone.
+fn send(
+    stage: &StageOutput,
+    output: &mpsc::Sender<Processed>,
+    mut processed: Processed,
+    failures: &[ChainFailure],
+) -> bool {
+    stage
+        .observer
+        .transformed_part(failures, processed.message_count(), processed.byte_count());
+    processed.queued_at = Instant::now();
+    output.blocking_send(processed).is_ok()
+}
+
 /// The route index the router put in a message's metadata.
 fn route_of(message: &Message) -> Option<usize> {
     find_meta(&message.metadata, "route").and_then(|v| v.parse().ok())

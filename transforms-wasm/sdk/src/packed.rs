@@ -18,12 +18,13 @@ pub fn process_packed<T: Transform>(
     let mut out = OutcomeWriter::with_capacity(output_capacity(batch.len()) + 16 * reader.len());
     let mut produced = Vec::new();
     let keeps_payload = transform.keeps_payload();
-    while let Some((payload, metadata)) = reader.next_message()? {
-        match apply_one(transform, payload, metadata, &mut produced) {
+    while let Some(message) = reader.next_message()? {
+        match apply_one(transform, message.payload, message.metadata, &mut produced) {
             Ok(()) if keeps_payload => {
                 out.emitted_unchanged(
-                    payload,
+                    message.payload,
                     produced.iter().map(|record| record.metadata.as_slice()),
+                    message.encoded_metadata,
                 )?;
                 produced.clear();
             }
@@ -32,6 +33,7 @@ pub fn process_packed<T: Transform>(
                     produced
                         .iter()
                         .map(|record| (&record.value, record.metadata.as_slice())),
+                    message.encoded_metadata,
                 )?;
                 produced.clear();
             }
@@ -43,12 +45,26 @@ pub fn process_packed<T: Transform>(
 
 #[cfg(test)]
 mod tests {
-    use dataflow_core::packed::{decode_outcomes, encode_batch};
+    use dataflow_core::packed::{Inputs, decode_outcomes, encode_batch};
     use dataflow_core::{ErrorKind, Message, Outcome};
 
     use super::*;
     use crate::batch::testing::Twice;
-    use crate::process_batch;
+    use crate::{ConfigError, Record, TransformError, process_batch};
+
+    /// Passes every record on as it came.
+    struct Identity;
+
+    impl Transform for Identity {
+        fn from_config(_: &str) -> Result<Self, ConfigError> {
+            Ok(Identity)
+        }
+
+        fn apply(&mut self, record: Record, out: &mut Vec<Record>) -> Result<(), TransformError> {
+            out.push(record);
+            Ok(())
+        }
+    }
 
     fn batch() -> Vec<Message> {
         let meta = |pairs: &[(&str, &str)]| {
@@ -92,10 +108,24 @@ mod tests {
     #[test]
     fn packed_path_gives_the_same_outcomes_as_process_batch() {
         let packed = process_packed(&mut Twice, &pack(&batch())).expect("process");
-        let decoded = decode_outcomes(&packed, 4).expect("decode");
+        let input = batch();
+        let decoded = decode_outcomes(&packed, Inputs::Lent(&input)).expect("decode");
         assert_eq!(decoded, process_batch(&mut Twice, batch()));
         assert!(matches!(&decoded[2], Outcome::Failed(e) if e.step == 2));
         assert!(matches!(&decoded[1], Outcome::Failed(e) if e.kind == ErrorKind::InvalidData));
+    }
+
+    #[test]
+    fn metadata_a_transform_leaves_alone_is_not_copied_back() {
+        let input = batch();
+        let packed = process_packed(&mut Identity, &pack(&input)).expect("process");
+        assert!(
+            !packed.windows(6).any(|w| w == b"orders"),
+            "the unchanged metadata was written out again"
+        );
+        let mut given = batch();
+        let decoded = decode_outcomes(&packed, Inputs::Given(&mut given)).expect("decode");
+        assert_eq!(decoded, process_batch(&mut Identity, batch()));
     }
 
     #[test]

@@ -8,7 +8,7 @@ use dataflow_core::{ErrorKind, Message, Outcome};
 use serde::de::IgnoredAny;
 
 use super::{ChainFailure, ChainOutput, Group, GroupRun, TransformChain};
-use crate::CallFailure;
+use crate::{CallFailure, Inputs};
 
 /// Payload bytes handed to a component in one call, about. What a call needs in
 /// the component's memory (the batch going in and the outcomes coming out) stays
@@ -21,7 +21,7 @@ pub const PART_BYTES: usize = 8 * 1024 * 1024;
 
 /// Cuts `messages` into the calls the chain makes: runs of about
 /// [`CALL_PAYLOAD_BYTES`] of payload, at least one message each.
-pub fn call_chunks(messages: &[Message]) -> impl Iterator<Item = &[Message]> {
+pub fn call_chunks(messages: &mut [Message]) -> impl Iterator<Item = &mut [Message]> {
     let mut rest = messages;
     std::iter::from_fn(move || {
         if rest.is_empty() {
@@ -36,7 +36,7 @@ pub fn call_chunks(messages: &[Message]) -> impl Iterator<Item = &[Message]> {
             })
             .unwrap_or(rest.len())
             .max(1);
-        let (chunk, later) = rest.split_at(take);
+        let (chunk, later) = std::mem::take(&mut rest).split_at_mut(take);
         rest = later;
         Some(chunk)
     })
@@ -77,7 +77,9 @@ impl Parts<'_> {
 
 impl TransformChain {
     /// Runs a batch through every transformation and returns all its results.
-    pub fn run(&mut self, inputs: &[Message]) -> ChainOutput {
+    /// Inputs that fail keep their metadata; the others may have given it to
+    /// their outputs.
+    pub fn run(&mut self, inputs: &mut [Message]) -> ChainOutput {
         let mut all = ChainOutput::default();
         self.run_parts(inputs, &mut |part| {
             all.outputs.extend(part.outputs);
@@ -91,8 +93,10 @@ impl TransformChain {
 
     /// Runs a batch through every transformation, handing its results to `emit`
     /// in parts of about [`PART_BYTES`] of output; the last part says so and
-    /// counts the filtered inputs.
-    pub fn run_parts(&mut self, inputs: &[Message], emit: &mut dyn FnMut(ChainOutput)) {
+    /// counts the filtered inputs. An input that fails keeps its payload and
+    /// metadata for its error record; the others may have given their metadata
+    /// to their outputs.
+    pub fn run_parts(&mut self, inputs: &mut [Message], emit: &mut dyn FnMut(ChainOutput)) {
         for run in &mut self.runs {
             *run = GroupRun {
                 first_index: run.first_index,
@@ -117,7 +121,7 @@ impl TransformChain {
                 }
             }
         } else {
-            self.run_from(0, inputs, &origins, &mut parts);
+            self.run_from(0, inputs, &origins, false, &mut parts);
             for (group, run) in self.groups.iter_mut().zip(&mut self.runs) {
                 if !group.custom {
                     run.step_counts = group.instance.take_step_counts();
@@ -129,16 +133,19 @@ impl TransformChain {
 
     /// Runs `messages` (from the inputs `origins`) through group `g` and the groups
     /// after it, one call at a time. Under a `when`, the messages it does not hold
-    /// for go past the group unchanged, in their place in the order.
+    /// for go past the group unchanged, in their place in the order. `owned`:
+    /// the messages are the chain's own (outputs of an earlier group), not the
+    /// caller's inputs, so nothing needs them after this group.
     fn run_from(
         &mut self,
         g: usize,
-        messages: &[Message],
+        messages: &mut [Message],
         origins: &[usize],
+        owned: bool,
         parts: &mut Parts<'_>,
     ) {
         let Some(when) = self.groups[g].when.take() else {
-            self.run_group(g, messages, origins, parts);
+            self.run_group(g, messages, origins, owned, parts);
             return;
         };
         let last = g + 1 == self.groups.len();
@@ -172,11 +179,16 @@ impl TransformChain {
                 .iter()
                 .position(|verdict| verdict.as_ref().ok() != Some(&holds))
                 .map_or(messages.len(), |n| start + n);
-            let (run, run_origins) = (&messages[start..end], &origins[start..end]);
+            let (run, run_origins) = (&mut messages[start..end], &origins[start..end]);
             if holds {
-                self.run_group(g, run, run_origins, parts);
+                self.run_group(g, run, run_origins, owned, parts);
             } else {
-                self.hand_on(g, last, run.to_vec(), run_origins, parts);
+                let passed = if owned {
+                    run.iter_mut().map(std::mem::take).collect()
+                } else {
+                    run.to_vec()
+                };
+                self.hand_on(g, last, passed, run_origins, parts);
             }
             start = end;
         }
@@ -188,17 +200,23 @@ impl TransformChain {
     fn run_group(
         &mut self,
         g: usize,
-        messages: &[Message],
+        messages: &mut [Message],
         origins: &[usize],
+        owned: bool,
         parts: &mut Parts<'_>,
     ) {
         let last = g + 1 == self.groups.len();
+        // The caller's inputs still serve the error records of whatever fails
+        // after this group; after the last one nothing can (but a user
+        // component's outputs are checked after it).
+        let give = owned || (last && !self.groups[g].custom);
         let mut offset = 0;
         for chunk in call_chunks(messages) {
-            let chunk_origins = &origins[offset..offset + chunk.len()];
-            offset += chunk.len();
-            self.runs[g].received += chunk.len() as u64;
-            match self.call(g, chunk) {
+            let chunk_len = chunk.len();
+            let chunk_origins = &origins[offset..offset + chunk_len];
+            offset += chunk_len;
+            self.runs[g].received += chunk_len as u64;
+            match self.call(g, chunk, give) {
                 Ok(outcomes) => {
                     let (outputs, out_origins) = self.sort(g, outcomes, chunk_origins, parts);
                     self.hand_on(g, last, outputs, &out_origins, parts);
@@ -206,13 +224,13 @@ impl TransformChain {
                 Err(failure) => {
                     // Replay the chunk one message per call on a fresh instance, each
                     // result going on before the next message is tried.
-                    if chunk.len() > 1 {
+                    if chunk_len > 1 {
                         tracing::warn!(transformer_index = self.groups[g].first_index, error = %failure, "batch call failed; replaying its messages one by one");
                     }
-                    for (message, &origin) in chunk.iter().zip(chunk_origins) {
-                        let single = std::slice::from_ref(message);
-                        let outcome = if chunk.len() > 1 {
-                            self.call(g, single)
+                    for (message, &origin) in chunk.iter_mut().zip(chunk_origins) {
+                        let single = std::slice::from_mut(message);
+                        let outcome = if chunk_len > 1 {
+                            self.call(g, single, give)
                         } else {
                             Err(failure.clone())
                         };
@@ -230,8 +248,14 @@ impl TransformChain {
         }
     }
 
-    /// One call of group `g`, with its time and instance counters in the run.
-    fn call(&mut self, g: usize, chunk: &[Message]) -> Result<Vec<Outcome>, CallFailure> {
+    /// One call of group `g`, with its time and instance counters in the run;
+    /// `give`: the chunk's metadata may go to its outputs.
+    fn call(
+        &mut self,
+        g: usize,
+        chunk: &mut [Message],
+        give: bool,
+    ) -> Result<Vec<Outcome>, CallFailure> {
         let Group { instance, .. } = &mut self.groups[g];
         let run = &mut self.runs[g];
         let before = (
@@ -240,7 +264,11 @@ impl TransformChain {
             instance.memory_limit_hits(),
         );
         let started = Instant::now();
-        let result = instance.call(chunk);
+        let result = instance.call(if give {
+            Inputs::Given(chunk)
+        } else {
+            Inputs::Lent(chunk)
+        });
         run.elapsed += started.elapsed();
         run.rebuilds += instance.rebuilds() - before.0;
         run.timeouts += instance.timeouts() - before.1;
@@ -291,13 +319,13 @@ impl TransformChain {
         &mut self,
         g: usize,
         last: bool,
-        outputs: Vec<Message>,
+        mut outputs: Vec<Message>,
         origins: &[usize],
         parts: &mut Parts<'_>,
     ) {
         if !last {
             if !outputs.is_empty() {
-                self.run_from(g + 1, &outputs, origins, parts);
+                self.run_from(g + 1, &mut outputs, origins, true, parts);
             }
             return;
         }
