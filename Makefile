@@ -32,7 +32,7 @@ setup:
 wasm: setup
 	$(CARGO) build --profile $(WASM_PROFILE) --target $(WASM_TARGET) -p dataflow-builtins
 	$(CARGO) build --profile $(WASM_PROFILE) --target $(WASM_TARGET) $(BUILTIN_PACKAGES) --features $(BUILTIN_FEATURES)
-	$(CARGO) build --profile $(WASM_PROFILE) --target $(WASM_TARGET) -p pii-redact -p dataflow-test-components -p dataflow-plain-component
+	$(CARGO) build --profile $(WASM_PROFILE) --target $(WASM_TARGET) -p pii-redact -p dataflow-test-components -p dataflow-plain-component -p dataflow-async-component
 
 ## The script runtimes: the components that run `type: python` and
 ## `type: javascript` steps, built with componentize-py and componentize-js
@@ -111,7 +111,7 @@ fuzz:
 lint: wasm
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --release --workspace --all-targets -- -D warnings
-	$(CARGO) clippy --profile $(WASM_PROFILE) --target $(WASM_TARGET) -p dataflow-builtins -p pii-redact -p dataflow-test-components -p dataflow-plain-component -- -D warnings
+	$(CARGO) clippy --profile $(WASM_PROFILE) --target $(WASM_TARGET) -p dataflow-builtins -p pii-redact -p dataflow-test-components -p dataflow-plain-component -p dataflow-async-component -- -D warnings
 
 fmt:
 	$(CARGO) fmt --all

@@ -6,7 +6,9 @@
 use dataflow_core::packed::{self, Inputs};
 use dataflow_core::{ErrorKind, Message, Outcome, TransformError};
 use wasmtime::Store;
-use wasmtime::component::{ComponentType, Func, Instance, Lift, Lower, ResourceAny};
+use wasmtime::component::{
+    ComponentNamedList, ComponentType, Func, Instance, Lift, Lower, ResourceAny, TypedFunc,
+};
 
 use crate::state::HostState;
 
@@ -63,11 +65,21 @@ enum WitOutcome {
 
 /// How a batch goes into one instance.
 #[derive(Clone, Copy)]
-pub(crate) enum Entry {
+pub(crate) struct Entry {
+    func: Func,
+    layout: Layout,
+    /// The export is lifted with the component model's async ABI (as async-first
+    /// toolchains build them): it is called as a task the store runs to its end
+    /// on this thread, under the same time and memory limits.
+    lifted_async: bool,
+}
+
+#[derive(Clone, Copy)]
+enum Layout {
     /// `packed-transformer.process-packed`.
-    Packed(Func),
+    Packed,
     /// `transformer.[method]transform.process`.
-    Records(Func),
+    Records,
 }
 
 /// Why a call's outcomes could not be had.
@@ -88,15 +100,20 @@ impl Entry {
                 func.typed::<(ResourceAny, &[u8]), (Vec<u8>,)>(&*store)
                     .is_ok()
             });
-        if let Some(func) = packed {
-            return Some(Entry::Packed(func));
-        }
-        exported_func(instance, store, TRANSFORMER, "[method]transform.process")
-            .filter(|func| {
-                func.typed::<(ResourceAny, &[MessageRef<'_>]), (Vec<WitOutcome>,)>(&*store)
-                    .is_ok()
-            })
-            .map(Entry::Records)
+        let (func, layout) = match packed {
+            Some(func) => (func, Layout::Packed),
+            None => exported_func(instance, store, TRANSFORMER, "[method]transform.process")
+                .filter(|func| {
+                    func.typed::<(ResourceAny, &[MessageRef<'_>]), (Vec<WitOutcome>,)>(&*store)
+                        .is_ok()
+                })
+                .map(|func| (func, Layout::Records))?,
+        };
+        Some(Entry {
+            func,
+            layout,
+            lifted_async: func.ty(&*store).async_(),
+        })
     }
 
     /// Runs `batch` through the component; `scratch` is the packed buffer reused
@@ -108,9 +125,9 @@ impl Entry {
         batch: Inputs<'_>,
         scratch: &mut Vec<u8>,
     ) -> Result<Vec<Outcome>, Failed> {
-        match self {
-            Entry::Packed(func) => call_packed(store, func, resource, batch, scratch),
-            Entry::Records(func) => call_records(store, func, resource, batch.messages()),
+        match self.layout {
+            Layout::Packed => call_packed(store, self, resource, batch, scratch),
+            Layout::Records => call_records(store, self, resource, batch.messages()),
         }
     }
 }
@@ -126,9 +143,30 @@ fn exported_func(
     instance.get_func(&mut *store, func)
 }
 
+/// Calls `typed` the way its export is lifted: straight, or for an async-lifted
+/// export as a task driven to its end here (a task that waits on nothing that
+/// can finish is a trap, and the time limit's epoch deadline interrupts it as
+/// any other call).
+fn call_lifted<P, R>(
+    store: &mut Store<HostState>,
+    typed: TypedFunc<P, R>,
+    params: P,
+    lifted_async: bool,
+) -> wasmtime::Result<R>
+where
+    P: ComponentNamedList + Lower,
+    R: ComponentNamedList + Lift + 'static,
+{
+    if lifted_async {
+        futures::executor::block_on(typed.call_async(&mut *store, params))
+    } else {
+        typed.call(&mut *store, params)
+    }
+}
+
 fn call_packed(
     store: &mut Store<HostState>,
-    func: Func,
+    entry: Entry,
     resource: ResourceAny,
     batch: Inputs<'_>,
     scratch: &mut Vec<u8>,
@@ -141,18 +179,23 @@ fn call_packed(
         scratch,
     )
     .map_err(|e| Failed::Layout(format!("cannot take this batch: {e}")))?;
-    let typed = func
+    let typed = entry
+        .func
         .typed::<(ResourceAny, &[u8]), (Vec<u8>,)>(&*store)
         .map_err(Failed::Call)?;
-    let (outcomes,) = typed
-        .call(&mut *store, (resource, scratch.as_slice()))
-        .map_err(Failed::Call)?;
+    let (outcomes,) = call_lifted(
+        store,
+        typed,
+        (resource, scratch.as_slice()),
+        entry.lifted_async,
+    )
+    .map_err(Failed::Call)?;
     packed::decode_outcomes(&outcomes, batch).map_err(|e| Failed::Layout(format!("returned {e}")))
 }
 
 fn call_records(
     store: &mut Store<HostState>,
-    func: Func,
+    entry: Entry,
     resource: ResourceAny,
     batch: &[Message],
 ) -> Result<Vec<Outcome>, Failed> {
@@ -163,12 +206,17 @@ fn call_records(
             metadata: &m.metadata,
         })
         .collect();
-    let typed = func
+    let typed = entry
+        .func
         .typed::<(ResourceAny, &[MessageRef<'_>]), (Vec<WitOutcome>,)>(&*store)
         .map_err(Failed::Call)?;
-    let (outcomes,) = typed
-        .call(&mut *store, (resource, lent.as_slice()))
-        .map_err(Failed::Call)?;
+    let (outcomes,) = call_lifted(
+        store,
+        typed,
+        (resource, lent.as_slice()),
+        entry.lifted_async,
+    )
+    .map_err(Failed::Call)?;
     Ok(outcomes.into_iter().map(into_outcome).collect())
 }
 

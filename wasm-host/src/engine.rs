@@ -47,6 +47,9 @@ impl Host {
         config.wasm_component_model(true);
         config.epoch_interruption(epoch_interruption);
         config.cranelift_opt_level(OptLevel::Speed);
+        // User components may be built by async-first toolchains (the component
+        // model's async ABI); the built-ins are not, and skip its bookkeeping.
+        config.concurrency_support(epoch_interruption);
         let engine = Engine::new(&config).map_err(|e| WasmError::Invalid {
             name: "engine".into(),
             reason: e.to_string(),
