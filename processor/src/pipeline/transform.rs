@@ -174,6 +174,7 @@ fn transform_batch(
         .transformed(chain.last_runs(), taken_at.elapsed());
     open
 }
+
 /// Hands a part of a batch's results to the writers, telling the observer;
 /// `failures` are those whose error records it carries. False once the writers
 /// are gone.
