@@ -213,13 +213,15 @@ fn report(name: &str, runtime: &WasmRuntime, config: &Value, lines: &[Message]) 
     // alike; the ratio is the median of the rounds' ratios, the rates the best.
     let (mut wasm, mut native) = (0.0f64, 0.0f64);
     let mut ratios = Vec::with_capacity(RUNS);
+    let wasm_pass = || rate(lines.len(), wasm_run(runtime, config, lines));
+    let native_pass = || rate(lines.len(), native_run(config, lines));
     for round in 0..RUNS {
         let (w, n) = if round % 2 == 0 {
-            let w = rate(lines.len(), wasm_run(runtime, config, lines));
-            (w, rate(lines.len(), native_run(config, lines)))
+            let w = wasm_pass();
+            (w, native_pass())
         } else {
-            let n = rate(lines.len(), native_run(config, lines));
-            (rate(lines.len(), wasm_run(runtime, config, lines)), n)
+            let n = native_pass();
+            (wasm_pass(), n)
         };
         wasm = wasm.max(w);
         native = native.max(n);
