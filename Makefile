@@ -75,9 +75,14 @@ services-stop:
 test: build lint
 	services_env="$$(scripts/services.sh start)" && eval "$$services_env" && $(CARGO) test --release --workspace --no-fail-fast
 
-## A local DataFlow: generator -> built-in chain -> stdout, with an error sink.
+## A local DataFlow: generator -> built-in chain -> stdout, with an error sink;
+## then a flow that runs until Ctrl-C with its page (the address is printed,
+## DEMO_UI sets where it listens).
+DEMO_UI ?= 127.0.0.1:8080
 demo: build
 	$(PROCESSOR) run --spec examples/local-demo.yaml
+	@echo "--- now a flow that runs until Ctrl-C; open the address below to watch it"
+	$(PROCESSOR) run --spec examples/live-demo.yaml --ui $(DEMO_UI)
 
 ## Throughput of every built-in (Wasm and native), the chain, file -> chain -> file,
 ## and Kafka -> PostgreSQL and ClickHouse against the real servers.

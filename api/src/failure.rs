@@ -26,6 +26,9 @@ pub enum ErrorType {
     TransformTimeout,
     /// A transform component hit its memory limit.
     TransformOom,
+    /// A user's Python or JavaScript code raised an exception (or returned
+    /// something that is not JSON).
+    ScriptError,
 }
 
 impl ErrorType {
@@ -42,6 +45,7 @@ impl ErrorType {
             ErrorType::TransformTrap => "transform_trap",
             ErrorType::TransformTimeout => "transform_timeout",
             ErrorType::TransformOom => "transform_oom",
+            ErrorType::ScriptError => "script_error",
         }
     }
 }

@@ -10,6 +10,8 @@ mod error_record;
 mod execution;
 mod failure;
 pub mod manifest;
+mod observability;
+pub mod redact;
 pub mod references;
 mod reset;
 mod resource;
@@ -30,6 +32,7 @@ pub use execution::{
     MAX_TRIGGERS, TriggerSpec, check_schedule,
 };
 pub use failure::{ErrorType, Stage};
+pub use observability::{MAX_MASK_FIELDS, ObservabilitySpec};
 pub use reset::{
     MAX_RESET_BYTES, PositionReset, RESET_ANNOTATION, ResetError, ResetRequest, requested_reset,
 };

@@ -105,6 +105,50 @@ pub fn secret_keys(spec: &DataFlowSpec, namespace: &str) -> BTreeSet<ObjectKey> 
         .collect()
 }
 
+/// Annotation by which a Secret in one namespace lets DataFlows of other
+/// namespaces refer to it: a comma-separated list of those namespaces, e.g.
+/// `dataflow.dataflow.io/allowed-namespaces: team-a,team-b`. Without it, a
+/// `*SecretRef` into another namespace is refused (in the spirit of Gateway
+/// API's ReferenceGrant: the owner of the object consents, not the referrer).
+pub const ALLOWED_NAMESPACES_ANNOTATION: &str = "dataflow.dataflow.io/allowed-namespaces";
+
+/// Whether an object with these annotations lets DataFlows of `namespace`
+/// refer to it ([`ALLOWED_NAMESPACES_ANNOTATION`]).
+pub fn grants_namespace(
+    annotations: Option<&std::collections::BTreeMap<String, String>>,
+    namespace: &str,
+) -> bool {
+    annotations
+        .and_then(|a| a.get(ALLOWED_NAMESPACES_ANNOTATION))
+        .is_some_and(|list| list.split(',').any(|granted| granted.trim() == namespace))
+}
+
+/// The `*SecretRef`s of a DataFlow in `namespace` that name another namespace,
+/// with the Secret each names.
+pub fn cross_namespace_secret_refs(
+    spec: &DataFlowSpec,
+    namespace: &str,
+) -> Vec<(FoundSecretRef, ObjectKey)> {
+    secret_refs(spec)
+        .into_iter()
+        .filter_map(|found| {
+            let other = found.secret.namespace.clone()?;
+            (other != namespace).then(|| {
+                let key = ObjectKey::new(other, found.secret.name.clone());
+                (found, key)
+            })
+        })
+        .collect()
+}
+
+/// Why a reference into another namespace is refused; the same words whether
+/// or not the Secret exists, so a refusal tells nothing about other namespaces.
+pub fn cross_namespace_refusal(field: &str, secret: &ObjectKey, namespace: &str) -> String {
+    format!(
+        "{field}: secret {secret} is in another namespace and does not grant namespace {namespace} (the Secret's owner may allow it with the annotation {ALLOWED_NAMESPACES_ANNOTATION}: {namespace})"
+    )
+}
+
 /// The ConfigMaps holding custom transforms (components or Python sources) of a DataFlow in `namespace` (always
 /// the DataFlow's own namespace).
 pub fn transform_config_maps(spec: &DataFlowSpec, namespace: &str) -> BTreeSet<ObjectKey> {
@@ -173,6 +217,47 @@ errors:
             .map(|k| k.to_string())
             .collect();
         assert_eq!(keys, ["shared/kafka", "team/kafka", "team/pg", "team/pg2"]);
+    }
+
+    #[test]
+    fn references_into_other_namespaces_need_the_owners_grant() {
+        let spec = spec(
+            r#"
+source:
+  type: kafka
+  kafka:
+    topic: t
+    brokers: [b]
+    sasl:
+      mechanism: plain
+      passwordSecretRef: {name: kafka, key: password, namespace: shared}
+sink:
+  type: postgresql
+  postgresql:
+    table: t
+    connectionStringSecretRef: {name: pg, key: url, namespace: team}
+"#,
+        );
+        let found = cross_namespace_secret_refs(&spec, "team");
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].0.field, "spec.source.kafka.sasl.passwordSecretRef");
+        assert_eq!(found[0].1, ObjectKey::new("shared", "kafka"));
+        let annotated = |value: &str| {
+            std::collections::BTreeMap::from([(
+                ALLOWED_NAMESPACES_ANNOTATION.to_owned(),
+                value.to_owned(),
+            )])
+        };
+        assert!(grants_namespace(Some(&annotated("team")), "team"));
+        assert!(grants_namespace(Some(&annotated("a, team ,b")), "team"));
+        assert!(!grants_namespace(Some(&annotated("team-a")), "team"));
+        assert!(!grants_namespace(Some(&annotated("*")), "team"));
+        assert!(!grants_namespace(None, "team"));
+        let refusal = cross_namespace_refusal(&found[0].0.field, &found[0].1, "team");
+        assert!(
+            refusal.starts_with("spec.source.kafka.sasl.passwordSecretRef: secret shared/kafka is in another namespace"),
+            "{refusal}"
+        );
     }
 
     #[test]

@@ -79,6 +79,10 @@ pub struct DataFlowSpec {
     /// stalled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub progress_deadline_seconds: Option<u32>,
+    /// What the flow shows of its messages: the tap, the recent failures and
+    /// the playground (off by default in a cluster), and fields to mask there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observability: Option<crate::ObservabilitySpec>,
 }
 
 /// How often the Go original acknowledges source positions.

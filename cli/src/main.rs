@@ -1,13 +1,17 @@
-//! `dataflow`: the transform authors' tool. `dataflow transform init` makes a
-//! project, `test` runs it in the processor's own sandbox over a sample, `build`
-//! makes a Rust component, `package` prints what ships it to a cluster.
+//! `dataflow`: the authors' tool. `dataflow transform init` makes a project,
+//! `test` runs it in the processor's own sandbox over a sample, `build` makes a
+//! Rust component, `package` prints what ships it to a cluster; `dataflow tap`
+//! shows the messages at a point of a running flow; `dataflow test` runs a
+//! flow's tests.
 
+mod flow_test;
 mod init;
 mod package;
 mod project;
 mod rust_build;
 mod sample_run;
 mod step;
+mod tap;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -18,7 +22,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::init::SdkSource;
 use crate::project::{Language, Project, SAMPLE_EXPECTED, SAMPLE_INPUT};
 
-/// Write, test and ship dataflow transforms.
+/// Write, test and ship dataflow transforms; watch and test flows.
 #[derive(Parser)]
 #[command(name = "dataflow", version)]
 struct Cli {
@@ -31,6 +35,16 @@ enum Command {
     /// Transforms: init, test, build, package.
     #[command(subcommand)]
     Transform(TransformCommand),
+    /// The messages passing a point of a flow, live.
+    Tap(Box<tap::TapArgs>),
+    /// Run a flow's transformations over the tests of a YAML file and compare
+    /// what reaches each sink, route and the error sink (exit 1 on a difference).
+    Test {
+        /// The flow (a DataFlow manifest or a bare spec).
+        flow: PathBuf,
+        /// Its tests.
+        tests: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -101,12 +115,15 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_target(false)
         .init();
-    let Command::Transform(command) = cli.command;
-    let result = match command {
-        TransformCommand::Init(args) => init_command(args),
-        TransformCommand::Test(args) => test_command(&args.dir.dir, args.update),
-        TransformCommand::Build(args) => build_command(&args.dir),
-        TransformCommand::Package(args) => package_command(args),
+    let result = match cli.command {
+        Command::Transform(TransformCommand::Init(args)) => init_command(args),
+        Command::Transform(TransformCommand::Test(args)) => {
+            test_command(&args.dir.dir, args.update)
+        }
+        Command::Transform(TransformCommand::Build(args)) => build_command(&args.dir),
+        Command::Transform(TransformCommand::Package(args)) => package_command(args),
+        Command::Tap(args) => tap::run(*args),
+        Command::Test { flow, tests } => flow_test::run(&flow, &tests),
     };
     match result {
         Ok(code) => code,

@@ -1,9 +1,12 @@
 //! Wiring of the DataFlow controller: what it watches and what wakes it.
 //!
-//! - DataFlows (the primary resource).
-//! - Deployments and ConfigMaps it owns (status changes, edits by hand).
-//! - Secrets and transform ConfigMaps a DataFlow references: a change wakes only
-//!   the DataFlows that reference the changed object.
+//! - DataFlows (the primary resource), in every namespace or in each namespace
+//!   of `watchNamespaces` (one controller each).
+//! - Deployments, Jobs, CronJobs and spec Secrets it owns (status changes, edits
+//!   by hand).
+//! - Secrets and transform ConfigMaps a DataFlow references, by their metadata
+//!   only: a change wakes only the DataFlows that reference the changed object,
+//!   whichever watched namespace they are in.
 //! - The operator's own Deployment: when its images change, every DataFlow is
 //!   reconciled so processors move to the new processor image.
 //!
@@ -15,16 +18,19 @@ use std::future::Future;
 use std::sync::Arc;
 
 use dataflow_api::{DataFlow, DataFlowSpec};
-use futures::{FutureExt, Stream, StreamExt, future};
+use futures::channel::mpsc;
+use futures::{FutureExt, SinkExt, Stream, StreamExt, future};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use kube::core::PartialObjectMeta;
 use kube::runtime::controller::Controller;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, ResourceExt};
 
 use crate::reconcile::{self, Context};
+use crate::scope::{Scope, api};
 use dataflow_api::references::{self, ObjectKey};
 
 /// The DataFlows in `dataflows` whose `references` (as listed for the DataFlow's
@@ -90,61 +96,145 @@ fn object_key(namespace: Option<String>, name: String) -> ObjectKey {
     ObjectKey::new(namespace.unwrap_or_default(), name)
 }
 
-/// Runs the controller until `shutdown` resolves.
+/// Label of every object the operator makes.
+const MANAGED: &str = "app.kubernetes.io/managed-by=dataflow-operator";
+
+/// Where a changed Secret or ConfigMap is sent: the controller of each watched
+/// namespace, with the DataFlows it knows.
+#[derive(Clone)]
+struct Routes(Vec<(Store<DataFlow>, mpsc::Sender<ObjectRef<DataFlow>>)>);
+
+impl Routes {
+    /// Wakes, in every controller, the DataFlows `find` picks from its store.
+    async fn wake(&self, find: impl Fn(&[Arc<DataFlow>]) -> Vec<ObjectRef<DataFlow>>) {
+        for (store, sender) in &self.0 {
+            for dataflow in find(&store.state()) {
+                // A closed channel means that controller has stopped.
+                let _ = sender.clone().send(dataflow).await;
+            }
+        }
+    }
+}
+
+/// Runs the controllers of `scope` until `shutdown` resolves: one DataFlow
+/// controller per watched namespace (one for all of them when every namespace
+/// is watched), and the DataFlowCron controller beside it.
 pub async fn run(
     client: Client,
     ctx: Arc<Context>,
+    scope: Scope,
     operator_deployment: Option<ObjectKey>,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
-    let managed =
-        watcher::Config::default().labels("app.kubernetes.io/managed-by=dataflow-operator");
-    let controller = Controller::new(
-        Api::<DataFlow>::all(client.clone()),
-        watcher::Config::default(),
-    );
-    let store: Store<DataFlow> = controller.store();
-    let secrets_store = store.clone();
-    let mut controller = controller
-        .owns(Api::<Deployment>::all(client.clone()), managed.clone())
-        .owns(Api::<ConfigMap>::all(client.clone()), managed.clone())
-        .owns(Api::<Job>::all(client.clone()), managed.clone())
-        .owns(Api::<CronJob>::all(client.clone()), managed)
-        .watches(
-            Api::<Secret>::all(client.clone()),
-            watcher::Config::default(),
-            move |secret: Secret| {
-                let key = object_key(secret.namespace(), secret.name_any());
-                using_secret(&secrets_store.state(), &key)
-            },
-        )
-        .watches(
-            Api::<ConfigMap>::all(client.clone()),
-            watcher::Config::default(),
-            move |config_map: ConfigMap| {
-                let key = object_key(config_map.namespace(), config_map.name_any());
-                using_config_map(&store.state(), &key)
-            },
-        );
-    if let Some(own) = operator_deployment {
-        let api: Api<Deployment> = Api::namespaced(client.clone(), &own.namespace);
-        let config = watcher::Config::default().fields(&format!("metadata.name={}", own.name));
-        let deployments = watcher(api, config)
-            .applied_objects()
-            .filter_map(|event| future::ready(event.ok()));
-        controller = controller.reconcile_all_on(image_changes(deployments));
-    }
     let shutdown = shutdown.shared();
-    let dataflows = controller
-        .graceful_shutdown_on(shutdown.clone())
-        .run(reconcile::reconcile, reconcile::error_policy, ctx)
-        .for_each(|result| {
-            if let Err(error) = result {
-                tracing::debug!(%error, "controller event");
-            }
-            future::ready(())
-        });
-    future::join(dataflows, crate::cron::run(client, shutdown)).await;
+    let managed = watcher::Config::default().labels(MANAGED);
+    let mut routes = Vec::new();
+    let mut controllers = Vec::new();
+    for partition in scope.partitions() {
+        let controller = Controller::new(
+            api::<DataFlow>(&client, partition),
+            watcher::Config::default(),
+        );
+        let (wake, woken) = mpsc::channel(256);
+        routes.push((controller.store(), wake));
+        let mut controller = controller
+            .owns(api::<Deployment>(&client, partition), managed.clone())
+            .owns(api::<Secret>(&client, partition), managed.clone())
+            .owns(api::<Job>(&client, partition), managed.clone())
+            .owns(api::<CronJob>(&client, partition), managed.clone())
+            .reconcile_on(woken);
+        if let Some(own) = &operator_deployment {
+            controller = controller.reconcile_all_on(image_changes(own_deployment(&client, own)));
+        }
+        controllers.push(
+            controller
+                .graceful_shutdown_on(shutdown.clone())
+                .run(reconcile::reconcile, reconcile::error_policy, ctx.clone())
+                .for_each(|result| {
+                    if let Err(error) = result {
+                        tracing::debug!(%error, "controller event");
+                    }
+                    future::ready(())
+                }),
+        );
+    }
+    let routes = Routes(routes);
+    let references = reference_changes(&client, &scope, routes);
+    let stop_references = shutdown.clone();
+    let references = async move {
+        tokio::select! {
+            () = references => {}
+            () = stop_references => {}
+        }
+    };
+    future::join3(
+        future::join_all(controllers),
+        references,
+        crate::cron::run(client.clone(), &scope, shutdown),
+    )
+    .await;
+}
+
+/// The operator's own Deployment as it changes.
+fn own_deployment(
+    client: &Client,
+    own: &ObjectKey,
+) -> impl Stream<Item = Deployment> + Send + 'static {
+    let api: Api<Deployment> = Api::namespaced(client.clone(), &own.namespace);
+    let config = watcher::Config::default().fields(&format!("metadata.name={}", own.name));
+    watcher(api, config)
+        .applied_objects()
+        .filter_map(|event| future::ready(event.ok()))
+}
+
+/// Wakes the DataFlows that use a Secret or a custom transform's ConfigMap when
+/// that object changes. Only metadata is watched: the operator never holds the
+/// data of Secrets and ConfigMaps it does not use.
+async fn reference_changes(client: &Client, scope: &Scope, routes: Routes) {
+    let mut watches = Vec::new();
+    for partition in scope.partitions() {
+        let routes = routes.clone();
+        watches.push(
+            watcher(
+                api::<PartialObjectMeta<Secret>>(client, partition),
+                watcher::Config::default(),
+            )
+            .touched_objects()
+            .for_each(move |changed| {
+                let routes = routes.clone();
+                async move {
+                    if let Ok(secret) = changed {
+                        let key = object_key(secret.namespace(), secret.name_any());
+                        routes.wake(|dataflows| using_secret(dataflows, &key)).await;
+                    }
+                }
+            })
+            .boxed(),
+        );
+    }
+    for partition in scope.partitions() {
+        let routes = routes.clone();
+        watches.push(
+            watcher(
+                api::<PartialObjectMeta<ConfigMap>>(client, partition),
+                watcher::Config::default(),
+            )
+            .touched_objects()
+            .for_each(move |changed| {
+                let routes = routes.clone();
+                async move {
+                    if let Ok(config_map) = changed {
+                        let key = object_key(config_map.namespace(), config_map.name_any());
+                        routes
+                            .wake(|dataflows| using_config_map(dataflows, &key))
+                            .await;
+                    }
+                }
+            })
+            .boxed(),
+        );
+    }
+    future::join_all(watches).await;
 }
 
 #[cfg(test)]

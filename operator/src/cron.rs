@@ -16,6 +16,7 @@ use kube::runtime::watcher;
 use kube::{Api, Client, Resource, ResourceExt};
 
 use crate::FIELD_MANAGER;
+use crate::scope::{Scope, api};
 
 /// How often a DataFlowCron is looked at again without a change (its DataFlow's
 /// status changes wake it sooner).
@@ -26,29 +27,36 @@ const RESYNC: Duration = Duration::from_secs(300);
 #[error("{0}")]
 pub struct CronError(#[from] kube::Error);
 
-/// Runs the DataFlowCron controller until `shutdown` resolves.
-pub async fn run(client: Client, shutdown: impl Future<Output = ()> + Send + Sync + 'static) {
-    Controller::new(
-        Api::<DataFlowCron>::all(client.clone()),
-        watcher::Config::default(),
-    )
-    .owns(
-        Api::<DataFlow>::all(client.clone()),
-        watcher::Config::default(),
-    )
-    .graceful_shutdown_on(shutdown)
-    .run(
-        reconcile,
-        |_, _, _| Action::requeue(Duration::from_secs(10)),
-        Arc::new(client),
-    )
-    .for_each(|result| {
-        if let Err(error) = result {
-            tracing::debug!(%error, "DataFlowCron controller event");
-        }
-        future::ready(())
-    })
-    .await;
+/// Runs the DataFlowCron controller until `shutdown` resolves, one per
+/// watched namespace of `scope`.
+pub async fn run(
+    client: Client,
+    scope: &Scope,
+    shutdown: impl Future<Output = ()> + Clone + Send + Sync + 'static,
+) {
+    let controllers = scope.partitions().into_iter().map(|partition| {
+        Controller::new(
+            api::<DataFlowCron>(&client, partition),
+            watcher::Config::default(),
+        )
+        .owns(
+            api::<DataFlow>(&client, partition),
+            watcher::Config::default(),
+        )
+        .graceful_shutdown_on(shutdown.clone())
+        .run(
+            reconcile,
+            |_, _, _| Action::requeue(Duration::from_secs(10)),
+            Arc::new(client.clone()),
+        )
+        .for_each(|result| {
+            if let Err(error) = result {
+                tracing::debug!(%error, "DataFlowCron controller event");
+            }
+            future::ready(())
+        })
+    });
+    future::join_all(controllers).await;
 }
 
 async fn reconcile(cron: Arc<DataFlowCron>, client: Arc<Client>) -> Result<Action, CronError> {

@@ -3,30 +3,42 @@
 //!
 //! | object | name | purpose |
 //! |---|---|---|
-//! | ConfigMap | `dataflow-<name>-spec` | `spec.json`, the resolved spec |
+//! | Secret | `dataflow-<name>-spec` | `spec.json`, the resolved spec (it holds secret values) |
 //! | Deployment | `dataflow-<name>` | the processor |
 //! | ServiceAccount, Role, RoleBinding | `dataflow-<name>-processor` | lets the processor patch its own DataFlow's status, nothing else |
+//! | NetworkPolicy | `dataflow-<name>` | optional: who may reach the processor's port |
 
 use std::collections::BTreeMap;
 
 use dataflow_api::{DataFlow, requested_reset};
+use k8s_openapi::ByteString;
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy};
 use k8s_openapi::api::core::v1::{
-    Capabilities, ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource,
-    EnvVar, HTTPGetAction, KeyToPath, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
-    SeccompProfile, SecurityContext, ServiceAccount, Volume, VolumeMount,
+    Capabilities, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource, EnvVar,
+    HTTPGetAction, KeyToPath, PodSecurityContext, PodSpec, PodTemplateSpec, Probe, SeccompProfile,
+    Secret, SecretVolumeSource, SecurityContext, ServiceAccount, Volume, VolumeMount,
 };
 use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::{Resource, ResourceExt};
-use sha2::{Digest, Sha256};
 
 use crate::transforms::TransformPlan;
 
-/// Where the spec ConfigMap is mounted in the processor container.
+mod network_policy;
+pub use network_policy::{NetworkPolicySettings, network_policy};
+
+/// Where the spec Secret is mounted in the processor container.
 pub const SPEC_DIR: &str = "/etc/dataflow";
-/// Key of the resolved spec in the spec ConfigMap.
+/// File mode of the mounted spec: readable by its owner and group only. The
+/// kubelet gives a Secret volume's files the pod's `fsGroup` (the processor's
+/// group, [`RUN_AS`]), and no other user runs in the pod.
+pub const SPEC_FILE_MODE: i32 = 0o440;
+/// Where the flow's tap token is mounted in the processor container.
+pub const TAP_DIR: &str = "/etc/dataflow-tap";
+/// Key of the token in the tap Secret.
+pub const TAP_KEY: &str = "token";
+/// Key of the resolved spec in the spec Secret.
 pub const SPEC_KEY: &str = "spec.json";
 /// Pod-template annotation holding the hash of everything the processor reads.
 pub const SPEC_HASH_ANNOTATION: &str = "dataflow.dataflow.io/spec-hash";
@@ -47,6 +59,8 @@ pub struct ProcessorSettings {
     pub image: String,
     /// `LOG_LEVEL` of processors (`PROCESSOR_LOG_LEVEL`).
     pub log_level: String,
+    /// A NetworkPolicy beside each processor, when the chart asks for one.
+    pub network_policy: Option<NetworkPolicySettings>,
 }
 
 /// Why the desired objects cannot be built.
@@ -57,9 +71,22 @@ pub enum DesiredError {
     NotStored(String),
 }
 
-/// Name of the spec ConfigMap.
-pub fn config_map_name(dataflow: &str) -> String {
+/// Name of the spec Secret (and of the ConfigMap that held the spec before
+/// secret values were kept out of ConfigMaps; see [`legacy_config_map_name`]).
+pub fn spec_secret_name(dataflow: &str) -> String {
     format!("dataflow-{dataflow}-spec")
+}
+
+/// Name of the Secret holding the flow's tap token: whoever may read it may
+/// use the processor's `/api/v1` (its tap, failures and playground).
+pub fn tap_secret_name(dataflow: &str) -> String {
+    format!("dataflow-{dataflow}-tap")
+}
+
+/// Name of the ConfigMap in which earlier operators kept the resolved spec, secret
+/// values included; the operator deletes it once the spec Secret is in place.
+pub fn legacy_config_map_name(dataflow: &str) -> String {
+    spec_secret_name(dataflow)
 }
 
 /// Name of the processor Deployment.
@@ -98,25 +125,6 @@ fn selector_labels(dataflow: &str) -> BTreeMap<String, String> {
     ])
 }
 
-/// The hash that rolls the processor: the resolved spec bytes plus the digest of
-/// every custom component it loads, and the position reset asked for (so a new
-/// reset restarts the processor, or runs a new Job).
-pub fn spec_hash(resolved_spec: &str, plan: &TransformPlan, reset: Option<&str>) -> String {
-    let mut hasher = Sha256::new();
-    hasher.update(resolved_spec.as_bytes());
-    for (key, digest) in &plan.digests {
-        hasher.update([0]);
-        hasher.update(key.as_bytes());
-        hasher.update([0]);
-        hasher.update(digest.as_bytes());
-    }
-    if let Some(reset) = reset {
-        hasher.update([1]);
-        hasher.update(reset.as_bytes());
-    }
-    hex::encode(hasher.finalize())
-}
-
 pub(crate) struct Owned {
     pub(crate) name: String,
     namespace: String,
@@ -148,16 +156,35 @@ pub(crate) fn metadata(owned: &Owned, name: String) -> ObjectMeta {
     }
 }
 
-/// The spec ConfigMap holding `resolved_spec` as `spec.json`.
-pub fn config_map(dataflow: &DataFlow, resolved_spec: &str) -> Result<ConfigMap, DesiredError> {
+/// The spec Secret holding `resolved_spec` as `spec.json`. Kubernetes' `view`
+/// role and most read-only roles may read ConfigMaps but not Secrets, so the
+/// secret values substituted into the spec are no more visible here than in the
+/// Secrets they came from.
+pub fn spec_secret(dataflow: &DataFlow, resolved_spec: &str) -> Result<Secret, DesiredError> {
     let owned = owned(dataflow)?;
-    Ok(ConfigMap {
-        metadata: metadata(&owned, config_map_name(&owned.name)),
+    Ok(Secret {
+        metadata: metadata(&owned, spec_secret_name(&owned.name)),
         data: Some(BTreeMap::from([(
             SPEC_KEY.to_owned(),
-            resolved_spec.to_owned(),
+            ByteString(resolved_spec.as_bytes().to_vec()),
         )])),
-        ..ConfigMap::default()
+        type_: Some("Opaque".to_owned()),
+        ..Secret::default()
+    })
+}
+
+/// The tap Secret holding `token` (made once; never rewritten, so the token
+/// stays what clients were given until the Secret is deleted).
+pub fn tap_secret(dataflow: &DataFlow, token: &str) -> Result<Secret, DesiredError> {
+    let owned = owned(dataflow)?;
+    Ok(Secret {
+        metadata: metadata(&owned, tap_secret_name(&owned.name)),
+        data: Some(BTreeMap::from([(
+            TAP_KEY.to_owned(),
+            ByteString(token.as_bytes().to_vec()),
+        )])),
+        type_: Some("Opaque".to_owned()),
+        ..Secret::default()
     })
 }
 
@@ -263,6 +290,7 @@ fn processor_args(dataflow: &DataFlow, owned: &Owned) -> Vec<String> {
         format!("--namespace={}", owned.namespace),
         format!("--name={}", owned.name),
         format!("--metrics-addr=0.0.0.0:{METRICS_PORT}"),
+        format!("--tap-token-file={TAP_DIR}/{TAP_KEY}"),
     ];
     if let Some(Ok(reset)) = requested_reset(dataflow.metadata.annotations.as_ref(), &dataflow.spec)
     {
@@ -283,9 +311,19 @@ pub fn pod_template(
     let mut volumes = vec![
         Volume {
             name: "spec".to_owned(),
-            config_map: Some(ConfigMapVolumeSource {
-                name: config_map_name(&owned.name),
-                ..ConfigMapVolumeSource::default()
+            secret: Some(SecretVolumeSource {
+                secret_name: Some(spec_secret_name(&owned.name)),
+                default_mode: Some(SPEC_FILE_MODE),
+                ..SecretVolumeSource::default()
+            }),
+            ..Volume::default()
+        },
+        Volume {
+            name: "tap".to_owned(),
+            secret: Some(SecretVolumeSource {
+                secret_name: Some(tap_secret_name(&owned.name)),
+                default_mode: Some(SPEC_FILE_MODE),
+                ..SecretVolumeSource::default()
             }),
             ..Volume::default()
         },
@@ -299,6 +337,12 @@ pub fn pod_template(
         VolumeMount {
             name: "spec".to_owned(),
             mount_path: SPEC_DIR.to_owned(),
+            read_only: Some(true),
+            ..VolumeMount::default()
+        },
+        VolumeMount {
+            name: "tap".to_owned(),
+            mount_path: TAP_DIR.to_owned(),
             read_only: Some(true),
             ..VolumeMount::default()
         },

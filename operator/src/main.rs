@@ -8,9 +8,12 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use dataflow_api::references::ObjectKey;
-use dataflow_operator::desired::ProcessorSettings;
+use dataflow_operator::desired::{NetworkPolicySettings, ProcessorSettings};
+use dataflow_operator::grants::ReferencePolicy;
+use dataflow_operator::hash_key::{self, HashKey};
 use dataflow_operator::leader::{self, LeaseTiming};
 use dataflow_operator::reconcile::Context;
+use dataflow_operator::scope::Scope;
 use dataflow_operator::telemetry::Metrics;
 use dataflow_operator::webhook::Validator;
 use dataflow_operator::{controller, crd};
@@ -72,6 +75,21 @@ struct RunArgs {
     /// PEM private key of the webhook.
     #[arg(long, env = "WEBHOOK_KEY_FILE")]
     webhook_key: Option<PathBuf>,
+    /// Watch only these namespaces (comma-separated; empty: every namespace).
+    #[arg(long, env = "WATCH_NAMESPACES", default_value = "")]
+    watch_namespaces: String,
+    /// Follow `*SecretRef`s into other namespaces without the Secret's grant
+    /// (annotation `dataflow.dataflow.io/allowed-namespaces`).
+    #[arg(long, env = "ALLOW_CROSS_NAMESPACE_REFERENCES", default_value_t = false, action = clap::ArgAction::Set)]
+    allow_cross_namespace_references: bool,
+    /// The Secret (in the operator's namespace) holding the key of the pod
+    /// template's spec hash; made when missing.
+    #[arg(long, env = "HASH_KEY_SECRET", default_value = hash_key::DEFAULT_SECRET_NAME)]
+    hash_key_secret: String,
+    /// Put a NetworkPolicy beside each processor that lets only pods of these
+    /// namespaces (comma-separated) reach its port; empty: no NetworkPolicy.
+    #[arg(long, env = "PROCESSOR_NETWORK_POLICY_NAMESPACES", default_value = "")]
+    processor_network_policy_namespaces: String,
 }
 
 fn main() -> ExitCode {
@@ -120,14 +138,17 @@ fn crds_yaml(kind: Option<&str>) -> Result<String, serde_norway::Error> {
     }
 }
 
-/// `LOG_LEVEL` (debug|info|warn|error); JSON lines unless on a terminal.
+/// `LOG_LEVEL` (debug|info|warn|error|trace; the chatty client libraries stay at
+/// warn) or `RUST_LOG` directives (exactly as given); JSON lines unless on a
+/// terminal.
 fn init_logging() {
     use std::io::IsTerminal;
-    let level = std::env::var("LOG_LEVEL").unwrap_or_else(|_| "info".into());
-    let filter = tracing_subscriber::EnvFilter::try_new(format!(
-        "{level},kube_lease_manager=warn,kube_runtime=warn,hyper=warn"
-    ))
-    .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let directives = std::env::var("RUST_LOG").unwrap_or_else(|_| {
+        let level = std::env::var("LOG_LEVEL").unwrap_or_else(|_| "info".into());
+        format!("{level},kube_lease_manager=warn,kube_runtime=warn,hyper=warn")
+    });
+    let filter = tracing_subscriber::EnvFilter::try_new(directives)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -150,6 +171,18 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     tokio::spawn(stop_on_signal(shutdown.clone()));
 
     let metrics_server = tokio::spawn(metrics.clone().serve(args.metrics_addr));
+    let references = ReferencePolicy {
+        allow_cross_namespace: args.allow_cross_namespace_references,
+    };
+    let scope = Scope::parse(&args.watch_namespaces);
+    let operator_namespace = args
+        .operator_namespace
+        .clone()
+        .unwrap_or_else(|| client.default_namespace().to_owned());
+    let hash_key =
+        HashKey::load_or_create(client.clone(), &operator_namespace, &args.hash_key_secret)
+            .await
+            .context("cannot have the spec hash key")?;
 
     if let Some(addr) = args.webhook_addr {
         let (Some(cert), Some(key)) = (args.webhook_cert.clone(), args.webhook_key.clone()) else {
@@ -158,7 +191,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         let listener = std::net::TcpListener::bind(addr)
             .with_context(|| format!("cannot listen on {addr} for the webhook"))?;
         listener.set_nonblocking(true)?;
-        let validator = Arc::new(Validator::new(client.clone(), metrics.clone()));
+        let validator = Arc::new(Validator::new(client.clone(), metrics.clone(), references));
         tokio::spawn(async move {
             if let Err(e) = validator.serve(listener, &cert, &key).await {
                 tracing::error!("{e}");
@@ -179,9 +212,12 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         ProcessorSettings {
             image: args.processor_image.clone(),
             log_level: args.processor_log_level.clone(),
+            network_policy: network_policy(&args.processor_network_policy_namespaces),
         },
         Recorder::new(client.clone(), reporter),
         metrics.clone(),
+        hash_key,
+        references,
     ));
     let own_deployment = match (&args.operator_namespace, &args.operator_deployment_name) {
         (Some(namespace), Some(name)) => Some(ObjectKey::new(namespace.clone(), name.clone())),
@@ -189,11 +225,9 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     };
     metrics.set_ready(true);
 
+    tracing::info!(?scope, "watching");
     if args.leader_election {
-        let namespace = args
-            .operator_namespace
-            .clone()
-            .unwrap_or_else(|| client.default_namespace().to_owned());
+        let namespace = operator_namespace;
         let election = leader::join(
             client.clone(),
             &namespace,
@@ -211,6 +245,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
                 controller::run(
                     client.clone(),
                     ctx.clone(),
+                    scope.clone(),
                     own_deployment.clone(),
                     lost.wait(),
                 )
@@ -225,13 +260,25 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         }
     } else {
         let stop = shutdown.clone();
-        controller::run(client, ctx, own_deployment, async move {
+        controller::run(client, ctx, scope, own_deployment, async move {
             stop.cancelled().await
         })
         .await;
     }
     metrics_server.abort();
     Ok(())
+}
+
+/// The NetworkPolicy settings for a comma-separated namespace list (none when
+/// the list is empty).
+fn network_policy(namespaces: &str) -> Option<NetworkPolicySettings> {
+    let from_namespaces: Vec<String> = namespaces
+        .split(',')
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .map(str::to_owned)
+        .collect();
+    (!from_namespaces.is_empty()).then_some(NetworkPolicySettings { from_namespaces })
 }
 
 async fn stop_on_signal(shutdown: CancellationToken) {

@@ -76,10 +76,19 @@ pub const REQUIRED: &[Permission] = &[
         resource: "cronjobs",
         verbs: WATCHED_AND_OWNED,
     },
+    // Read for the `*SecretRef`s flows use (their metadata is watched); each
+    // flow's resolved spec is a Secret the operator owns, and so is the key of
+    // the spec hash.
     Permission {
         group: "",
         resource: "secrets",
-        verbs: &["get", "list", "watch"],
+        verbs: WATCHED_AND_OWNED,
+    },
+    // Beside each processor when `processor.networkPolicy.enabled`.
+    Permission {
+        group: "networking.k8s.io",
+        resource: "networkpolicies",
+        verbs: OWNED,
     },
     Permission {
         group: "",

@@ -1,7 +1,8 @@
 //! One reconcile pass for one DataFlow, following the seed's loop: on delete clean
-//! up and report `Stopped`; otherwise validate, resolve secrets and custom
-//! transforms, apply the ConfigMap and Deployment (server-side apply), and report
-//! the Deployment's state in the status.
+//! up and report `Stopped`; otherwise validate, check references into other
+//! namespaces, resolve secrets and custom transforms, apply the spec Secret and
+//! the Deployment (server-side apply), and report the Deployment's state in the
+//! status.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -12,22 +13,24 @@ use dataflow_api::{DataFlow, Phase, RESET_ANNOTATION, requested_reset};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, ServiceAccount};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
+use kube::api::{ListParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event as KubeEvent, EventType, Recorder};
 use kube::runtime::finalizer::{self, Event};
 use kube::{Api, Client, Resource, ResourceExt};
-use serde::Serialize;
-use serde::de::DeserializeOwned;
 use tracing::Instrument;
 
 use crate::desired::{self, ProcessorSettings};
+use crate::grants::{self, ReferencePolicy};
+use crate::hash_key::HashKey;
+use crate::objects::{apply_object, delete, delete_legacy_spec, ensure_tap_secret};
 use crate::status::{self, Observation};
 use crate::telemetry::Metrics;
-use crate::{FIELD_MANAGER, FINALIZER, transforms, workload};
+use crate::{FINALIZER, transforms, workload};
 use dataflow_api::references::{self, ObjectKey};
 use dataflow_api::secrets;
 
@@ -46,6 +49,10 @@ pub struct Context {
     pub recorder: Recorder,
     /// Operator metrics.
     pub metrics: Metrics,
+    /// The key of the pod template's spec hash.
+    pub hash_key: HashKey,
+    /// Whether references into other namespaces need a grant.
+    pub references: ReferencePolicy,
     passes: AtomicU64,
 }
 
@@ -56,12 +63,16 @@ impl Context {
         settings: ProcessorSettings,
         recorder: Recorder,
         metrics: Metrics,
+        hash_key: HashKey,
+        references: ReferencePolicy,
     ) -> Self {
         Self {
             client,
             settings,
             recorder,
             metrics,
+            hash_key,
+            references,
             passes: AtomicU64::new(0),
         }
     }
@@ -79,6 +90,9 @@ pub enum Error {
     /// The resolved spec cannot be serialized.
     #[error("cannot serialize the resolved spec: {0}")]
     Serialize(#[from] serde_json::Error),
+    /// The system's random source failed (for a tap token).
+    #[error("cannot draw a random token: {0}")]
+    Random(String),
     /// Adding or removing the finalizer failed, or the inner pass did.
     #[error("{0}")]
     Finalizer(#[source] Box<finalizer::Error<Error>>),
@@ -188,6 +202,14 @@ async fn resolve(
             }));
         }
     };
+    let refused =
+        grants::refused_references(&ctx.client, &dataflow.spec, namespace, ctx.references).await?;
+    if !refused.is_empty() {
+        return Ok(Err(Unresolvable {
+            reason: "CrossNamespaceReference",
+            message: refused.join("; "),
+        }));
+    }
     let mut secrets = BTreeMap::new();
     for key in references::secret_keys(&dataflow.spec, namespace) {
         let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &key.namespace);
@@ -237,7 +259,7 @@ async fn deploy(
     resolved: Resolved,
     ctx: &Context,
 ) -> Result<Observation, Error> {
-    let hash = desired::spec_hash(
+    let hash = ctx.hash_key.spec_hash(
         &resolved.spec_json,
         &resolved.plan,
         resolved.reset.as_deref(),
@@ -256,10 +278,14 @@ async fn deploy(
     apply_object(
         ctx,
         namespace,
-        &desired::config_map(dataflow, &resolved.spec_json)?,
+        &desired::spec_secret(dataflow, &resolved.spec_json)?,
     )
     .await?;
+    ensure_tap_secret(ctx, dataflow, namespace, name).await?;
     apply_object(ctx, namespace, &desired::service_account(dataflow)?).await?;
+    if let Some(policy) = &ctx.settings.network_policy {
+        apply_object(ctx, namespace, &desired::network_policy(dataflow, policy)?).await?;
+    }
     apply_object(ctx, namespace, &desired::status_role(dataflow)?).await?;
     apply_object(ctx, namespace, &desired::status_role_binding(dataflow)?).await?;
     if let Some(execution) = dataflow
@@ -269,23 +295,26 @@ async fn deploy(
         .filter(|e| e.runs_to_completion())
     {
         delete::<Deployment>(ctx, namespace, &deployment_name).await?;
-        return match &execution.schedule {
+        let observation = match &execution.schedule {
             Some(schedule) => {
-                schedule_runs(dataflow, namespace, name, &resolved, &hash, schedule, ctx).await
+                schedule_runs(dataflow, namespace, name, &resolved, &hash, schedule, ctx).await?
             }
-            None => run_once(dataflow, namespace, name, &resolved, &hash, ctx).await,
+            None => run_once(dataflow, namespace, name, &resolved, &hash, ctx).await?,
         };
+        delete_legacy_spec(ctx, dataflow, namespace, name).await?;
+        return Ok(observation);
     }
     delete::<CronJob>(ctx, namespace, &workload::cron_job_name(name)).await?;
     delete_jobs_except(ctx, namespace, name, None).await?;
     let deployment = desired::deployment(dataflow, &ctx.settings, &resolved.plan, &hash)?;
     let applied: Deployment = apply_object(ctx, namespace, &deployment).await?;
+    delete_legacy_spec(ctx, dataflow, namespace, name).await?;
 
     match previous_hash {
         None => {
             let note = format!(
-                "created Deployment {deployment_name} and ConfigMap {}",
-                desired::config_map_name(name)
+                "created Deployment {deployment_name} and Secret {}",
+                desired::spec_secret_name(name)
             );
             publish(ctx, dataflow, EventType::Normal, "Created", &note, "Create").await;
         }
@@ -371,26 +400,6 @@ async fn delete_jobs_except(
     Ok(())
 }
 
-async fn apply_object<K>(ctx: &Context, namespace: &str, object: &K) -> Result<K, Error>
-where
-    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
-        + Clone
-        + DeserializeOwned
-        + Serialize
-        + std::fmt::Debug,
-{
-    let api: Api<K> = Api::namespaced(ctx.client.clone(), namespace);
-    let name = object.meta().name.clone().unwrap_or_default();
-    let mut body = serde_json::to_value(object)?;
-    // Server-side apply needs the type in the body; k8s-openapi leaves it out.
-    if let Some(map) = body.as_object_mut() {
-        map.insert("apiVersion".into(), K::api_version(&()).into());
-        map.insert("kind".into(), K::kind(&()).into());
-    }
-    let params = PatchParams::apply(FIELD_MANAGER).force();
-    Ok(api.patch(&name, &params, &Patch::Apply(&body)).await?)
-}
-
 async fn write_status(
     dataflow: &DataFlow,
     namespace: &str,
@@ -419,7 +428,10 @@ async fn cleanup(dataflow: &DataFlow, ctx: &Context) -> Result<Action, Error> {
     delete::<Deployment>(ctx, &namespace, &desired::deployment_name(&name)).await?;
     delete::<CronJob>(ctx, &namespace, &workload::cron_job_name(&name)).await?;
     delete_jobs_except(ctx, &namespace, &name, None).await?;
-    delete::<ConfigMap>(ctx, &namespace, &desired::config_map_name(&name)).await?;
+    delete::<Secret>(ctx, &namespace, &desired::spec_secret_name(&name)).await?;
+    delete::<Secret>(ctx, &namespace, &desired::tap_secret_name(&name)).await?;
+    delete_legacy_spec(ctx, dataflow, &namespace, &name).await?;
+    delete::<NetworkPolicy>(ctx, &namespace, &desired::deployment_name(&name)).await?;
     let account = desired::processor_account_name(&name);
     delete::<RoleBinding>(ctx, &namespace, &account).await?;
     delete::<Role>(ctx, &namespace, &account).await?;
@@ -435,26 +447,11 @@ async fn cleanup(dataflow: &DataFlow, ctx: &Context) -> Result<Action, Error> {
         dataflow,
         EventType::Normal,
         "Deleted",
-        "processor Deployment and ConfigMap removed",
+        "processor Deployment and spec Secret removed",
         "Delete",
     )
     .await;
     Ok(Action::await_change())
-}
-
-async fn delete<K>(ctx: &Context, namespace: &str, name: &str) -> Result<(), Error>
-where
-    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
-        + Clone
-        + DeserializeOwned
-        + std::fmt::Debug,
-{
-    let api: Api<K> = Api::namespaced(ctx.client.clone(), namespace);
-    match api.delete(name, &DeleteParams::background()).await {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
-        Err(e) => Err(e.into()),
-    }
 }
 
 /// A reset not announced yet: an event, and `status.positionReset.requested`

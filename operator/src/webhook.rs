@@ -3,8 +3,9 @@
 //! A DataFlow is checked exactly as the processor checks it (`dataflow_api::
 //! manifest::parse`, which runs `dataflow_api::validate`), and each `type: wasm`
 //! transform with a `configMapRef` is loaded from its ConfigMap and linked against
-//! our world by the same Wasm host the processor uses. Every problem is reported,
-//! each with its field path.
+//! our world by the same Wasm host the processor uses. A `*SecretRef` into
+//! another namespace is refused unless that Secret grants the DataFlow's
+//! namespace (see `grants`). Every problem is reported, each with its field path.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -25,6 +26,7 @@ use kube::{Api, Client};
 use sha2::{Digest, Sha256};
 use tokio::sync::OnceCell;
 
+use crate::grants::{self, ReferencePolicy};
 use crate::telemetry::Metrics;
 use crate::transforms::component_bytes;
 
@@ -53,15 +55,18 @@ pub enum WebhookError {
 pub struct Validator {
     client: Client,
     metrics: Metrics,
+    references: ReferencePolicy,
     runtime: OnceCell<Arc<WasmRuntime>>,
 }
 
 impl Validator {
-    /// A validator that reads transform ConfigMaps through `client`.
-    pub fn new(client: Client, metrics: Metrics) -> Self {
+    /// A validator that reads transform ConfigMaps, and the metadata of Secrets
+    /// in other namespaces, through `client`.
+    pub fn new(client: Client, metrics: Metrics, references: ReferencePolicy) -> Self {
         Self {
             client,
             metrics,
+            references,
             runtime: OnceCell::new(),
         }
     }
@@ -110,7 +115,21 @@ impl Validator {
             Err(e) => return vec![e.to_string()],
         };
         let namespace = request.namespace.clone().unwrap_or_default();
-        self.transform_problems(&spec, &namespace).await
+        let mut problems = match grants::refused_references(
+            &self.client,
+            &spec,
+            &namespace,
+            self.references,
+        )
+        .await
+        {
+            Ok(refused) => refused,
+            Err(e) => vec![format!(
+                "cannot check the Secrets in other namespaces this DataFlow refers to: {e}"
+            )],
+        };
+        problems.extend(self.transform_problems(&spec, &namespace).await);
+        problems
     }
 
     async fn transform_problems(&self, spec: &DataFlowSpec, namespace: &str) -> Vec<String> {

@@ -170,6 +170,7 @@ spec:
         ProcessorSettings {
             image: "dataflow:test".into(),
             log_level: "info".into(),
+            network_policy: None,
         }
     }
 

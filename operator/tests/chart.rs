@@ -108,11 +108,41 @@ fn check_common(documents: &[Value]) {
     }
 
     // Least privilege, both ways: the roles grant what the operator uses
-    // (rbac::REQUIRED, which its tests enforce) and nothing more.
-    let cluster = typed::<ClusterRole>(of_kind(documents, "ClusterRole")[0]);
-    let role = typed::<Role>(of_kind(documents, "Role")[0]);
-    let mut granted = grants(cluster.rules.as_deref().unwrap_or_default());
-    granted.extend(grants(role.rules.as_deref().unwrap_or_default()));
+    // (rbac::REQUIRED, which its tests enforce) and nothing more. Its rights in
+    // flow namespaces come from the ClusterRole, or from one Role per watched
+    // namespace, each the same.
+    let leader = typed::<Role>(
+        of_kind(documents, "Role")
+            .into_iter()
+            .find(|r| r["metadata"]["name"] == "dataflow-leader-election")
+            .expect("the operator's own Role"),
+    );
+    let namespaced: Vec<Role> = of_kind(documents, "Role")
+        .into_iter()
+        .filter(|r| r["metadata"]["name"] == "dataflow")
+        .map(typed::<Role>)
+        .collect();
+    let clusters: Vec<ClusterRole> = of_kind(documents, "ClusterRole")
+        .into_iter()
+        .map(typed::<ClusterRole>)
+        .collect();
+    let in_flow_namespaces = match (clusters.as_slice(), namespaced.as_slice()) {
+        ([cluster], []) => grants(cluster.rules.as_deref().unwrap_or_default()),
+        ([], [first, rest @ ..]) => {
+            let first_grants = grants(first.rules.as_deref().unwrap_or_default());
+            for role in rest {
+                assert_eq!(
+                    grants(role.rules.as_deref().unwrap_or_default()),
+                    first_grants
+                );
+            }
+            first_grants
+        }
+        _ => panic!("one ClusterRole, or Roles in watched namespaces, and not both"),
+    };
+    let own = grants(leader.rules.as_deref().unwrap_or_default());
+    let mut granted = in_flow_namespaces;
+    granted.extend(own.clone());
     let required: BTreeSet<(String, String, String)> = REQUIRED
         .iter()
         .flat_map(|p| {
@@ -123,10 +153,9 @@ fn check_common(documents: &[Value]) {
         .collect();
     assert_eq!(granted, required);
     assert!(
-        grants(role.rules.as_deref().unwrap_or_default())
-            .iter()
-            .all(|(_, resource, _)| resource == "leases"),
-        "the namespaced Role is for the leader Lease only"
+        own.iter().all(|(_, resource, verb)| resource == "leases"
+            || (resource == "secrets" && (verb == "get" || verb == "create"))),
+        "the operator's own Role is for the leader Lease and the hash key Secret only: {own:?}"
     );
 
     // The operator pod is hardened and probed.
@@ -185,6 +214,87 @@ fn default_values_render_a_least_privilege_operator() {
         Some("dataflow")
     );
     assert_eq!(env(&deployment, "WEBHOOK_ADDR"), None);
+    assert_eq!(env(&deployment, "WATCH_NAMESPACES").as_deref(), Some(""));
+    assert_eq!(
+        env(&deployment, "ALLOW_CROSS_NAMESPACE_REFERENCES").as_deref(),
+        Some("false")
+    );
+    assert_eq!(
+        env(&deployment, "HASH_KEY_SECRET").as_deref(),
+        Some("dataflow-hash-key")
+    );
+    assert_eq!(
+        env(&deployment, "PROCESSOR_NETWORK_POLICY_NAMESPACES"),
+        None
+    );
+}
+
+/// `watchNamespaces` gives the operator a Role in each listed namespace and no
+/// ClusterRole at all, so no Secret outside those namespaces is within its reach;
+/// the webhook judges only DataFlows of those namespaces.
+#[test]
+fn watched_namespaces_render_roles_and_no_cluster_wide_rights() {
+    let documents = render_chart(&json!({
+        "watchNamespaces": ["team-a", "team-b"],
+        "webhook": {"enabled": true, "certManager": {"enabled": false}},
+    }));
+    check_common(&documents);
+    assert!(of_kind(&documents, "ClusterRole").is_empty());
+    assert!(of_kind(&documents, "ClusterRoleBinding").is_empty());
+    let roles: BTreeSet<String> = of_kind(&documents, "Role")
+        .iter()
+        .map(|r| {
+            format!(
+                "{}/{}",
+                r["metadata"]["namespace"].as_str().unwrap(),
+                r["metadata"]["name"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(
+        roles,
+        BTreeSet::from([
+            "dataflow-system/dataflow-leader-election".to_owned(),
+            "team-a/dataflow".to_owned(),
+            "team-b/dataflow".to_owned(),
+        ])
+    );
+    for binding in of_kind(&documents, "RoleBinding") {
+        let binding: RoleBinding = typed(binding);
+        assert_eq!(binding.subjects.unwrap()[0].name, "dataflow");
+    }
+    let deployment = the_deployment(&documents);
+    assert_eq!(
+        env(&deployment, "WATCH_NAMESPACES").as_deref(),
+        Some("team-a,team-b")
+    );
+    let webhook: ValidatingWebhookConfiguration =
+        typed(of_kind(&documents, "ValidatingWebhookConfiguration")[0]);
+    let selector = webhook.webhooks.unwrap()[0]
+        .namespace_selector
+        .clone()
+        .unwrap();
+    let expression = &selector.match_expressions.unwrap()[0];
+    assert_eq!(expression.key, "kubernetes.io/metadata.name");
+    assert_eq!(expression.values.as_deref().unwrap(), ["team-a", "team-b"]);
+}
+
+#[test]
+fn network_policies_and_cross_namespace_references_are_the_operators_settings() {
+    let documents = render_chart(&json!({
+        "allowCrossNamespaceReferences": true,
+        "processor": {"networkPolicy": {"enabled": true, "monitoringNamespace": "prometheus"}},
+    }));
+    check_common(&documents);
+    let deployment = the_deployment(&documents);
+    assert_eq!(
+        env(&deployment, "PROCESSOR_NETWORK_POLICY_NAMESPACES").as_deref(),
+        Some("dataflow-system,prometheus")
+    );
+    assert_eq!(
+        env(&deployment, "ALLOW_CROSS_NAMESPACE_REFERENCES").as_deref(),
+        Some("true")
+    );
 }
 
 #[test]
@@ -338,6 +448,15 @@ fn values_outside_the_schema_are_refused() {
         ),
         (json!({"unknownSetting": true}), "unknownSetting"),
         (json!({"image": {"tag": 5}}), "tag"),
+        (json!({"watchNamespaces": ["Team_A"]}), "watchNamespaces"),
+        (
+            json!({"allowCrossNamespaceReferences": "yes"}),
+            "allowCrossNamespaceReferences",
+        ),
+        (
+            json!({"processor": {"networkPolicy": {"enabled": "on"}}}),
+            "enabled",
+        ),
     ] {
         let error = template(&bad).expect_err(&format!("{bad} should be refused"));
         assert!(error.contains(key), "{bad}: {error}");
@@ -385,6 +504,7 @@ async fn webhook_with_a_certificate_the_chart_generates() {
     let validator = std::sync::Arc::new(dataflow_operator::webhook::Validator::new(
         fake.client(),
         dataflow_operator::telemetry::Metrics::new().unwrap(),
+        dataflow_operator::grants::ReferencePolicy::default(),
     ));
     tokio::spawn(async move { validator.serve(listener, &cert, &key).await });
 

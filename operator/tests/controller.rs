@@ -12,7 +12,10 @@ use std::time::Duration;
 use dataflow_api::references::ObjectKey;
 use dataflow_operator::controller;
 use dataflow_operator::desired::ProcessorSettings;
+use dataflow_operator::grants::ReferencePolicy;
+use dataflow_operator::hash_key::HashKey;
 use dataflow_operator::reconcile::Context;
+use dataflow_operator::scope::Scope;
 use dataflow_operator::telemetry::Metrics;
 use kube::runtime::events::{Recorder, Reporter};
 use serde_json::{Value, json};
@@ -95,15 +98,19 @@ async fn changes_wake_exactly_the_dataflows_that_use_them() {
         ProcessorSettings {
             image: "proc:1".into(),
             log_level: "info".into(),
+            network_policy: None,
         },
         Recorder::new(client.clone(), reporter),
         Metrics::new().unwrap(),
+        HashKey::from_bytes(vec![1u8; 32]),
+        ReferencePolicy::default(),
     ));
     let stop = CancellationToken::new();
     let stopped = stop.clone();
     let running = tokio::spawn(controller::run(
         client,
         ctx,
+        Scope::All,
         Some(ObjectKey::new("ops", "operator")),
         async move { stopped.cancelled().await },
     ));

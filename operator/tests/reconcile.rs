@@ -6,10 +6,15 @@
 
 mod support;
 
+#[path = "reconcile/secrets.rs"]
+mod secrets;
+
 use std::sync::Arc;
 
 use dataflow_api::DataFlow;
 use dataflow_operator::desired::ProcessorSettings;
+use dataflow_operator::grants::ReferencePolicy;
+use dataflow_operator::hash_key::HashKey;
 use dataflow_operator::reconcile::{Context, reconcile};
 use dataflow_operator::telemetry::Metrics;
 use kube::runtime::events::{Recorder, Reporter};
@@ -18,7 +23,7 @@ use support::FakeApi;
 
 const DF: &str = "/apis/dataflow.dataflow.io/v1/namespaces/team/dataflows/orders";
 const DEPLOYMENT: &str = "/apis/apps/v1/namespaces/team/deployments/dataflow-orders";
-const CONFIG_MAP: &str = "/api/v1/namespaces/team/configmaps/dataflow-orders-spec";
+const SPEC_SECRET: &str = "/api/v1/namespaces/team/secrets/dataflow-orders-spec";
 const SECRET: &str = "/api/v1/namespaces/team/secrets/pg";
 const HASH: &str = "dataflow.dataflow.io/spec-hash";
 const PASSWORD: &str = "postgres://app:s3cret-pass@db:5432/app";
@@ -61,10 +66,24 @@ fn context(fake: &FakeApi, image: &str) -> Arc<Context> {
         ProcessorSettings {
             image: image.into(),
             log_level: "info".into(),
+            network_policy: None,
         },
         Recorder::new(client, reporter),
         Metrics::new().unwrap(),
+        HashKey::from_bytes(vec![42u8; 32]),
+        ReferencePolicy::default(),
     ))
+}
+
+/// The resolved spec in the flow's spec Secret.
+fn resolved_spec(fake: &FakeApi) -> String {
+    use base64::Engine as _;
+    let secret = fake.get(SPEC_SECRET).expect("the spec Secret");
+    let encoded = secret["data"]["spec.json"].as_str().expect("spec.json");
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .expect("Secret data is base64");
+    String::from_utf8(bytes).expect("the spec is text")
 }
 
 async fn pass(fake: &FakeApi, image: &str) -> Vec<support::Call> {
@@ -130,7 +149,7 @@ async fn create_applies_everything_and_reports_pending() {
     assert_eq!(
         applied,
         [
-            CONFIG_MAP.to_owned(),
+            SPEC_SECRET.to_owned(),
             "/api/v1/namespaces/team/serviceaccounts/dataflow-orders-processor".into(),
             "/apis/rbac.authorization.k8s.io/v1/namespaces/team/roles/dataflow-orders-processor".into(),
             "/apis/rbac.authorization.k8s.io/v1/namespaces/team/rolebindings/dataflow-orders-processor".into(),
@@ -149,15 +168,18 @@ async fn create_applies_everything_and_reports_pending() {
         assert!(call.query.contains("force=true"), "{}", call.query);
     }
 
-    // The resolved spec has the secret's value and no reference left.
-    let cm = fake.get(CONFIG_MAP).unwrap();
-    let resolved: Value = serde_json::from_str(cm["data"]["spec.json"].as_str().unwrap()).unwrap();
+    // The resolved spec has the secret's value and no reference left, and sits
+    // in a Secret: no ConfigMap was written.
+    let spec = resolved_spec(&fake);
+    let resolved: Value = serde_json::from_str(&spec).unwrap();
     assert_eq!(resolved["sink"]["postgresql"]["connectionString"], PASSWORD);
+    assert!(!spec.contains("SecretRef"));
     assert!(
-        !cm["data"]["spec.json"]
-            .as_str()
-            .unwrap()
-            .contains("SecretRef")
+        !calls
+            .iter()
+            .any(|c| c.method != "GET" && c.path.contains("/configmaps/")),
+        "{:?}",
+        lines(&calls)
     );
 
     let deployment = fake.get(DEPLOYMENT).unwrap();
@@ -177,16 +199,25 @@ async fn create_applies_everything_and_reports_pending() {
     let events = events(&calls);
     assert_eq!(events.len(), 1);
     assert_eq!(events[0].0, "Created");
-    // No secret value anywhere but the ConfigMap.
+    // No secret value anywhere but the spec Secret, in clear or in base64.
+    use base64::Engine as _;
+    let encoded = base64::engine::general_purpose::STANDARD.encode("s3cret-pass");
     for call in &calls {
-        if call.path != CONFIG_MAP {
+        if call.path != SPEC_SECRET {
+            let body = call.body.to_string();
             assert!(
-                !call.body.to_string().contains("s3cret-pass"),
+                !body.contains("s3cret-pass") && !body.contains(&encoded),
                 "{}",
                 call.line()
             );
         }
     }
+    // The hash is keyed: not the plain digest of the resolved spec.
+    use sha2::Digest as _;
+    assert_ne!(
+        hash(&fake),
+        hex::encode(sha2::Sha256::digest(spec.as_bytes()))
+    );
 }
 
 #[tokio::test]
@@ -244,7 +275,7 @@ async fn missing_secret_is_an_error_status_not_a_crash() {
     fake.put(DF, manifest("orders", true));
     let calls = pass(&fake, "img:1").await;
     assert!(fake.get(DEPLOYMENT).is_none());
-    assert!(fake.get(CONFIG_MAP).is_none());
+    assert!(fake.get(SPEC_SECRET).is_none());
     let status = &fake.get(DF).unwrap()["status"];
     assert_eq!(status["phase"], "Error");
     assert_eq!(
@@ -311,8 +342,7 @@ async fn custom_transform_is_mounted_and_its_bytes_roll_the_hash() {
         json!({"metadata": {"name": "pii"}, "binaryData": {"pii.wasm": "AGFzbQ=="}}),
     );
     pass(&fake, "img:1").await;
-    let cm = fake.get(CONFIG_MAP).unwrap();
-    let resolved: Value = serde_json::from_str(cm["data"]["spec.json"].as_str().unwrap()).unwrap();
+    let resolved: Value = serde_json::from_str(&resolved_spec(&fake)).unwrap();
     assert_eq!(
         resolved["transformations"][0]["wasm"],
         json!({"path": "/etc/dataflow-transforms/pii/pii.wasm"})
@@ -379,14 +409,16 @@ async fn delete_cleans_up_and_reports_stopped() {
         [
             "deployments",
             "cronjobs",
-            "configmaps",
+            "secrets",
+            "secrets",
+            "networkpolicies",
             "rolebindings",
             "roles",
             "serviceaccounts"
         ]
     );
     assert!(fake.get(DEPLOYMENT).is_none());
-    assert!(fake.get(CONFIG_MAP).is_none());
+    assert!(fake.get(SPEC_SECRET).is_none());
     let stored = fake.get(DF).unwrap();
     assert_eq!(stored["status"]["phase"], "Stopped");
     assert_eq!(stored["metadata"]["finalizers"], json!([]));
@@ -518,7 +550,19 @@ async fn a_reset_annotation_restarts_the_processor_with_it_once() {
     annotate("earliest#2");
     let calls = pass(&fake, "img:1").await;
     assert_ne!(hash(&fake), before, "a new reset rolls the processor");
-    assert_eq!(args(&fake)[4], "--reset-position=earliest#2");
+    let reset_arg = |fake: &FakeApi| {
+        args(fake)
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .find(|a| a.starts_with("--reset-position="))
+            .map(str::to_owned)
+    };
+    assert_eq!(
+        reset_arg(&fake).as_deref(),
+        Some("--reset-position=earliest#2")
+    );
     let reasons: Vec<String> = events(&calls).into_iter().map(|(r, _)| r).collect();
     assert!(reasons.contains(&"PositionReset".to_owned()), "{reasons:?}");
     let status = &fake.get(DF).unwrap()["status"];

@@ -30,7 +30,11 @@ async fn start(fake: &FakeApi) -> Server {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     listener.set_nonblocking(true).unwrap();
     let port = listener.local_addr().unwrap().port();
-    let validator = Arc::new(Validator::new(fake.client(), Metrics::new().unwrap()));
+    let validator = Arc::new(Validator::new(
+        fake.client(),
+        Metrics::new().unwrap(),
+        dataflow_operator::grants::ReferencePolicy::default(),
+    ));
     tokio::spawn(async move { validator.serve(listener, &cert, &key).await });
 
     let ca = reqwest::Certificate::from_pem(certified.cert.pem().as_bytes()).unwrap();
@@ -253,4 +257,52 @@ async fn a_reset_annotation_must_parse_and_fit_the_source() {
             "{message}"
         );
     }
+}
+
+/// A `*SecretRef` into another namespace is denied at admission with its field,
+/// whether or not that Secret exists, and allowed once the Secret grants the
+/// DataFlow's namespace; only the Secret's metadata is read.
+#[tokio::test]
+async fn references_into_other_namespaces_need_the_secrets_grant() {
+    let fake = FakeApi::default();
+    let server = start(&fake).await;
+    let mut spec = good_spec();
+    spec["sink"]["postgresql"]["connectionStringSecretRef"]["namespace"] = json!("kube-system");
+    let response = answer(&server, spec.clone()).await;
+    assert_eq!(response["allowed"], false, "{response}");
+    let missing = response["status"]["message"].as_str().unwrap().to_owned();
+    assert!(
+        missing.starts_with("spec.sink.postgresql.connectionStringSecretRef: secret kube-system/pg is in another namespace and does not grant namespace team"),
+        "{missing}"
+    );
+
+    let secret = "/api/v1/namespaces/kube-system/secrets/pg";
+    fake.put(
+        secret,
+        json!({"apiVersion": "v1", "kind": "Secret",
+               "metadata": {"name": "pg", "namespace": "kube-system"},
+               "data": {"url": "c2VjcmV0"}}),
+    );
+    let response = answer(&server, spec.clone()).await;
+    assert_eq!(response["status"]["message"], missing.as_str());
+
+    let mut granting = fake.get(secret).unwrap();
+    granting["metadata"]["annotations"] =
+        json!({"dataflow.dataflow.io/allowed-namespaces": "team"});
+    fake.put(secret, granting);
+    let response = answer(&server, spec).await;
+    assert_eq!(response["allowed"], true, "{response}");
+    let reads: Vec<_> = fake
+        .take_calls()
+        .into_iter()
+        .filter(|c| c.path == secret)
+        .collect();
+    assert!(!reads.is_empty());
+    assert!(
+        reads
+            .iter()
+            .all(|c| c.accept.contains("PartialObjectMetadata")),
+        "{:?}",
+        reads.iter().map(|c| c.accept.clone()).collect::<Vec<_>>()
+    );
 }

@@ -10,10 +10,11 @@ use tokio::sync::{oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::connectors::{FlowHealth, SourceOptions, open_sink, open_source};
+use crate::inspect::FlowInspect;
 use crate::metrics::{FlowLabels, FlowMetrics};
 use crate::pipeline::{
-    self, NamedSink, Observer, Outlets, Parts, PipelineConfig, PipelineError, RouteSink, Summary,
-    Unobserved,
+    self, NamedSink, Observer, Observers, Outlets, Parts, PipelineConfig, PipelineError, RouteSink,
+    Summary, Unobserved,
 };
 use crate::progress::Progress;
 
@@ -28,6 +29,8 @@ pub struct FlowOptions {
     pub metrics: Option<Exporter>,
     /// A position reset to apply once, before the first read.
     pub reset: Option<ResetOrder>,
+    /// What the flow shows of itself (tap, failures, figures), when served.
+    pub inspect: Option<FlowInspect>,
 }
 
 /// Moves the source's position before it is read.
@@ -91,6 +94,10 @@ pub async fn run(
         }
         None => Arc::new(Unobserved),
     };
+    let observer: Arc<dyn Observer> = match &options.inspect {
+        Some(inspect) => Arc::new(Observers(vec![observer, inspect.observer()])),
+        None => observer,
+    };
     let opened = open_source(
         "spec.source",
         &spec.source,
@@ -146,6 +153,7 @@ pub async fn run(
         transform: Box::new(chain),
         observer,
         progress,
+        watchers: options.inspect.as_ref().map(FlowInspect::watchers),
     };
     pipeline::run(parts, shutdown, options.pipeline).await
 }

@@ -2,7 +2,7 @@
 
 mod run_command;
 
-use std::io::{BufRead, BufReader, BufWriter, IsTerminal, Write};
+use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -73,6 +73,10 @@ impl SpecArg {
     /// components pulled; the ConfigMap steps that could not be found.
     fn resolve(&self) -> anyhow::Result<(LoadedSpec, Vec<local_components::MissingComponent>)> {
         let mut loaded = spec_file::load(&self.spec)?;
+        // From here on, no log line or error shows a credential of this spec.
+        dataflow_api::redact::install(dataflow_api::redact::Redactor::from_spec(
+            &serde_json::to_value(&loaded.spec)?,
+        ));
         let missing = local_components::locate(&mut loaded.spec, self.transform_dir.as_deref());
         let cache = self
             .component_cache
@@ -126,6 +130,15 @@ pub(crate) struct RunArgs {
     /// messages are read again on the next start); below Kubernetes' 30 s grace.
     #[arg(long, env = "DATAFLOW_SHUTDOWN_GRACE_SECONDS", default_value_t = 20)]
     shutdown_grace_seconds: u64,
+    /// The file holding the token every `/api/v1` request must present (in a
+    /// cluster the operator mounts the flow's `dataflow-<name>-tap` Secret);
+    /// `DATAFLOW_TAP_TOKEN` gives the token itself.
+    #[arg(long, env = "DATAFLOW_TAP_TOKEN_FILE", value_name = "FILE")]
+    tap_token_file: Option<PathBuf>,
+    /// Serve the flow's page here (with `/api/v1`); a token is made for it when
+    /// none is given, and the page's address with it is printed.
+    #[arg(long, value_name = "ADDR")]
+    ui: Option<SocketAddr>,
 }
 
 #[derive(Args)]
@@ -146,7 +159,7 @@ fn main() -> ExitCode {
         Some(Command::Precompile { out }) => (Command::Precompile { out }, "info"),
         None => (Command::Run(cli.run), "info"),
     };
-    init_logging(default_level);
+    dataflow_processor::logging::init(default_level);
     let result = match command {
         Command::Run(args) => run_command::run(args),
         Command::Validate(args) => validate(&args),
@@ -156,31 +169,10 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            let reason = format!("{err:#}");
+            eprintln!("error: {}", dataflow_api::redact::redact(&reason));
             ExitCode::FAILURE
         }
-    }
-}
-
-/// `LOG_LEVEL` (debug|info|warn|error) or `RUST_LOG` directives; logs go to stderr,
-/// as JSON lines inside a cluster (or with `LOG_FORMAT=json`), readable text elsewhere.
-fn init_logging(default_level: &str) {
-    let filter = std::env::var("RUST_LOG")
-        .or_else(|_| std::env::var("LOG_LEVEL"))
-        .unwrap_or_else(|_| default_level.to_owned());
-    let json = match std::env::var("LOG_FORMAT").as_deref() {
-        Ok("json") => true,
-        Ok("text") => false,
-        _ => std::env::var_os("KUBERNETES_SERVICE_HOST").is_some(),
-    };
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
-        .with_writer(std::io::stderr)
-        .with_target(false);
-    if json {
-        builder.json().flatten_event(true).init();
-    } else {
-        builder.with_ansi(std::io::stderr().is_terminal()).init();
     }
 }
 

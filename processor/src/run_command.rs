@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use dataflow_api::ResetRequest;
+use dataflow_inspect::Token;
 use dataflow_processor::flow::{self, FlowOptions, ResetOrder};
+use dataflow_processor::inspect::FlowInspect;
 use dataflow_processor::pipeline::PipelineConfig;
 use dataflow_processor::progress::Progress;
 use dataflow_processor::status_report::StatusReporter;
@@ -26,7 +28,7 @@ const IN_CLUSTER_METRICS_ADDR: SocketAddr =
 
 /// `run`: the flow until its source ends or a stop signal.
 pub(crate) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
-    let (loaded, chain) = crate::load(&args.spec)?;
+    let (loaded, mut chain) = crate::load(&args.spec)?;
     let reset_request = match args.reset_position.as_deref() {
         Some(text) => Some(ResetRequest::for_spec(text, &loaded.spec)?),
         None => None,
@@ -51,19 +53,42 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             .unwrap_or_else(|| u64::from(loaded.spec.progress_deadline_seconds()))
             .max(1),
     );
+    let in_cluster = std::env::var_os("KUBERNETES_SERVICE_HOST").is_some();
     let metrics_addr = args
         .metrics_addr
-        .or_else(|| std::env::var_os("KUBERNETES_SERVICE_HOST").map(|_| IN_CLUSTER_METRICS_ADDR));
+        .or_else(|| in_cluster.then_some(IN_CLUSTER_METRICS_ADDR));
+    let token = tap_token(args.tap_token_file.as_deref(), args.ui.is_some())?;
+    let inspect = if metrics_addr.is_some() || args.ui.is_some() {
+        // Off by default in a cluster, on for a local run.
+        let shows = loaded
+            .spec
+            .observability
+            .as_ref()
+            .map_or(!in_cluster, |o| o.shows_messages(!in_cluster));
+        let inspect = FlowInspect::new(&loaded.spec, &name, &namespace, &chain, shows)?;
+        inspect.watch_chain(&mut chain);
+        Some(inspect)
+    } else {
+        None
+    };
     let span =
         tracing::info_span!("dataflow", dataflow_name = %name, dataflow_namespace = %namespace);
     let summary = runtime.block_on(
         async {
             let shutdown = CancellationToken::new();
             tokio::spawn(stop_on_signal(shutdown.clone()));
+            let api = inspect.as_ref().map(|i| i.router(token.clone()));
             let exporter = match metrics_addr {
-                Some(addr) => Some(start_metrics(addr).await?),
+                Some(addr) => Some(start_metrics(addr, api.clone()).await?),
                 None => None,
             };
+            let _history = inspect.as_ref().map(FlowInspect::keep_history);
+            if let Some(inspect) = &inspect {
+                hold_until_watched(inspect).await;
+            }
+            if let (Some(addr), Some(api), Some(token)) = (args.ui, api, &token) {
+                start_page(addr, api, token).await?;
+            }
             tracing::info!("processor started");
             let progress = Arc::new(Progress::default());
             if let Some(exporter) = &exporter {
@@ -86,6 +111,7 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
                 progress: Some(progress),
                 metrics: exporter,
                 reset,
+                inspect,
             };
             let flow = format!("{namespace}/{name}");
             let running = flow::run(&loaded.spec, &flow, chain, shutdown.clone(), options);
@@ -126,21 +152,81 @@ async fn grace_over(shutdown: &CancellationToken, grace: Duration) {
     tokio::time::sleep(grace).await;
 }
 
-/// Binds the metrics address (a taken port fails the start) and serves it in the
-/// background.
-async fn start_metrics(addr: SocketAddr) -> anyhow::Result<Exporter> {
+/// Binds the metrics address (a taken port fails the start) and serves it, with
+/// the `/api/v1` endpoints when given, in the background.
+async fn start_metrics(addr: SocketAddr, api: Option<axum::Router>) -> anyhow::Result<Exporter> {
     let exporter = Exporter::new()?;
     let listener = Exporter::bind(addr).await?;
     let serving = exporter.clone();
     tokio::spawn(
         async move {
-            if let Err(error) = serving.serve(listener).await {
+            if let Err(error) = serving.serve_with(listener, api.unwrap_or_default()).await {
                 tracing::error!(%error, "the metrics endpoint stopped");
             }
         }
         .in_current_span(),
     );
     Ok(exporter)
+}
+
+/// Serves the flow's page and its `/api/v1` on `addr`; prints the page's
+/// address with its token (after `#`, so it never reaches a server's log).
+async fn start_page(addr: SocketAddr, api: axum::Router, token: &Token) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr} for the page"))?;
+    let bound = listener.local_addr().unwrap_or(addr);
+    let app = dataflow_web::router().merge(api);
+    tokio::spawn(
+        async move {
+            if let Err(error) = axum::serve(listener, app).await {
+                tracing::error!(%error, "the page stopped");
+            }
+        }
+        .in_current_span(),
+    );
+    eprintln!("the flow's page: http://{bound}/#token={}", token.reveal());
+    Ok(())
+}
+
+/// With `DATAFLOW_TAP_HOLD_SECONDS` (set by `dataflow tap --spec`), waits up to
+/// that long for a tap client before the source is read, so a short flow's
+/// first messages are seen too.
+async fn hold_until_watched(inspect: &FlowInspect) {
+    let Some(seconds) = std::env::var("DATAFLOW_TAP_HOLD_SECONDS")
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok())
+    else {
+        return;
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(seconds.min(300));
+    while inspect.clients() == 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The token of `/api/v1`: `DATAFLOW_TAP_TOKEN`, or the file's content, or a
+/// new random one when the page is served without either.
+fn tap_token(file: Option<&std::path::Path>, page: bool) -> anyhow::Result<Option<Token>> {
+    let text = match (std::env::var("DATAFLOW_TAP_TOKEN").ok(), file) {
+        (Some(text), _) => Some(text),
+        (None, Some(file)) => Some(
+            std::fs::read_to_string(file)
+                .with_context(|| format!("cannot read the tap token {}", file.display()))?,
+        ),
+        (None, None) if page => {
+            let mut bytes = [0u8; 24];
+            getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("cannot draw a token: {e}"))?;
+            Some(hex::encode(bytes))
+        }
+        (None, None) => None,
+    };
+    match text {
+        None => Ok(None),
+        Some(text) => Token::new(&text)
+            .map(Some)
+            .ok_or_else(|| anyhow::anyhow!("the tap token must have at least 16 characters")),
+    }
 }
 
 /// `/livez`: fails once input has waited longer than `limit` with no batch handled.

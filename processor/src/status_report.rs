@@ -163,7 +163,9 @@ impl StatusReporter {
     /// DataFlow's phase `Error` while no processor runs.
     pub async fn report_failure(&mut self, error: &str) {
         self.report().await;
-        self.send(json!({"status": {"processorError": error}}))
+        // Anyone who may read the DataFlow reads this: no credential in it.
+        let error = dataflow_api::redact::redact(error);
+        self.send(json!({"status": {"processorError": error.as_ref()}}))
             .await;
     }
 

@@ -143,11 +143,21 @@ impl Exporter {
 
     /// Serves [`Exporter::router`] on `listener` until the process ends.
     pub async fn serve(self, listener: tokio::net::TcpListener) -> Result<(), TelemetryError> {
+        self.serve_with(listener, Router::new()).await
+    }
+
+    /// Serves [`Exporter::router`] and the routes of `beside` on `listener`
+    /// until the process ends.
+    pub async fn serve_with(
+        self,
+        listener: tokio::net::TcpListener,
+        beside: Router,
+    ) -> Result<(), TelemetryError> {
         let addr = listener
             .local_addr()
             .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
         tracing::info!(%addr, "serving /metrics, /healthz, /livez and /readyz");
-        axum::serve(listener, self.router())
+        axum::serve(listener, self.router().merge(beside))
             .await
             .map_err(|cause| TelemetryError::Bind { addr, cause })
     }

@@ -4,6 +4,7 @@
 //! The tests expect `make build` to have run (`make test` does): they use the release
 //! processor binary and the components under `target/wasm32-wasip2/wasm/`.
 
+pub mod browser;
 pub mod cluster;
 pub mod fake_nessie;
 pub mod fake_trino;
@@ -32,6 +33,11 @@ pub fn processor_bin() -> PathBuf {
     std::env::var_os("DATAFLOW_PROCESSOR_BIN")
         .map(PathBuf::from)
         .unwrap_or_else(|| workspace().join("target/release/dataflow-processor"))
+}
+
+/// The authors' tool, `dataflow`.
+pub fn cli_bin() -> PathBuf {
+    workspace().join("target/release/dataflow")
 }
 
 /// A built component, by crate name with underscores (`dataflow_transform_mask`).

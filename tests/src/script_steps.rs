@@ -111,6 +111,17 @@ pub fn check_raise(chain: &mut TransformChain, expected: &str) -> ChainOutput {
         .collect();
     assert_eq!(failures.len(), 2, "{failures:?}");
     assert_eq!(failures[0], (1, expected), "the error, with its line");
+    assert_eq!(
+        output.failures[0].error_type,
+        dataflow_api::ErrorType::ScriptError,
+        "what the user's code raised has a type of its own"
+    );
+    assert_eq!(output.failures[0].error_type.as_str(), "script_error");
+    assert_eq!(
+        output.failures[1].error_type,
+        dataflow_api::ErrorType::InvalidData,
+        "input that is not JSON is the data's fault"
+    );
     assert_eq!(failures[1].0, 2);
     assert!(failures[1].1.contains("not JSON"), "{failures:?}");
     assert_eq!(chain.rebuilds(), 0, "a raise costs no rebuild");

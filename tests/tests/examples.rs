@@ -9,11 +9,12 @@ use serde::Deserialize;
 use serde_json::Value;
 
 /// The manifests the README and the seed samples promise.
-const EXPECTED: [&str; 14] = [
+const EXPECTED: [&str; 15] = [
     "nightly-backfill.yaml",
     "dataflowcron-export.yaml",
     "debezium-to-postgres.yaml",
     "local-demo.yaml",
+    "live-demo.yaml",
     "kafka-to-postgres.yaml",
     "kafka-with-secrets.yaml",
     "with-error-sink.yaml",

@@ -6,14 +6,17 @@
 //! processor run as the operator's Deployment describes it moving real Kafka
 //! records and reporting into `kubectl get df`, a reset annotation replaying its
 //! topic once, job flows ending `Succeeded` or `Failed`, Secret and `.wasm`
-//! changes rolling the spec hash, deletion running the finalizer, and a second
-//! operator taking over the Lease.
+//! changes rolling the spec hash, deletion running the finalizer, a second
+//! operator taking over the Lease, a reference into another namespace refused
+//! until granted, and an install for two namespaces that keeps every secret
+//! value in Secrets (`kubernetes/secrets.rs`).
 //!
 //! No kubelet runs: `dataflow_tests::kubelet` plays the node (see there).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use base64::Engine as _;
 use dataflow_tests::cluster::{Cluster, free_port, wait_for};
 use dataflow_tests::kubelet::{PodRun, RunningContainer, report_deployment_ready, run_pod};
 use dataflow_tests::services::{consume, create_topic, kafka_brokers, produce};
@@ -33,6 +36,10 @@ mod job;
 mod leader;
 #[path = "kubernetes/reset.rs"]
 mod reset;
+#[path = "kubernetes/secrets.rs"]
+mod secrets;
+#[path = "kubernetes/tap.rs"]
+mod tap;
 
 fn helm(args: &[&str]) -> String {
     let helm = std::env::var("DATAFLOW_TEST_HELM")
@@ -179,7 +186,7 @@ fn workloads(admin: &Cluster, namespace: &str, dataflow: &str) -> String {
             "get",
             "-n",
             namespace,
-            "deployment,cronjob,job,configmap",
+            "deployment,cronjob,job,secret,configmap",
             "-l",
             &format!("dataflow.dataflow.io/name={dataflow}"),
             "-o",
@@ -197,7 +204,7 @@ fn pod_hash(admin: &Cluster, namespace: &str, deployment: &str) -> Option<String
 }
 
 /// Every example the README shows is applied as it is; the operator makes its
-/// spec ConfigMap and its workload.
+/// spec Secret and its workload.
 fn apply_examples(admin: &Cluster, namespace: &str, operator: &RunningContainer) {
     let wasm = component("pii_redact");
     admin.ok(&[
@@ -234,7 +241,7 @@ fn apply_examples(admin: &Cluster, namespace: &str, operator: &RunningContainer)
             WAIT,
             || {
                 let made = workloads(admin, namespace, name);
-                (made.contains("configmap/") && made.lines().count() >= 2).then_some(made)
+                (made.contains("secret/") && made.lines().count() >= 2).then_some(made)
             },
             || {
                 format!(
@@ -434,11 +441,15 @@ fn changes_roll_the_hash(admin: &Cluster, namespace: &str) {
     ]);
     let after_secret = wait_for_new_hash(admin, namespace, &before, "a rotated Secret");
     let spec = admin
-        .get(namespace, "configmap", "dataflow-redact-spec")
-        .expect("the spec ConfigMap");
+        .get(namespace, "secret", "dataflow-redact-spec")
+        .expect("the spec Secret");
+    let encoded = spec["data"]["spec.json"].as_str().unwrap_or_default();
+    let resolved = base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .expect("Secret data is base64");
     assert!(
-        spec["data"].to_string().contains(&rotated),
-        "the new brokers reach the spec: {spec}"
+        String::from_utf8_lossy(&resolved).contains(&rotated),
+        "the new brokers reach the spec"
     );
 
     let other = component("dataflow_test_components");
@@ -529,12 +540,14 @@ fn the_operator_in_a_real_api_server() {
     let namespace = format!("flows-{}", std::process::id());
     admin.ok(&["create", "namespace", &namespace]);
     bad_dataflow_is_refused(&admin, &namespace);
+    secrets::a_reference_into_another_namespace_needs_its_grant(&admin, &namespace);
     apply_examples(&admin, &namespace, &operator);
     cron::a_go_dataflowcron_becomes_a_cron_job(&admin, &namespace);
     job::job_flows_report_how_they_ended(&admin, &namespace, dir.path());
 
     let node_dir = dir.path().join("node");
     std::fs::create_dir_all(&node_dir).expect("mkdir");
+    tap::a_running_flow_is_tapped_through_the_pod_proxy(&admin, &namespace, &node_dir);
     let processor = node_runs_the_processor(&admin, &namespace, &node_dir);
     let mut processor =
         reset::a_reset_annotation_replays_the_topic_once(&admin, &namespace, &node_dir, processor);
@@ -556,4 +569,6 @@ fn the_operator_in_a_real_api_server() {
     let webhooks = admin.ok(&["get", "validatingwebhookconfigurations", "-o", "name"]);
     assert!(!webhooks.contains(RELEASE), "{webhooks}");
     admin.ok(&["get", "crd", "dataflows.dataflow.dataflow.io"]);
+
+    secrets::a_namespaced_install_keeps_secret_values_in_secrets(&admin, dir.path());
 }

@@ -13,15 +13,10 @@ use dataflow_tests::cluster::{Cluster, test_namespace};
 use dataflow_tests::{file_json_lines, processor, workspace, write_file};
 use serde_json::Value;
 
-/// The `dataflow` binary `make build` makes.
-fn dataflow_bin() -> PathBuf {
-    workspace().join("target/release/dataflow")
-}
-
 /// Runs `dataflow` with `args`; Rust projects build into a target directory
 /// kept between runs.
 fn dataflow(args: &[&str]) -> Output {
-    Command::new(dataflow_bin())
+    Command::new(dataflow_tests::cli_bin())
         .args(args)
         .env("LOG_LEVEL", "warn")
         .env("CARGO_TARGET_DIR", workspace().join("target/cli-projects"))

@@ -21,7 +21,7 @@ mod state;
 
 pub use cache::cache_dir;
 pub use chain::{
-    CALL_PAYLOAD_BYTES, ChainError, ChainFailure, ChainOutput, GroupRun, PART_BYTES,
+    CALL_PAYLOAD_BYTES, ChainError, ChainFailure, ChainOutput, ChainProbe, GroupRun, PART_BYTES,
     TransformChain, call_chunks,
 };
 pub use dataflow_core::packed::Inputs;

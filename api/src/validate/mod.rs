@@ -100,6 +100,9 @@ pub fn validate(spec: &DataFlowSpec) -> Result<(), ValidationErrors> {
     if let Some(execution) = &spec.execution {
         v.execution("spec.execution", execution, spec);
     }
+    if let Some(observability) = &spec.observability {
+        v.observability(observability);
+    }
     if v.errors.is_empty() {
         Ok(())
     } else {
@@ -114,6 +117,24 @@ struct Validator {
 }
 
 impl Validator {
+    fn observability(&mut self, observability: &crate::ObservabilitySpec) {
+        let fields = &observability.mask_fields;
+        if fields.len() > crate::MAX_MASK_FIELDS {
+            self.fail(
+                "spec.observability.maskFields",
+                format!("at most {} fields", crate::MAX_MASK_FIELDS),
+            );
+        }
+        for (i, field) in fields.iter().enumerate() {
+            if let Err(e) = dataflow_core::path::FieldPath::parse(field) {
+                self.fail(
+                    &format!("spec.observability.maskFields[{i}]"),
+                    e.to_string(),
+                );
+            }
+        }
+    }
+
     fn fail(&mut self, path: &str, message: impl Into<String>) {
         self.errors.push(FieldError {
             path: path.to_owned(),

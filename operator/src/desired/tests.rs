@@ -26,16 +26,21 @@ fn settings() -> ProcessorSettings {
     ProcessorSettings {
         image: "ghcr.io/example/dataflow:1.2.3".into(),
         log_level: "debug".into(),
+        network_policy: None,
     }
 }
 
 #[test]
-fn config_map_holds_the_resolved_spec_and_is_owned() {
-    let cm = config_map(&dataflow(), r#"{"sink":{}}"#).unwrap();
-    assert_eq!(cm.metadata.name.as_deref(), Some("dataflow-orders-spec"));
-    assert_eq!(cm.metadata.namespace.as_deref(), Some("team"));
-    assert_eq!(cm.data.unwrap()["spec.json"], r#"{"sink":{}}"#);
-    let owner = &cm.metadata.owner_references.unwrap()[0];
+fn the_resolved_spec_is_a_secret_the_dataflow_owns() {
+    let secret = spec_secret(&dataflow(), r#"{"sink":{}}"#).unwrap();
+    assert_eq!(
+        secret.metadata.name.as_deref(),
+        Some("dataflow-orders-spec")
+    );
+    assert_eq!(secret.metadata.namespace.as_deref(), Some("team"));
+    assert_eq!(secret.type_.as_deref(), Some("Opaque"));
+    assert_eq!(secret.data.unwrap()["spec.json"].0, br#"{"sink":{}}"#);
+    let owner = &secret.metadata.owner_references.unwrap()[0];
     assert_eq!(owner.kind, "DataFlow");
     assert_eq!(owner.api_version, "dataflow.dataflow.io/v1");
     assert_eq!(owner.name, "orders");
@@ -102,7 +107,8 @@ fn deployment_runs_the_processor_as_specified() {
             "--spec-path=/etc/dataflow/spec.json",
             "--namespace=team",
             "--name=orders",
-            "--metrics-addr=0.0.0.0:9090"
+            "--metrics-addr=0.0.0.0:9090",
+            "--tap-token-file=/etc/dataflow-tap/token"
         ]
     );
     let liveness = container.liveness_probe.as_ref().unwrap();
@@ -129,10 +135,24 @@ fn deployment_runs_the_processor_as_specified() {
     assert_eq!(wasm_mount.mount_path, "/etc/dataflow-transforms/pii");
     let volumes = pod.volumes.unwrap();
     let spec_volume = volumes.iter().find(|v| v.name == "spec").unwrap();
+    assert!(spec_volume.config_map.is_none());
+    let spec_source = spec_volume.secret.as_ref().unwrap();
     assert_eq!(
-        spec_volume.config_map.as_ref().unwrap().name,
-        "dataflow-orders-spec"
+        spec_source.secret_name.as_deref(),
+        Some("dataflow-orders-spec")
     );
+    assert_eq!(spec_source.default_mode, Some(0o440));
+    let tap_volume = volumes.iter().find(|v| v.name == "tap").unwrap();
+    assert_eq!(
+        tap_volume.secret.as_ref().unwrap().secret_name.as_deref(),
+        Some("dataflow-orders-tap")
+    );
+    let tap_mount = mounts.iter().find(|m| m.name == "tap").unwrap();
+    assert_eq!(
+        (tap_mount.mount_path.as_str(), tap_mount.read_only),
+        ("/etc/dataflow-tap", Some(true))
+    );
+    assert_eq!(pod_security_group(&df), Some(RUN_AS));
     let wasm_volume = volumes.iter().find(|v| v.name == "transform-0").unwrap();
     let items = wasm_volume
         .config_map
@@ -168,22 +188,6 @@ fn processor_may_patch_only_its_own_status() {
 }
 
 #[test]
-fn hash_follows_spec_and_components() {
-    let mut plan = TransformPlan::default();
-    let a = spec_hash("{}", &plan, None);
-    assert_eq!(a, spec_hash("{}", &plan, None));
-    assert_ne!(a, spec_hash("{ }", &plan, None));
-    plan.digests.insert("pii/pii.wasm".into(), "00".into());
-    let b = spec_hash("{}", &plan, None);
-    assert_ne!(a, b);
-    plan.digests.insert("pii/pii.wasm".into(), "01".into());
-    assert_ne!(b, spec_hash("{}", &plan, None));
-    let reset = spec_hash("{}", &plan, Some("earliest"));
-    assert_ne!(reset, spec_hash("{}", &plan, None));
-    assert_ne!(reset, spec_hash("{}", &plan, Some("earliest#2")));
-}
-
-#[test]
 fn a_valid_reset_annotation_reaches_the_processor_and_a_bad_one_does_not() {
     let mut df = dataflow();
     let annotate = |df: &mut DataFlow, value: &str| {
@@ -198,11 +202,11 @@ fn a_valid_reset_annotation_reaches_the_processor_and_a_bad_one_does_not() {
     };
     df.spec.source =
         serde_norway::from_str("{type: kafka, kafka: {brokers: [k:9092], topic: t}}").unwrap();
-    assert_eq!(args(&df).len(), 4);
+    assert_eq!(args(&df).len(), 5);
     annotate(&mut df, "earliest#2");
     assert_eq!(args(&df).last().unwrap(), "--reset-position=earliest#2");
     annotate(&mut df, "sometime");
-    assert_eq!(args(&df).len(), 4, "refused in the status instead");
+    assert_eq!(args(&df).len(), 5, "refused in the status instead");
 }
 
 #[test]
@@ -210,7 +214,50 @@ fn unsaved_dataflow_is_refused() {
     let mut df = dataflow();
     df.metadata.uid = None;
     assert!(matches!(
-        config_map(&df, "{}"),
+        spec_secret(&df, "{}"),
         Err(DesiredError::NotStored(_))
     ));
+}
+
+/// The group the kubelet gives the mounted spec's files.
+fn pod_security_group(df: &DataFlow) -> Option<i64> {
+    let template = pod_template(df, &settings(), &TransformPlan::default(), "h").unwrap();
+    template.spec?.security_context?.fs_group
+}
+
+#[test]
+fn a_network_policy_lets_only_the_listed_namespaces_reach_the_processor() {
+    let df = dataflow();
+    let settings = NetworkPolicySettings {
+        from_namespaces: vec!["dataflow-system".into(), "monitoring".into()],
+    };
+    let policy = network_policy(&df, &settings).unwrap();
+    assert_eq!(policy.metadata.name.as_deref(), Some("dataflow-orders"));
+    let spec = policy.spec.unwrap();
+    let selected = spec.pod_selector.unwrap().match_labels.unwrap();
+    let pod = pod_template(&df, &self::settings(), &TransformPlan::default(), "h").unwrap();
+    let pod_labels = pod.metadata.unwrap().labels.unwrap();
+    for (key, value) in &selected {
+        assert_eq!(pod_labels.get(key), Some(value), "{key}");
+    }
+    assert_eq!(spec.policy_types.as_deref().unwrap(), ["Ingress"]);
+    let rule = &spec.ingress.unwrap()[0];
+    let from = &rule.from.as_ref().unwrap()[0];
+    let expression = &from
+        .namespace_selector
+        .as_ref()
+        .unwrap()
+        .match_expressions
+        .as_ref()
+        .unwrap()[0];
+    assert_eq!(expression.key, "kubernetes.io/metadata.name");
+    assert_eq!(expression.operator, "In");
+    assert_eq!(
+        expression.values.as_deref().unwrap(),
+        ["dataflow-system", "monitoring"]
+    );
+    assert_eq!(
+        rule.ports.as_ref().unwrap()[0].port,
+        Some(IntOrString::String("metrics".into()))
+    );
 }

@@ -36,6 +36,9 @@ pub struct Call {
     pub query: String,
     /// Content type of the body.
     pub content_type: String,
+    /// What the client asked the answer to be (a metadata-only GET asks for
+    /// `PartialObjectMetadata`).
+    pub accept: String,
     /// Body as JSON (`Null` when empty).
     pub body: Value,
 }
@@ -178,6 +181,12 @@ impl FakeApi {
                     content_type: parts
                         .headers
                         .get("content-type")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or_default()
+                        .to_owned(),
+                    accept: parts
+                        .headers
+                        .get("accept")
                         .and_then(|v| v.to_str().ok())
                         .unwrap_or_default()
                         .to_owned(),

@@ -12,6 +12,7 @@ mod ledger;
 mod observer;
 mod read;
 mod transform;
+mod watchers;
 mod writers;
 
 #[cfg(test)]
@@ -26,8 +27,10 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-pub use observer::{Observer, SinkSlot, Unobserved};
+pub use observer::{Observer, Observers, SinkSlot, Unobserved};
 pub use transform::BatchTransform;
+pub(crate) use transform::route_of;
+pub use watchers::Watchers;
 pub use writers::{NamedSink, OpenRoute, Outlets, RouteSink};
 
 use crate::connectors::{Ack, BatchLimit, ConnectorError, Source};
@@ -145,6 +148,8 @@ pub struct Parts {
     pub observer: Arc<dyn Observer>,
     /// Live totals for the status reporter and metrics.
     pub progress: Arc<Progress>,
+    /// The tap and the recent failures, when the flow serves them.
+    pub watchers: Option<Watchers>,
 }
 
 /// Runs the flow until the source is exhausted or `shutdown` is cancelled; then
@@ -177,8 +182,14 @@ async fn run_parts(
         mut transform,
         observer,
         progress,
+        watchers,
     } = parts;
-    let mut writers = Writers::new(outlets, progress.clone(), observer.clone());
+    let mut writers = Writers::new(
+        outlets,
+        progress.clone(),
+        observer.clone(),
+        watchers.clone(),
+    );
     let stop_reading = shutdown.child_token();
 
     let (batch_tx, mut batch_rx) = mpsc::channel::<Queued>(config.queue_depth.max(1));
@@ -214,6 +225,7 @@ async fn run_parts(
         route_count: writers.route_count(),
         original_sink: writers.original_sink(),
         observer: observer.clone(),
+        watchers,
     };
     let span = tracing::Span::current();
     let stage_thread = std::thread::Builder::new()

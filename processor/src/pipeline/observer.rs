@@ -39,6 +39,16 @@ pub trait Observer: Send + Sync {
     /// The source failed.
     fn read_failed(&self, _error_type: ErrorType) {}
 
+    /// Whether [`Observer::committed`] is wanted (it costs a look at each
+    /// batch's last messages).
+    fn wants_positions(&self) -> bool {
+        false
+    }
+
+    /// The source committed up to these positions (`topic/partition@offset`
+    /// for each Kafka partition of the batch, else the last message's).
+    fn committed(&self, _positions: &[String]) {}
+
     /// The transform stage took a batch of `messages` that waited `waited`.
     fn dequeued(&self, _messages: usize, _waited: Duration) {}
 
@@ -76,3 +86,74 @@ pub trait Observer: Send + Sync {
 pub struct Unobserved;
 
 impl Observer for Unobserved {}
+
+/// Several observers told the same events, in order.
+pub struct Observers(pub Vec<std::sync::Arc<dyn Observer>>);
+
+impl Observer for Observers {
+    fn started(&self, queue_capacity: usize) {
+        self.0.iter().for_each(|o| o.started(queue_capacity));
+    }
+
+    fn sink_opened(&self, slot: SinkSlot) {
+        self.0.iter().for_each(|o| o.sink_opened(slot));
+    }
+
+    fn stopped(&self) {
+        self.0.iter().for_each(|o| o.stopped());
+    }
+
+    fn batch_read(&self, messages: usize, bytes: usize, rejected: &[Rejected], took: Duration) {
+        self.0
+            .iter()
+            .for_each(|o| o.batch_read(messages, bytes, rejected, took));
+    }
+
+    fn wants_positions(&self) -> bool {
+        self.0.iter().any(|o| o.wants_positions())
+    }
+
+    fn committed(&self, positions: &[String]) {
+        self.0.iter().for_each(|o| o.committed(positions));
+    }
+
+    fn read_failed(&self, error_type: ErrorType) {
+        self.0.iter().for_each(|o| o.read_failed(error_type));
+    }
+
+    fn dequeued(&self, messages: usize, waited: Duration) {
+        self.0.iter().for_each(|o| o.dequeued(messages, waited));
+    }
+
+    fn transformed_part(&self, failures: &[ChainFailure], handed_on: usize, output_bytes: usize) {
+        self.0
+            .iter()
+            .for_each(|o| o.transformed_part(failures, handed_on, output_bytes));
+    }
+
+    fn transformed(&self, runs: &[GroupRun], took: Duration) {
+        self.0.iter().for_each(|o| o.transformed(runs, took));
+    }
+
+    fn accepted(&self, messages: usize, waited: Duration) {
+        self.0.iter().for_each(|o| o.accepted(messages, waited));
+    }
+
+    fn sink_wrote(&self, slot: SinkSlot, took: Duration, ok: bool) {
+        self.0.iter().for_each(|o| o.sink_wrote(slot, took, ok));
+    }
+
+    fn sink_refused(&self, slot: SinkSlot, rejected: &[Rejected]) {
+        self.0.iter().for_each(|o| o.sink_refused(slot, rejected));
+    }
+
+    fn durable(&self, slot: SinkSlot, count: u64) {
+        self.0.iter().for_each(|o| o.durable(slot, count));
+    }
+
+    fn batch_written(&self, took: Duration, processing: Duration, end_to_end: Duration) {
+        self.0
+            .iter()
+            .for_each(|o| o.batch_written(took, processing, end_to_end));
+    }
+}

@@ -1,7 +1,10 @@
 //! The read side: batches from the source into the transform queue, and the
 //! commits of the positions the writers release.
 
+use std::collections::VecDeque;
 use std::time::Instant;
+
+use dataflow_core::Message;
 
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -32,6 +35,7 @@ pub(super) async fn read_loop(
     observer: &dyn Observer,
     progress: &Progress,
 ) -> Result<(), ConnectorError> {
+    let mut positions = PendingPositions::new(observer.wants_positions());
     loop {
         let reading = Instant::now();
         let event = tokio::select! {
@@ -45,6 +49,7 @@ pub(super) async fn read_loop(
             Event::Stop | Event::Ack(None) => return Ok(()),
             Event::Ack(Some(ack)) => {
                 source.commit(ack).await?;
+                positions.committed(ack, observer);
                 continue;
             }
             Event::Input(ready) => ready.inspect_err(|e| observer.read_failed(e.error_type()))?,
@@ -67,6 +72,9 @@ pub(super) async fn read_loop(
             read_at - reading,
         );
         progress.taken((batch.messages.len() + batch.rejected.len()) as u64);
+        if let Some(ack) = batch.ack {
+            positions.handed_out(ack, &batch.messages);
+        }
         let batch = Queued { batch, read_at };
         tokio::select! {
             biased;
@@ -80,6 +88,71 @@ pub(super) async fn read_loop(
     }
 }
 
+/// The positions of the batches handed out and not yet committed, for an
+/// observer that shows where the source stands (none kept otherwise). As many
+/// as the pipeline's queues let be in flight.
+struct PendingPositions {
+    wanted: bool,
+    pending: VecDeque<(Ack, Vec<String>)>,
+}
+
+/// The most Kafka partitions one batch's positions name.
+const MAX_BATCH_PLACES: usize = 64;
+
+impl PendingPositions {
+    fn new(wanted: bool) -> Self {
+        Self {
+            wanted,
+            pending: VecDeque::new(),
+        }
+    }
+
+    fn handed_out(&mut self, ack: Ack, messages: &[Message]) {
+        if self.wanted {
+            self.pending.push_back((ack, batch_positions(messages)));
+        }
+    }
+
+    /// Tells `observer` the positions of the batches up to `ack`.
+    fn committed(&mut self, ack: Ack, observer: &dyn Observer) {
+        while self.pending.front().is_some_and(|(a, _)| *a <= ack) {
+            if let Some((_, positions)) = self.pending.pop_front() {
+                observer.committed(&positions);
+            }
+        }
+    }
+}
+
+/// The last offset of each Kafka partition in `messages`, or the last
+/// message's position for other sources.
+fn batch_positions(messages: &[Message]) -> Vec<String> {
+    let mut places: Vec<(&str, &str)> = Vec::new();
+    let mut positions = Vec::new();
+    for message in messages.iter().rev() {
+        match (
+            message.meta("topic"),
+            message.meta("partition"),
+            message.meta("offset"),
+        ) {
+            (Some(topic), Some(partition), Some(offset)) => {
+                if places.contains(&(topic, partition)) {
+                    continue;
+                }
+                if places.len() == MAX_BATCH_PLACES {
+                    break;
+                }
+                places.push((topic, partition));
+                positions.push(format!("{topic}/{partition}@{offset}"));
+            }
+            _ => {
+                positions.extend(dataflow_inspect::failures::position(&message.metadata));
+                break;
+            }
+        }
+    }
+    positions
+}
+
 /// After reading stopped: commits whatever the writers still release, then makes
 /// the last commit durable.
 pub(super) async fn drain_commits(
@@ -90,4 +163,47 @@ pub(super) async fn drain_commits(
         source.commit(ack).await?;
     }
     source.close().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with(metadata: &[(&str, String)]) -> Message {
+        Message {
+            payload: b"{}".to_vec(),
+            metadata: metadata
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), v.clone()))
+                .collect(),
+        }
+    }
+
+    fn kafka(partition: u32, offset: u64) -> Message {
+        with(&[
+            ("topic", "orders".to_owned()),
+            ("partition", partition.to_string()),
+            ("offset", offset.to_string()),
+        ])
+    }
+
+    #[test]
+    fn a_batch_names_the_last_offset_of_each_partition() {
+        let batch = [
+            kafka(0, 5),
+            kafka(1, 9),
+            kafka(0, 6),
+            kafka(1, 10),
+            kafka(0, 7),
+        ];
+        assert_eq!(batch_positions(&batch), ["orders/0@7", "orders/1@10"]);
+    }
+
+    #[test]
+    fn other_sources_name_their_last_message() {
+        let first = with(&[("lsn", "0/10".to_owned())]);
+        let last = with(&[("lsn", "0/20".to_owned())]);
+        assert_eq!(batch_positions(&[first, last]), ["lsn 0/20"]);
+        assert!(batch_positions(&[with(&[])]).is_empty());
+    }
 }

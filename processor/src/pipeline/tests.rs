@@ -252,6 +252,7 @@ fn parts(source: ScriptedSource, outlets: Outlets) -> Parts {
         transform: Box::new(PassThrough),
         observer: Arc::new(Unobserved),
         progress: Arc::default(),
+        watchers: None,
     }
 }
 

@@ -10,6 +10,7 @@ use dataflow_wasm_host::{ChainFailure, ChainOutput, GroupRun, TransformChain};
 use tokio::sync::mpsc;
 
 use super::observer::Observer;
+use super::watchers::Watchers;
 use crate::connectors::{Ack, SourceBatch};
 
 /// A batch's transformation: the Wasm chain, or a stand-in in tests.
@@ -75,6 +76,7 @@ pub(super) struct StageOutput {
     pub(super) route_count: usize,
     pub(super) original_sink: SinkType,
     pub(super) observer: Arc<dyn Observer>,
+    pub(super) watchers: Option<Watchers>,
 }
 
 /// Transforms batches until the input queue closes or the writers stop listening.
@@ -103,6 +105,10 @@ fn transform_batch(
     let Queued { batch, read_at } = queued;
     let mut inputs = batch.messages;
     let unreadable = batch.rejected.len();
+    if let Some(watchers) = &stage.watchers {
+        watchers.source(&inputs);
+        watchers.unreadable(&batch.rejected);
+    }
     stage
         .observer
         .dequeued(inputs.len() + unreadable, taken_at - read_at);
@@ -141,6 +147,9 @@ fn transform_batch(
                 None => main.push(message),
             }
         }
+        if let Some(watchers) = &stage.watchers {
+            watchers.sorted(&main, &routes);
+        }
         failures.extend(part.failures);
         let processed = Processed {
             main,
@@ -164,6 +173,10 @@ fn transform_batch(
             payload: failure.record(&inputs, stage.original_sink).to_json(),
             metadata: inputs[failure.origin].metadata.clone(),
         }));
+        if let Some(watchers) = &stage.watchers {
+            watchers.chain_failed(&failures, &inputs);
+            watchers.error_records(&read_errors);
+        }
         processed.errors = read_errors;
         processed.read = (inputs.len() + unreadable) as u64;
         processed.ack = ack;
@@ -192,6 +205,6 @@ fn send(
 }
 
 /// The route index the router put in a message's metadata.
-fn route_of(message: &Message) -> Option<usize> {
+pub(crate) fn route_of(message: &Message) -> Option<usize> {
     find_meta(&message.metadata, "route").and_then(|v| v.parse().ok())
 }

@@ -14,6 +14,7 @@ use super::dropped::log_dropped_errors;
 use super::ledger::AckLedger;
 use super::observer::{Observer, SinkSlot};
 use super::transform::Processed;
+use super::watchers::Watchers;
 use super::{PipelineError, Summary};
 use crate::connectors::{Ack, ConnectorError, Rejected, Sink};
 use crate::progress::Progress;
@@ -133,6 +134,7 @@ pub(super) struct Writers {
     unreported_errors: u64,
     progress: Arc<Progress>,
     observer: Arc<dyn Observer>,
+    watchers: Option<Watchers>,
 }
 
 impl Writers {
@@ -140,6 +142,7 @@ impl Writers {
         outlets: Outlets,
         progress: Arc<Progress>,
         observer: Arc<dyn Observer>,
+        watchers: Option<Watchers>,
     ) -> Self {
         let original_sink = outlets.main.kind;
         let mut slots = vec![
@@ -160,6 +163,7 @@ impl Writers {
             unreported_errors: 0,
             progress,
             observer,
+            watchers,
         }
     }
 
@@ -270,6 +274,9 @@ impl Writers {
             None => original_sink,
         };
         self.observer.sink_refused(sink_slot(slot), &rejected);
+        if let Some(watchers) = &self.watchers {
+            watchers.refused(&rejected);
+        }
         self.summary.errors += rejected.len() as u64;
         let records = rejected
             .iter()
@@ -286,7 +293,10 @@ impl Writers {
                 .to_json(),
                 metadata: r.message.metadata.clone(),
             })
-            .collect();
+            .collect::<Vec<_>>();
+        if let Some(watchers) = &self.watchers {
+            watchers.error_records(&records);
+        }
         self.write_errors(records).await?;
         // These records belong to batches whose acks may be held: those acks now
         // also wait for the error sink to make them durable.

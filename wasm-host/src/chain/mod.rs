@@ -12,7 +12,10 @@
 //! limit) plus one part, however many outputs a transform makes per message.
 
 mod custom;
+mod probe;
 mod run;
+
+pub use probe::ChainProbe;
 
 pub use run::{CALL_PAYLOAD_BYTES, PART_BYTES, call_chunks};
 
@@ -94,6 +97,8 @@ struct Group {
     instance: TransformInstance,
     first_index: usize,
     custom: bool,
+    /// A `python` or `javascript` step: what its code raises is a `script_error`.
+    script: bool,
     steps: usize,
     /// A user component's `when`: the host decides which messages it sees (the
     /// fused built-ins check their own).
@@ -131,6 +136,8 @@ pub struct GroupRun {
 pub struct TransformChain {
     groups: Vec<Group>,
     runs: Vec<GroupRun>,
+    /// Who watches the messages between steps (the tap), if anyone may.
+    probe: Option<std::sync::Arc<dyn ChainProbe>>,
     /// Keeps the engine's epoch ticker (and so the time limits) alive.
     _runtime: WasmRuntime,
 }
@@ -179,6 +186,7 @@ impl TransformChain {
                     error: WasmError::Config(e.to_string()),
                 })?;
             flush_builtins(runtime, &mut fused, &mut pending, &mut groups)?;
+            let script = matches!(user_step, UserStep::Script(..));
             let custom = match user_step {
                 UserStep::Script(language, script) => {
                     scripts.script_step(runtime, &path, index, language, script)?
@@ -195,6 +203,7 @@ impl TransformChain {
                 instance,
                 first_index: index,
                 custom: true,
+                script,
                 steps: 1,
                 when,
             });
@@ -212,8 +221,23 @@ impl TransformChain {
         Ok(Self {
             groups,
             runs,
+            probe: None,
             _runtime: runtime.clone(),
         })
+    }
+
+    /// Lets `probe` watch the messages between steps from now on.
+    pub fn set_probe(&mut self, probe: std::sync::Arc<dyn ChainProbe>) {
+        self.probe = Some(probe);
+    }
+
+    /// The chain's calls in order: (first step, number of steps, user step),
+    /// a fused run of built-ins being one call of several steps.
+    pub fn groups(&self) -> Vec<(usize, usize, bool)> {
+        self.groups
+            .iter()
+            .map(|g| (g.first_index, g.steps, g.custom))
+            .collect()
     }
 
     /// What each component call did with the last batch, in chain order.
@@ -271,6 +295,7 @@ fn flush_builtins(
         instance,
         first_index,
         custom: false,
+        script: false,
         steps: step_count,
         when: None,
     });

@@ -7,7 +7,7 @@ use dataflow_core::json::Value;
 use dataflow_core::{ErrorKind, Message, Outcome};
 use serde::de::IgnoredAny;
 
-use super::{ChainFailure, ChainOutput, Group, GroupRun, TransformChain};
+use super::{ChainFailure, ChainOutput, Group, GroupRun, TransformChain, probe};
 use crate::{CallFailure, Inputs};
 
 /// Payload bytes handed to a component in one call, about. What a call needs in
@@ -206,6 +206,10 @@ impl TransformChain {
         parts: &mut Parts<'_>,
     ) {
         let last = g + 1 == self.groups.len();
+        if let Some(probe) = &self.probe {
+            let group = &self.groups[g];
+            probe::offer_group_input(&**probe, group.first_index, group.steps, messages);
+        }
         // The caller's inputs still serve the error records of whatever fails
         // after this group; after the last one nothing can (but a user
         // component's outputs are checked after it).
@@ -302,6 +306,7 @@ impl TransformChain {
                     }),
                     error_type: match err.kind {
                         ErrorKind::InvalidData => ErrorType::InvalidData,
+                        ErrorKind::Failed if group.script => ErrorType::ScriptError,
                         ErrorKind::Failed => ErrorType::Failed,
                     },
                     stage: Stage::Transform,
@@ -323,6 +328,13 @@ impl TransformChain {
         origins: &[usize],
         parts: &mut Parts<'_>,
     ) {
+        if let Some(probe) = &self.probe {
+            let group = &self.groups[g];
+            let step = group.first_index + group.steps - 1;
+            if probe.wants_step(step) && !outputs.is_empty() {
+                probe.step_output(step, &outputs);
+            }
+        }
         if !last {
             if !outputs.is_empty() {
                 self.run_from(g + 1, &mut outputs, origins, true, parts);

@@ -7,7 +7,9 @@ fn main() {
     let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap_or_default());
     let source = std::env::var("DATAFLOW_BUILTINS_WASM")
         .map(PathBuf::from)
-        .unwrap_or_else(|_| manifest.join("../target/wasm32-wasip2/wasm/dataflow_builtins.wasm"));
+        .unwrap_or_else(|_| {
+            manifest.join("../../target/wasm32-wasip2/wasm/dataflow_builtins.wasm")
+        });
     println!("cargo::rerun-if-changed={}", source.display());
     if !source.exists() {
         println!(
