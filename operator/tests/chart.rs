@@ -154,8 +154,19 @@ fn check_common(documents: &[Value]) {
     assert_eq!(granted, required);
     assert!(
         own.iter().all(|(_, resource, verb)| resource == "leases"
-            || (resource == "secrets" && (verb == "get" || verb == "create"))),
-        "the operator's own Role is for the leader Lease and the hash key Secret only: {own:?}"
+            || (resource == "secrets" && (verb == "get" || verb == "create"))
+            || (resource == "deployments" && ["get", "list", "watch"].contains(&verb.as_str()))),
+        "the operator's own Role is for the leader Lease, the hash key Secret and its own Deployment only: {own:?}"
+    );
+    let own_deployment = leader
+        .rules
+        .iter()
+        .flatten()
+        .find(|r| r.resources.iter().flatten().any(|x| x == "deployments"))
+        .expect("the operator may watch its own Deployment");
+    assert_eq!(
+        own_deployment.resource_names.as_deref(),
+        Some(&["dataflow".to_owned()][..])
     );
 
     // The operator pod is hardened and probed.

@@ -26,6 +26,33 @@ impl Cluster {
             kubeconfig: PathBuf::from(service_env("DATAFLOW_TEST_KUBECONFIG")),
         }
     }
+    /// Fills the built-in aggregated roles (`view`, `edit`, `admin`) with the
+    /// rules of the roles labelled to aggregate into them, as the controller
+    /// manager's clusterrole-aggregation controller does in a real cluster.
+    /// Only a kube-apiserver runs here, so without this `view` has no rules.
+    pub fn aggregate_builtin_roles(&self) {
+        for role in ["view", "edit", "admin"] {
+            let selector = format!("rbac.authorization.k8s.io/aggregate-to-{role}=true");
+            let listed: Value = serde_json::from_str(&self.ok(&[
+                "get",
+                "clusterroles",
+                "-l",
+                &selector,
+                "-o",
+                "json",
+            ]))
+            .expect("a list of ClusterRoles");
+            let rules: Vec<Value> = listed["items"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|r| r["metadata"]["name"] != role)
+                .flat_map(|r| r["rules"].as_array().cloned().unwrap_or_default())
+                .collect();
+            let patch = serde_json::json!({ "rules": rules }).to_string();
+            self.ok(&["patch", "clusterrole", role, "--type=merge", "-p", &patch]);
+        }
+    }
 
     /// The kubeconfig these credentials are in.
     pub fn kubeconfig(&self) -> &Path {

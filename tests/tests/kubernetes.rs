@@ -526,6 +526,7 @@ fn delete_runs_the_finalizer(admin: &Cluster, namespace: &str) {
 #[test]
 fn the_operator_in_a_real_api_server() {
     let admin = Cluster::admin();
+    admin.aggregate_builtin_roles();
     let dir = tempfile::tempdir().expect("a temporary directory");
     let webhook_port = free_port();
     install_chart(&admin, webhook_port);

@@ -134,6 +134,7 @@ fn earlier_operators_objects(admin: &Cluster, namespace: &str, marker: &str) {
     let deployment = json!({"apiVersion": "apps/v1", "kind": "Deployment",
         "metadata": {"name": "dataflow-legacy", "namespace": namespace, "labels": labels, "ownerReferences": owner},
         "spec": {"selector": {"matchLabels": selector},
+                 "strategy": {"type": "Recreate"},
                  "template": {"metadata": {"labels": selector},
                               "spec": {"containers": [{"name": "processor", "image": "dataflow-test:old",
                                          "volumeMounts": [{"name": "spec", "mountPath": "/etc/dataflow", "readOnly": true}]}],

@@ -148,7 +148,22 @@ pub(super) fn a_running_flow_is_tapped_through_the_pod_proxy(
         &format!("--serviceaccount={namespace}:tap-viewer"),
     ]);
     let as_viewer = admin.service_account(namespace, "tap-viewer", &viewer);
-    let refused = dataflow_tap(as_viewer.kubeconfig(), namespace, &[]);
+    // The API server's authorizer learns of a new binding a moment later:
+    // until then even listing the pods is refused.
+    let refused = wait_for(
+        "the viewer's refusal to read the tap Secret",
+        WAIT,
+        || {
+            let output = dataflow_tap(as_viewer.kubeconfig(), namespace, &[]);
+            String::from_utf8_lossy(&output.stderr)
+                .contains("dataflow-tapped-tap")
+                .then_some(output)
+        },
+        || {
+            String::from_utf8_lossy(&dataflow_tap(as_viewer.kubeconfig(), namespace, &[]).stderr)
+                .into_owned()
+        },
+    );
     assert!(!refused.status.success());
     let reason = String::from_utf8_lossy(&refused.stderr);
     assert!(
