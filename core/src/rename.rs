@@ -14,7 +14,8 @@ pub enum KeyCase {
 }
 
 impl KeyCase {
-    fn convert(self, key: &str) -> SmolStr {
+    /// `key` as this case writes it (what `snakeCase` and `camelCase` make of it).
+    pub fn convert(self, key: &str) -> SmolStr {
         SmolStr::from(match self {
             KeyCase::Snake => snake_case_keeping_edges(key),
             KeyCase::UpperCamel => key.to_upper_camel_case(),

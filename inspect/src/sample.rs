@@ -3,6 +3,7 @@
 use dataflow_core::Message;
 use dataflow_core::json::Value;
 use dataflow_core::path::FieldPath;
+use dataflow_core::rename::KeyCase;
 use serde::Serialize;
 
 /// The default most payload bytes a sample carries.
@@ -35,43 +36,21 @@ pub struct Sample {
     pub error: Option<serde_json::Value>,
 }
 
-/// `customerName` as `customer_name` (every ASCII capital after a letter or
-/// digit becomes `_` and its small letter).
-fn snake_case(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() + 4);
-    let mut previous_alnum = false;
-    for c in text.chars() {
-        if c.is_ascii_uppercase() && previous_alnum {
-            out.push('_');
-        }
-        out.push(if previous_alnum {
-            c.to_ascii_lowercase()
-        } else {
-            c
-        });
-        previous_alnum = c.is_ascii_alphanumeric();
-    }
-    out
-}
-
-/// `customer_name` as `customerName` (`_` between two letters or digits
-/// dropped, the letter after it made capital).
-fn camel_case(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut chars = text.chars().peekable();
-    let mut previous_alnum = false;
-    while let Some(c) = chars.next() {
-        if c == '_' && previous_alnum && chars.peek().is_some_and(char::is_ascii_alphanumeric) {
-            if let Some(next) = chars.next() {
-                out.push(next.to_ascii_uppercase());
+/// The path `text` with each key respelled in `case` (`$`, indices and
+/// other punctuation kept): `user.homeAddress` as `user.home_address`.
+fn respelled(text: &str, case: KeyCase) -> String {
+    text.split('.')
+        .map(|segment| {
+            let end = segment.find('[').unwrap_or(segment.len());
+            let (name, rest) = segment.split_at(end);
+            if name.is_empty() || name == "$" {
+                segment.to_owned()
+            } else {
+                format!("{}{rest}", case.convert(name))
             }
-            previous_alnum = true;
-            continue;
-        }
-        out.push(c);
-        previous_alnum = c.is_ascii_alphanumeric();
-    }
-    out
+        })
+        .collect::<Vec<_>>()
+        .join(".")
 }
 
 /// Masks configured fields and cuts payloads to a size.
@@ -88,14 +67,19 @@ impl Shaper {
     }
 
     /// A shaper masking the fields `fields` name (dotted or `$` paths), each
-    /// also in its `snake_case` and `camelCase` spellings: a flow that renames
-    /// keys (`snakeCase`, `camelCase`) must not show after that step the value
-    /// it masks before it. A path that does not parse is skipped (the spec's
-    /// validation reports it).
+    /// also as the `snakeCase` and `camelCase` steps spell it: a flow that
+    /// renames keys must not show after that step the value it masks before
+    /// it. A path that does not parse is skipped (the spec's validation
+    /// reports it).
     pub fn for_fields<'a>(fields: impl IntoIterator<Item = &'a str>) -> Self {
         let mut texts: Vec<String> = Vec::new();
         for field in fields {
-            for text in [field.to_owned(), snake_case(field), camel_case(field)] {
+            let spellings = [
+                field.to_owned(),
+                respelled(field, KeyCase::Snake),
+                respelled(field, KeyCase::UpperCamel),
+            ];
+            for text in spellings {
                 if !texts.contains(&text) {
                     texts.push(text);
                 }
@@ -211,11 +195,13 @@ mod tests {
             r#"{"customerName":"***"}"#
         );
         assert_eq!(
-            masked(r#"{"homeAddress":{"zipCode":"1"}}"#),
-            r#"{"homeAddress":{"zipCode":"***"}}"#
+            masked(r#"{"HomeAddress":{"ZipCode":"1"}}"#),
+            r#"{"HomeAddress":{"ZipCode":"***"}}"#
         );
-        assert_eq!(snake_case("$.user.homeAddress"), "$.user.home_address");
-        assert_eq!(camel_case("_id.a_b"), "_id.aB");
+        assert_eq!(
+            respelled("$.user.homeAddress[0]", KeyCase::Snake),
+            "$.user.home_address[0]"
+        );
     }
 
     #[test]
