@@ -57,7 +57,7 @@ export function transform(doc, ctx) {
         &mut chain(code, ""),
         "RangeError (line 4): negative amount -5",
     );
-    assert_eq!(output.failures[0].error_type, ErrorType::Failed);
+    assert_eq!(output.failures[0].error_type, ErrorType::ScriptError);
 }
 
 #[test]

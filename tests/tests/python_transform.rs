@@ -56,7 +56,7 @@ def transform(doc, ctx):
 "#;
     let mut c = chain(code, "");
     let output = script_steps::check_raise(&mut c, "ValueError (line 5): negative amount -5");
-    assert_eq!(output.failures[0].error_type, ErrorType::Failed);
+    assert_eq!(output.failures[0].error_type, ErrorType::ScriptError);
     assert!(
         output.outputs[0]
             .metadata
