@@ -39,8 +39,8 @@ pub trait Observer: Send + Sync {
     /// The source failed.
     fn read_failed(&self, _error_type: ErrorType) {}
 
-    /// Whether [`Observer::committed`] is wanted (it costs a look at each
-    /// batch's last messages).
+    /// Whether [`Observer::committed`] is wanted (it costs a look at the
+    /// metadata of each batch handed out with a position).
     fn wants_positions(&self) -> bool {
         false
     }
